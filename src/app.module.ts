@@ -1,0 +1,22 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ChatModule } from './chat.module.js';
+import { ConfigModule } from './config/config.module.js';
+import type { AppConfig } from './config/config.schema.js';
+import { HealthModule } from './health/health.module.js';
+import { DatabaseModule } from './persistence/database.module.js';
+
+@Module({})
+export class AppModule {
+  /** `databaseUrl` is the configured server or the embedded one main.ts started. */
+  static forRoot(config: AppConfig, databaseUrl: string): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        DatabaseModule.forRoot({ url: databaseUrl, poolSize: config.database.mode === 'embedded' ? 1 : 10 }),
+        ChatModule,
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { TokenVerifier } from './auth/token-verifier.js';
+import { ChatLimits, RoomBroadcaster } from './chat/chat.ports.js';
+import { ChatService } from './chat/chat.service.js';
+import { APP_CONFIG } from './config/config.module.js';
+import type { AppConfig } from './config/config.schema.js';
+import { ChatGateway } from './realtime/chat.gateway.js';
+import { LocalConnections } from './realtime/local-connections.js';
+import { RoomFanout } from './realtime/room-fanout.js';
+
+/** The chat: one service, one gateway for both transports, and the fan-out between them. */
+@Module({
+  providers: [
+    ChatService,
+    ChatGateway,
+    LocalConnections,
+    RoomFanout,
+    TokenVerifier,
+    { provide: RoomBroadcaster, useExisting: RoomFanout },
+    { provide: ChatLimits, inject: [APP_CONFIG], useFactory: (config: AppConfig) => config.limits },
+  ],
+  exports: [ChatService, LocalConnections, RoomFanout, TokenVerifier],
+})
+export class ChatModule {}

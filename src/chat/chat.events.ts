@@ -1,0 +1,48 @@
+/** The wire protocol in code: event names and payloads shared by every transport. */
+
+export const CLIENT_EVENTS = {
+  roomJoin: 'room.join',
+  roomLeave: 'room.leave',
+  messageSend: 'message.send',
+  messageHistory: 'message.history',
+} as const;
+
+export const SERVER_EVENTS = {
+  session: 'session',
+  messageNew: 'message.new',
+  error: 'error',
+} as const;
+
+export type ServerEvent = (typeof SERVER_EVENTS)[keyof typeof SERVER_EVENTS];
+
+export interface Message {
+  id: string;
+  roomId: string;
+  seq: number;
+  senderId: string;
+  body: string;
+  clientMsgId: string | null;
+  createdAt: string;
+}
+
+export interface SessionPayload {
+  userId: string;
+  connectionId: string;
+}
+
+export interface JoinResult {
+  roomId: string;
+  lastSeq: number;
+  missed?: Message[];
+  hasMore?: boolean;
+}
+
+export interface HistoryPage {
+  messages: Message[];
+  hasMore: boolean;
+}
+
+/** The reply object every request gets, on every transport. */
+export type Reply<T = unknown> =
+  | { ok: true; data: T }
+  | { ok: false; error: { code: string; message: string; details?: Record<string, unknown> } };

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { ChatError } from './chat.errors.js';
+
+const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const MAX_PAGE = 100;
+export const DEFAULT_PAGE = 50;
+
+const roomId = z.string().regex(ROOM_ID, 'must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** Message bodies: stored exactly as sent, so anything Postgres or a client would alter is refused here. */
+function body(maxLength: number) {
+  return z
+    .string()
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL')
+    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)')
+    .refine((s) => s.trim().length > 0, 'must not be empty or white space only')
+    .refine((s) => countCodePoints(s) <= maxLength, `must be at most ${maxLength} characters`);
+}
+
+function countCodePoints(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+export function createSchemas(limits: { maxMessageLength: number }) {
+  return {
+    join: z.object({ roomId, sinceSeq: seq.optional() }),
+    leave: z.object({ roomId }),
+    send: z.object({
+      roomId,
+      body: body(limits.maxMessageLength),
+      clientMsgId: z.string().regex(CLIENT_MSG_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -').optional(),
+    }),
+    history: z
+      .object({
+        roomId,
+        beforeSeq: seq.optional(),
+        afterSeq: seq.optional(),
+        limit: z.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
+      })
+      .refine((q) => q.beforeSeq === undefined || q.afterSeq === undefined, {
+        message: 'beforeSeq and afterSeq cannot be combined',
+        path: ['beforeSeq'],
+      }),
+  };
+}
+
+export type ChatSchemas = ReturnType<typeof createSchemas>;
+
+/**
+ * Parses untrusted request data. Unknown keys are dropped (so client-set sender, seq, id or
+ * timestamps never reach storage); failures name the offending fields.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, data: unknown): z.infer<S> {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ChatError('VALIDATION_FAILED', 'data must be an object', { fields: [] });
+  }
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const fields = [...new Set(result.error.issues.map((i) => String(i.path[0] ?? '')).filter(Boolean))];
+  const first = result.error.issues[0];
+  const message = first ? `${first.path.length ? `${first.path.join('.')}: ` : ''}${first.message}` : 'invalid data';
+  throw new ChatError('VALIDATION_FAILED', message, { fields });
+}

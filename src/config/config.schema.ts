@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** The development secret; the log warns whenever it is in use. Never accepted in production. */
+export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const commaList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const origin = z.string().refine((v) => {
+  try {
+    return new URL(v).origin === v.replace(/\/$/, '');
+  } catch {
+    return false;
+  }
+}, 'each entry must be an origin such as https://chat.example.com');
+
+/** Every environment variable the service reads. Empty strings count as unset. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(3000),
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
+    .default('chat'),
+  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  API_KEYS: commaList.pipe(z.array(z.string().min(16, 'each key must be at least 16 characters'))).optional(),
+  ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
+  MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
+  MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface AppConfig {
+  env: Env['NODE_ENV'];
+  port: number;
+  database: { mode: 'external'; url: string } | { mode: 'embedded'; dataDir: string };
+  redis: { url: string; prefix: string } | null;
+  jwt: { secret: string; isDevSecret: boolean };
+  apiKeys: string[];
+  allowedOrigins: string[] | null;
+  limits: { maxMessageLength: number; maxPayloadBytes: number };
+  logLevel: Env['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const v = source[key];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`));
+  }
+  const env = parsed.data;
+  if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
+    throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production']);
+  }
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    database: env.DATABASE_URL ? { mode: 'external', url: env.DATABASE_URL } : { mode: 'embedded', dataDir: env.DATA_DIR },
+    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
+    jwt: { secret: env.JWT_SECRET ?? DEV_JWT_SECRET, isDevSecret: !env.JWT_SECRET },
+    apiKeys: env.API_KEYS ?? [],
+    allowedOrigins: env.ALLOWED_ORIGINS ?? null,
+    limits: { maxMessageLength: env.MAX_MESSAGE_LENGTH, maxPayloadBytes: env.MAX_PAYLOAD_BYTES },
+    logLevel: env.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,4 @@
+import { MessageEntity } from './message.entity.js';
+import { RoomEntity } from './room.entity.js';
+
+export const entities = [RoomEntity, MessageEntity];

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, LessThan, MoreThan, type FindOptionsWhere } from 'typeorm';
+import { StorageUnavailableError } from '../chat/chat.errors.js';
+import type { HistoryPage, Message } from '../chat/chat.events.js';
+import { MessageStore, type NewMessage, type PageQuery } from '../chat/chat.ports.js';
+import { MessageEntity } from './entities/message.entity.js';
+import { RoomEntity } from './entities/room.entity.js';
+
+interface InsertedRow {
+  created_at: Date;
+}
+
+@Injectable()
+export class TypeOrmMessageStore extends MessageStore {
+  constructor(@InjectDataSource() private readonly db: DataSource) {
+    super();
+  }
+
+  /**
+   * One transaction: lock the room row while taking its next seq, then insert. A duplicate
+   * clientMsgId (ON CONFLICT DO NOTHING) rolls the seq back, so seqs stay gap-free; concurrent
+   * duplicates queue on the room lock, and the later one finds the committed row.
+   */
+  async append(input: NewMessage): Promise<{ message: Message; created: boolean }> {
+    return this.guard(async () => {
+      const qr = this.db.createQueryRunner();
+      await qr.connect();
+      try {
+        await qr.startTransaction();
+        const [{ last_seq: seqText }] = (await qr.query(
+          `INSERT INTO rooms (id, last_seq) VALUES ($1, 1)
+           ON CONFLICT (id) DO UPDATE SET last_seq = rooms.last_seq + 1
+           RETURNING last_seq`,
+          [input.roomId],
+        )) as { last_seq: string }[];
+        const id = randomUUID();
+        const seq = Number(seqText);
+        const inserted = (await qr.query(
+          `INSERT INTO messages (id, room_id, seq, sender_id, body, client_msg_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING
+           RETURNING created_at`,
+          [id, input.roomId, seq, input.senderId, input.body, input.clientMsgId],
+        )) as InsertedRow[];
+        if (inserted.length === 0) {
+          await qr.rollbackTransaction();
+          return { message: await this.findByClientMsgId(input), created: false };
+        }
+        await qr.commitTransaction();
+        return { message: { id, ...input, seq, createdAt: inserted[0].created_at.toISOString() }, created: true };
+      } catch (err) {
+        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+        throw err;
+      } finally {
+        await qr.release();
+      }
+    });
+  }
+
+  async openRoom(roomId: string): Promise<number> {
+    return this.guard(async () => {
+      const rooms = this.db.getRepository(RoomEntity);
+      await rooms.createQueryBuilder().insert().values({ id: roomId }).orIgnore().execute();
+      const room = await rooms.findOneByOrFail({ id: roomId });
+      return room.lastSeq;
+    });
+  }
+
+  /** Keyset paging on (room_id, seq), served by the unique index; returns ascending seqs. */
+  async page({ roomId, beforeSeq, afterSeq, limit }: PageQuery): Promise<HistoryPage> {
+    return this.guard(async () => {
+      const where: FindOptionsWhere<MessageEntity> = { roomId };
+      if (afterSeq !== undefined) where.seq = MoreThan(afterSeq);
+      else if (beforeSeq !== undefined) where.seq = LessThan(beforeSeq);
+      const ascending = afterSeq !== undefined;
+      const rows = await this.db.getRepository(MessageEntity).find({
+        where,
+        order: { seq: ascending ? 'ASC' : 'DESC' },
+        take: limit + 1,
+      });
+      const hasMore = rows.length > limit;
+      const pageRows = rows.slice(0, limit);
+      if (!ascending) pageRows.reverse();
+      return { messages: pageRows.map(toMessage), hasMore };
+    });
+  }
+
+  private async findByClientMsgId(input: NewMessage): Promise<Message> {
+    const row = await this.db.getRepository(MessageEntity).findOneByOrFail({
+      roomId: input.roomId,
+      senderId: input.senderId,
+      clientMsgId: input.clientMsgId ?? undefined,
+    });
+    return toMessage(row);
+  }
+
+  /** Any database failure means the outcome is unconfirmed: the caller sees UNAVAILABLE. */
+  private async guard<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      throw new StorageUnavailableError(err);
+    }
+  }
+}
+
+export function toMessage(row: MessageEntity): Message {
+  return {
+    id: row.id,
+    roomId: row.roomId,
+    seq: row.seq,
+    senderId: row.senderId,
+    body: row.body,
+    clientMsgId: row.clientMsgId,
+    createdAt: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,50 @@
+import { Injectable } from '@nestjs/common';
+import type { Server } from 'socket.io';
+import type { ChatConnection, Transport } from './chat-connection.js';
+import type { WsConnection } from './ws-connection.js';
+
+/**
+ * The connections of this instance and their rooms. socket.io keeps its own rooms; raw ws
+ * room membership lives here. Delivery to a room reaches each local member exactly once.
+ */
+@Injectable()
+export class LocalConnections {
+  private io: Server | null = null;
+  private readonly connections = new Set<ChatConnection>();
+  private readonly wsRooms = new Map<string, Set<WsConnection>>();
+
+  attach(io: Server): void {
+    this.io = io;
+  }
+
+  add(conn: ChatConnection): void {
+    this.connections.add(conn);
+    conn.onClose(() => this.connections.delete(conn));
+  }
+
+  count(transport: Transport): number {
+    let n = 0;
+    for (const c of this.connections) if (c.transport === transport) n++;
+    return n;
+  }
+
+  joinWs(roomId: string, conn: WsConnection): void {
+    let members = this.wsRooms.get(roomId);
+    if (!members) this.wsRooms.set(roomId, (members = new Set()));
+    members.add(conn);
+  }
+
+  leaveWs(roomId: string, conn: WsConnection): void {
+    const members = this.wsRooms.get(roomId);
+    if (members?.delete(conn) && members.size === 0) this.wsRooms.delete(roomId);
+  }
+
+  /** Delivers to this instance's members of the room only; other instances do the same for theirs. */
+  deliver(roomId: string, event: string, data: unknown): void {
+    this.io?.local.to(roomId).emit(event, data);
+    const members = this.wsRooms.get(roomId);
+    if (!members?.size) return;
+    const frame = JSON.stringify({ event, data });
+    for (const conn of members) conn.sendFrame(frame);
+  }
+}

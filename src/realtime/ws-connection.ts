@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import type { Identity } from '../auth/identity.js';
+import type { Reply } from '../chat/chat.events.js';
+import { ChatConnection, type RequestListener } from './chat-connection.js';
+import type { LocalConnections } from './local-connections.js';
+
+interface Frame {
+  event?: unknown;
+  data?: unknown;
+  id?: unknown;
+}
+
+/**
+ * A raw WebSocket client speaking JSON frames: requests `{event, data, id?}`, replies
+ * `{id, ok, ...}`, pushes `{event, data}`.
+ */
+export class WsConnection extends ChatConnection {
+  private readonly rooms = new Set<string>();
+
+  constructor(
+    readonly ws: WebSocket,
+    user: Identity,
+    private readonly local: LocalConnections,
+  ) {
+    super(randomUUID(), 'ws', user);
+    ws.once('close', (code) => {
+      for (const roomId of this.rooms) local.leaveWs(roomId, this);
+      this.notifyClosed(`close ${code}`);
+    });
+  }
+
+  push(event: string, data: unknown): void {
+    this.sendFrame(JSON.stringify({ event, data }));
+  }
+
+  /** Sends an already serialised frame; broadcasts serialise once for all ws members. */
+  sendFrame(frame: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
+  }
+
+  join(roomId: string): void {
+    this.rooms.add(roomId);
+    this.local.joinWs(roomId, this);
+  }
+
+  leave(roomId: string): void {
+    this.rooms.delete(roomId);
+    this.local.leaveWs(roomId, this);
+  }
+
+  onRequest(listener: RequestListener): void {
+    this.ws.on('message', (raw: WebSocket.RawData, isBinary: boolean) => {
+      const frame = isBinary ? undefined : parseFrame(raw.toString());
+      const id = typeof frame?.id === 'string' ? frame.id : undefined;
+      if (!frame || typeof frame.event !== 'string') {
+        const reason = isBinary ? 'binary frames are not supported' : 'a frame must be a JSON object with a string "event"';
+        this.respondTo(id, { ok: false, error: { code: 'BAD_REQUEST', message: reason } });
+        return;
+      }
+      const reply = id === undefined ? undefined : (r: Reply) => this.sendFrame(JSON.stringify({ id, ...r }));
+      listener(frame.event, frame.data, this.responder(frame.event, reply));
+    });
+  }
+
+  private respondTo(id: string | undefined, r: Reply & { ok: false }): void {
+    if (id !== undefined) this.sendFrame(JSON.stringify({ id, ...r }));
+    else this.push('error', r.error);
+  }
+}
+
+function parseFrame(text: string): Frame | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Frame) : undefined;
+  } catch {
+    return undefined;
+  }
+}
