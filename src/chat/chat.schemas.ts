@@ -3,6 +3,8 @@ import { ChatError } from './chat.errors.js';
 
 const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
+// Unicode White_Space, which String.prototype.trim does not match exactly (it misses U+0085).
+const ONLY_WHITE_SPACE = /^\p{White_Space}*$/u;
 
 export const MAX_PAGE = 100;
 export const DEFAULT_PAGE = 50;
@@ -16,7 +18,7 @@ function body(maxLength: number) {
     .string()
     .refine((s) => !s.includes('\u0000'), 'must not contain NUL')
     .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)')
-    .refine((s) => s.trim().length > 0, 'must not be empty or white space only')
+    .refine((s) => !ONLY_WHITE_SPACE.test(s), 'must not be empty or white space only')
     .refine((s) => countCodePoints(s) <= maxLength, `must be at most ${maxLength} characters`);
 }
 

@@ -33,7 +33,7 @@ export class ChatService {
     return { roomId, lastSeq: Math.max(lastSeq, newest), missed: messages, hasMore };
   }
 
-  leave(data: unknown, unsubscribe: (roomId: string) => void): { roomId: string } {
+  async leave(data: unknown, unsubscribe: (roomId: string) => void): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.leave, data);
     unsubscribe(roomId);
     return { roomId };
@@ -52,7 +52,7 @@ export class ChatService {
     return message;
   }
 
-  history(data: unknown): Promise<HistoryPage> {
+  async history(data: unknown): Promise<HistoryPage> {
     return this.store.page(parseInput(this.schemas.history, data));
   }
 }

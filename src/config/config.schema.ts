@@ -29,16 +29,20 @@ const url = (protocols: string[]) =>
       }
     }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
-const origin = z.string().refine((v) => {
-  try {
-    return new URL(v).origin === v.replace(/\/$/, '');
-  } catch {
-    return false;
-  }
-}, 'each entry must be an origin such as https://chat.example.com');
+const origin = z
+  .string()
+  .refine((v) => {
+    try {
+      return new URL(v).origin === v.replace(/\/$/, '');
+    } catch {
+      return false;
+    }
+  }, 'each entry must be an origin such as https://chat.example.com')
+  .transform((v) => new URL(v).origin);
 
 /** Every environment variable the service reads. Empty strings count as unset. */
-const envSchema = z.object({
+const envSchema = z
+  .object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
@@ -54,7 +58,13 @@ const envSchema = z.object({
   MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
   MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
-});
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== 'production') return;
+    if (!env.JWT_SECRET) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required when NODE_ENV=production' });
+    else if (env.JWT_SECRET === DEV_JWT_SECRET)
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'the published development secret is refused in production' });
+  });
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -88,15 +98,12 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0] ?? 'environment')}: ${i.message}`));
   }
   const env = parsed.data;
-  if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
-    throw new ConfigError(['JWT_SECRET: required when NODE_ENV=production']);
-  }
   return {
     env: env.NODE_ENV,
     port: env.PORT,
     database: env.DATABASE_URL ? { mode: 'external', url: env.DATABASE_URL } : { mode: 'embedded', dataDir: env.DATA_DIR },
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
-    jwt: { secret: env.JWT_SECRET ?? DEV_JWT_SECRET, isDevSecret: !env.JWT_SECRET },
+    jwt: { secret: env.JWT_SECRET ?? DEV_JWT_SECRET, isDevSecret: (env.JWT_SECRET ?? DEV_JWT_SECRET) === DEV_JWT_SECRET },
     apiKeys: env.API_KEYS ?? [],
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
     limits: { maxMessageLength: env.MAX_MESSAGE_LENGTH, maxPayloadBytes: env.MAX_PAYLOAD_BYTES },

@@ -24,6 +24,9 @@ export class WsConnection extends ChatConnection {
     private readonly local: LocalConnections,
   ) {
     super(randomUUID(), 'ws', user);
+    // ws reports protocol violations (oversized or invalid UTF-8 frames) as 'error' and then
+    // closes with the matching code (1009, 1007); without a listener the error would crash the process.
+    ws.on('error', () => undefined);
     ws.once('close', (code) => {
       for (const roomId of this.rooms) local.leaveWs(roomId, this);
       this.notifyClosed(`close ${code}`);

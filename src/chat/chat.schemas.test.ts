@@ -1,0 +1,230 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChatError } from './chat.errors.js';
+import { createSchemas, DEFAULT_PAGE, MAX_PAGE, parseInput } from './chat.schemas.js';
+
+const schemas = createSchemas({ maxMessageLength: 4000 });
+
+/** Runs parseInput expecting a VALIDATION_FAILED ChatError and returns it. */
+function refusal(run: () => unknown): ChatError {
+  let caught: unknown;
+  try {
+    run();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ChatError, `expected a ChatError, got ${String(caught)}`);
+  assert.equal(caught.code, 'VALIDATION_FAILED');
+  return caught;
+}
+
+describe('roomId', () => {
+  const accepted = [
+    'a',
+    '0',
+    'Z'.repeat(128),
+    'a' + '-'.repeat(127),
+    'room.with_all:kinds-of-chars',
+    'a.',
+    '9:',
+  ];
+  for (const roomId of accepted) {
+    it(`accepts ${JSON.stringify(roomId.length > 20 ? `${roomId.slice(0, 8)}… (${roomId.length} chars)` : roomId)}`, () => {
+      assert.deepEqual(parseInput(schemas.leave, { roomId }), { roomId });
+    });
+  }
+
+  const refused: [string, unknown][] = [
+    ['129 chars', 'a'.repeat(129)],
+    ['empty', ''],
+    ['leading dash', '-room'],
+    ['leading dot', '.room'],
+    ['leading underscore', '_room'],
+    ['leading colon', ':room'],
+    ['inner space', 'my room'],
+    ['leading space', ' room'],
+    ['trailing space', 'room '],
+    ['trailing newline', 'room\n'],
+    ['slash', 'a/b'],
+    ['backslash', 'a\\b'],
+    ['ümlaut', 'ümlaut'],
+    ['Latin letter with umlaut inside', 'r\u00fcm'],
+    ['Cyrillic а look-alike', 'ch\u0430t'],
+    ['Cyrillic first letter', '\u0430bc'],
+    ['fullwidth letters', '\uff52\uff4f\uff4f\uff4d'],
+    ['NUL', 'room\u0000'],
+    ['emoji', 'room😀'],
+    ['number instead of string', 42],
+    ['null', null],
+  ];
+  for (const [name, roomId] of refused) {
+    it(`refuses ${name}`, () => {
+      const err = refusal(() => parseInput(schemas.leave, { roomId }));
+      assert.deepEqual(err.details, { fields: ['roomId'] });
+      assert.match(err.message, /^roomId: /);
+    });
+  }
+
+  it('refuses a missing roomId, naming it', () => {
+    const err = refusal(() => parseInput(schemas.join, {}));
+    assert.deepEqual(err.details, { fields: ['roomId'] });
+  });
+});
+
+describe('sinceSeq / beforeSeq / afterSeq', () => {
+  it('accepts sinceSeq 0 and MAX_SAFE_INTEGER', () => {
+    assert.deepEqual(parseInput(schemas.join, { roomId: 'r', sinceSeq: 0 }), { roomId: 'r', sinceSeq: 0 });
+    assert.deepEqual(parseInput(schemas.join, { roomId: 'r', sinceSeq: Number.MAX_SAFE_INTEGER }), {
+      roomId: 'r',
+      sinceSeq: Number.MAX_SAFE_INTEGER,
+    });
+  });
+
+  it('omits sinceSeq from the result when it was not sent', () => {
+    const parsed = parseInput(schemas.join, { roomId: 'r' });
+    assert.deepEqual(parsed, { roomId: 'r' });
+    assert.equal(Object.hasOwn(parsed, 'sinceSeq'), false);
+  });
+
+  for (const sinceSeq of [-1, 1.5, -0.5, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER + 2, '3', null, true]) {
+    it(`refuses sinceSeq ${typeof sinceSeq === 'string' ? JSON.stringify(sinceSeq) : String(sinceSeq)}`, () => {
+      const err = refusal(() => parseInput(schemas.join, { roomId: 'r', sinceSeq }));
+      assert.deepEqual(err.details, { fields: ['sinceSeq'] });
+    });
+  }
+
+  it('refuses beforeSeq with afterSeq, naming beforeSeq', () => {
+    const err = refusal(() => parseInput(schemas.history, { roomId: 'r', beforeSeq: 5, afterSeq: 1 }));
+    assert.deepEqual(err.details, { fields: ['beforeSeq'] });
+    assert.equal(err.message, 'beforeSeq: beforeSeq and afterSeq cannot be combined');
+  });
+
+  it('applies the default and maximum page sizes', () => {
+    assert.equal(DEFAULT_PAGE, 50);
+    assert.equal(MAX_PAGE, 100);
+    assert.deepEqual(parseInput(schemas.history, { roomId: 'r' }), { roomId: 'r', limit: 50 });
+    assert.deepEqual(parseInput(schemas.history, { roomId: 'r', limit: 100 }), { roomId: 'r', limit: 100 });
+    assert.deepEqual(parseInput(schemas.history, { roomId: 'r', limit: 1, afterSeq: 0 }), { roomId: 'r', limit: 1, afterSeq: 0 });
+  });
+});
+
+describe('details.fields and the error message', () => {
+  it('lists every offending top-level field once, in schema order', () => {
+    const err = refusal(() => parseInput(schemas.send, { roomId: '', body: 'x'.repeat(4001), clientMsgId: '!' }));
+    assert.deepEqual(err.details, { fields: ['roomId', 'body', 'clientMsgId'] });
+  });
+
+  it('names a field once even when it fails several checks', () => {
+    const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: ' \u0000 ' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+  });
+
+  it('prefixes the message with the first offending field', () => {
+    const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: 'a\u0000' }));
+    assert.equal(err.message, 'body: must not contain NUL');
+  });
+
+  it('refuses non-object data with an empty fields list', () => {
+    for (const data of [null, undefined, [], [{ roomId: 'r' }], 'r', 0, 1, true]) {
+      const err = refusal(() => parseInput(schemas.leave, data));
+      assert.deepEqual(err.details, { fields: [] });
+      assert.equal(err.message, 'data must be an object');
+    }
+  });
+
+  it('produces an error body with code, message and details', () => {
+    const err = refusal(() => parseInput(schemas.leave, { roomId: '-' }));
+    assert.deepEqual(err.toBody(), { code: 'VALIDATION_FAILED', message: err.message, details: { fields: ['roomId'] } });
+  });
+});
+
+describe('parsed result', () => {
+  it('is a fresh object without unknown keys', () => {
+    const input = { roomId: 'r', body: 'hi', clientMsgId: 'c_1', senderId: 'mallory', seq: 9, id: 'x', createdAt: 'then' };
+    const parsed = parseInput(schemas.send, input);
+    assert.notEqual(parsed, input);
+    assert.deepEqual(parsed, { roomId: 'r', body: 'hi', clientMsgId: 'c_1' });
+    assert.deepEqual(Object.keys(parsed), ['roomId', 'body', 'clientMsgId']);
+    assert.equal(input.senderId, 'mallory', 'the input is left untouched');
+  });
+
+  it('has no own __proto__ key and the ordinary prototype when the input came from JSON.parse', () => {
+    const input: unknown = JSON.parse('{"roomId":"r","body":"hi","__proto__":{"isAdmin":true,"body":"evil"}}');
+    assert.equal(Object.hasOwn(input as object, '__proto__'), true, 'JSON.parse creates an own __proto__ key');
+    const parsed = parseInput(schemas.send, input);
+    assert.deepEqual(parsed, { roomId: 'r', body: 'hi' });
+    assert.equal(Object.hasOwn(parsed, '__proto__'), false);
+    assert.equal(Object.getPrototypeOf(parsed), Object.prototype);
+    assert.equal((parsed as Record<string, unknown>)['isAdmin'], undefined);
+    assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined, 'Object.prototype is not polluted');
+  });
+
+  it('drops a constructor/prototype key from history queries', () => {
+    const input: unknown = JSON.parse('{"roomId":"r","constructor":{"prototype":{"x":1}},"limit":5}');
+    const parsed = parseInput(schemas.history, input);
+    assert.deepEqual(Object.keys(parsed).sort(), ['limit', 'roomId']);
+  });
+});
+
+describe('message body limits', () => {
+  it('counts code points, not UTF-16 units, with the default 4000 limit', () => {
+    const atLimit = '😀'.repeat(4000);
+    assert.equal(atLimit.length, 8000);
+    assert.equal(parseInput(schemas.send, { roomId: 'r', body: atLimit }).body, atLimit);
+    const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: atLimit + 'a' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+    assert.equal(err.message, 'body: must be at most 4000 characters');
+  });
+
+  it('respects another maxMessageLength given to createSchemas', () => {
+    const small = createSchemas({ maxMessageLength: 3 });
+    assert.equal(parseInput(small.send, { roomId: 'r', body: '👍🏽!' }).body, '👍🏽!');
+    const err = refusal(() => parseInput(small.send, { roomId: 'r', body: 'abcd' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+    assert.equal(err.message, 'body: must be at most 3 characters');
+
+    const large = createSchemas({ maxMessageLength: 10_000 });
+    const body = 'x'.repeat(10_000);
+    assert.equal(parseInput(large.send, { roomId: 'r', body }).body, body);
+    refusal(() => parseInput(large.send, { roomId: 'r', body: body + 'x' }));
+    refusal(() => parseInput(schemas.send, { roomId: 'r', body }));
+  });
+
+  it('keeps each schema set independent of the others', () => {
+    const tiny = createSchemas({ maxMessageLength: 1 });
+    refusal(() => parseInput(tiny.send, { roomId: 'r', body: 'ab' }));
+    assert.equal(parseInput(schemas.send, { roomId: 'r', body: 'ab' }).body, 'ab');
+  });
+
+  it('accepts a single non-white-space character between white space and keeps it as sent', () => {
+    assert.equal(parseInput(schemas.send, { roomId: 'r', body: '\n x \t' }).body, '\n x \t');
+  });
+
+  it('accepts well-formed surrogate pairs and refuses a reversed pair', () => {
+    assert.equal(parseInput(schemas.send, { roomId: 'r', body: '\ud83d\ude00' }).body, '😀');
+    const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: '\ude00\ud83d' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+  });
+
+  it('refuses a body made only of U+0085 NEXT LINE, which Unicode classes as white space', () => {
+    // protocol.md: body must be "not empty after removing Unicode white space at both ends".
+    // U+0085 has the Unicode White_Space property, but String.prototype.trim does not remove it.
+    const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: '\u0085' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+  });
+});
+
+describe('clientMsgId', () => {
+  it('accepts 1 and 64 characters of [A-Za-z0-9_-]', () => {
+    for (const clientMsgId of ['a', '_', '-', 'A'.repeat(64), 'abc-DEF_123']) {
+      assert.equal(parseInput(schemas.send, { roomId: 'r', body: 'b', clientMsgId }).clientMsgId, clientMsgId);
+    }
+  });
+
+  it('refuses other characters and lengths', () => {
+    for (const clientMsgId of ['', 'a'.repeat(65), 'a.b', 'a:b', 'ü', 'a b', 'a\n', 5]) {
+      const err = refusal(() => parseInput(schemas.send, { roomId: 'r', body: 'b', clientMsgId }));
+      assert.deepEqual(err.details, { fields: ['clientMsgId'] });
+    }
+  });
+});

@@ -1,0 +1,40 @@
+import { createTestDatabase, type TestDatabase } from './database.js';
+import { clusterEnv, redisPrefix, startInstance, type Instance } from './instance.js';
+import type { TestClient } from './clients.js';
+
+export interface Cluster {
+  db: TestDatabase;
+  instances: Instance[];
+  /** Clients to close in stop(). */
+  track<T extends TestClient>(client: T): T;
+  stop(): Promise<void>;
+}
+
+/** `count` instances on a fresh database and one Redis prefix, started together as replicas are. */
+export async function startCluster(count: number, env: Record<string, string | undefined> = {}): Promise<Cluster> {
+  const db = await createTestDatabase();
+  const prefix = redisPrefix();
+  const clients = new Set<TestClient>();
+  let instances: Instance[] = [];
+  try {
+    instances = await Promise.all(
+      Array.from({ length: count }, (_, i) => startInstance(String.fromCharCode(65 + i), { ...clusterEnv(db.url, prefix), ...env })),
+    );
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+  return {
+    db,
+    instances,
+    track(client) {
+      clients.add(client);
+      return client;
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await Promise.all(instances.map((i) => i.stop()));
+      await db.drop();
+    },
+  };
+}
