@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connect, sleep, type WsTestClient, type TestClient } from './support/clients.js';
+import { connect, sleep, type IoTestClient, type WsTestClient, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { setDatabaseReachable } from './support/database.js';
 import { tokenFor } from './support/tokens.js';
@@ -88,6 +88,14 @@ describe('error codes on both transports', () => {
     const c = (await connect('ws', cluster.instances[0].url, await tokenFor('big-frame'))) as WsTestClient;
     c.sendRaw(JSON.stringify({ event: 'message.send', data: { roomId: room, body: 'x'.repeat(70 * 1024) } }));
     assert.equal((await c.closed).code, 1009);
+  });
+
+  it('disconnects a socket.io client whose packet is over the payload limit', async () => {
+    const c = await connect('io', cluster.instances[0].url, await tokenFor('big-packet'));
+    const reason = new Promise<string>((resolve) => (c as IoTestClient).socket.once('disconnect', resolve));
+    c.emit('message.send', { roomId: room, body: 'x'.repeat(70 * 1024) });
+    assert.equal(await reason, 'transport close');
+    assert.equal((await ioClient.request('message.history', { roomId: room })).ok, true, 'other clients unaffected');
   });
 
   it('UNAVAILABLE while the database is unreachable, then sends succeed again without a restart', async () => {
