@@ -23,7 +23,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['socket.io', 'socket.io-*', 'ws', '@nestjs/websockets', '@nestjs/platform-*'], message: 'The chat domain must not import a transport.' },
+            {
+              group: ['socket.io', 'socket.io-*', 'ws', '@nestjs/websockets', '@nestjs/platform-*'],
+              message: 'The chat domain must not import a transport.',
+            },
             { group: ['**/realtime/**', '**/persistence/**'], message: 'The chat domain depends only on its ports.' },
           ],
         },

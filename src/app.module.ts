@@ -3,7 +3,9 @@ import { ChatModule } from './chat.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
+import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
+import { RedisModule } from './redis/redis.module.js';
 
 @Module({})
 export class AppModule {
@@ -13,7 +15,13 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        DatabaseModule.forRoot({ url: databaseUrl, poolSize: config.database.mode === 'embedded' ? 1 : 10 }),
+        LifecycleModule,
+        RedisModule,
+        DatabaseModule.forRoot({
+          url: databaseUrl,
+          poolSize: config.database.mode === 'embedded' ? 1 : config.db.poolSize,
+          timeoutMs: config.db.timeoutMs,
+        }),
         ChatModule,
         HealthModule,
       ],

@@ -5,6 +5,7 @@ import { ChatService } from './chat/chat.service.js';
 import { APP_CONFIG } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
+import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
 import { RoomFanout } from './realtime/room-fanout.js';
 
@@ -14,6 +15,7 @@ import { RoomFanout } from './realtime/room-fanout.js';
     ChatService,
     ChatGateway,
     LocalConnections,
+    ConnectionSupervisor,
     RoomFanout,
     TokenVerifier,
     { provide: RoomBroadcaster, useExisting: RoomFanout },

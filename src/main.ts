@@ -1,16 +1,18 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Logger } from 'pino';
 import { AppModule } from './app.module.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
+import { ShutdownGate } from './lifecycle/shutdown-gate.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { MigrationRunner } from './persistence/migration-runner.js';
 import { DualTransportAdapter } from './realtime/dual-transport.adapter.js';
 import { LocalConnections } from './realtime/local-connections.js';
-import { createRedisAdapter, type RedisAdapterHandle } from './realtime/redis-adapter.js';
 import { RoomFanout } from './realtime/room-fanout.js';
+import { RedisClients } from './redis/redis-clients.js';
 
 function readConfig(): AppConfig {
   try {
@@ -33,23 +35,26 @@ async function main(): Promise<void> {
     log.info({ dataDir: embedded.dataDir }, 'DATABASE_URL is not set: using the embedded Postgres (single instance, development only)');
   }
   const databaseUrl = embedded?.url ?? (config.database as { url: string }).url;
-  const redis: RedisAdapterHandle | null = config.redis ? createRedisAdapter(config.redis.url, config.redis.prefix) : null;
 
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
     logger: new PinoNestLogger(log),
   });
+  const redis = app.get(RedisClients);
   const fanout = app.get(RoomFanout);
   const tokens = app.get(TokenVerifier);
+  const gate = app.get(ShutdownGate);
   app.useWebSocketAdapter(
     new DualTransportAdapter(app, {
       wsPath: '/ws',
       maxPayloadBytes: config.limits.maxPayloadBytes,
       corsAnyOrigin: config.env !== 'production',
+      heartbeat: config.heartbeat,
+      gate,
       authenticate: (token) => tokens.verify(token),
       connections: app.get(LocalConnections),
       onServer: (io) => {
         if (!redis) return;
-        io.adapter(redis.adapter);
+        io.adapter(redis.socketIoAdapter());
         fanout.relayThrough(io);
       },
     }),
@@ -59,21 +64,44 @@ async function main(): Promise<void> {
   await app.listen(config.port);
   log.info(
     { port: config.port, database: config.database.mode, fanout: redis ? 'redis' : 'in-process' },
-    redis ? 'chat service listening; fan-out through Redis' : 'chat service listening; REDIS_URL is not set: in-process fan-out (single instance)',
+    redis
+      ? 'chat service listening; fan-out through Redis'
+      : 'chat service listening; REDIS_URL is not set: in-process fan-out (single instance)',
   );
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
+  const shutdown = onceOnly(async (signal: string) => {
+    const { drainMs, timeoutMs } = config.shutdown;
+    const started = Date.now();
+    forceExitAfter(timeoutMs, log);
+    log.info({ signal, drainMs, timeoutMs }, 'draining: readiness fails and new connections are refused');
+    gate.beginDraining();
+    await sleep(drainMs);
+    gate.beginClosing();
+    // Leave a share of the bound for closing connections, the database pool and Redis.
+    const idle = await gate.whenIdle(Math.max(timeoutMs - drainMs - 2000, 500));
+    if (!idle) log.warn('requests still in flight at the drain deadline; closing anyway');
     await app.close();
-    await redis?.close();
     await embedded?.stop();
+    log.info({ ms: Date.now() - started }, 'stopped');
     process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  });
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function onceOnly<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let running: Promise<void> | null = null;
+  return (...args) => (running ??= fn(...args));
+}
+
+/** The bound promised to orchestrators: whatever hangs, the process is gone by then. */
+function forceExitAfter(ms: number, log: Logger): void {
+  setTimeout(() => {
+    log.error({ ms }, 'shutdown did not finish in time; exiting');
+    process.exit(0);
+  }, ms).unref();
 }
 
 main().catch((err: unknown) => {

@@ -34,13 +34,20 @@ describe('fan-out across two instances and three client kinds', () => {
 
   it('gives every joined connection every message exactly once, and nothing to others', async () => {
     const acks = await Promise.all(members.map((c, i) => c.ok('message.send', { roomId: room, body: `hello ${i} from ${c.kind}` })));
-    assert.deepEqual(acks.map((m) => m.seq).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      acks.map((m) => m.seq).sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6],
+    );
     await Promise.all(members.flatMap((c) => acks.map((m) => c.waitFor('message.new', (p) => p.id === m.id))));
     await sleep(500); // duplicates would arrive right behind the originals
     for (const c of members) {
       const got = c.messagesIn(room);
       assert.equal(got.length, acks.length, `${c.kind} got ${got.length} pushes`);
-      for (const ack of acks) assert.deepEqual(got.find((m) => m.id === ack.id), ack);
+      for (const ack of acks)
+        assert.deepEqual(
+          got.find((m) => m.id === ack.id),
+          ack,
+        );
     }
     assert.equal(outsider.messagesIn(room).length, 0);
   });
@@ -51,7 +58,10 @@ describe('fan-out across two instances and three client kinds', () => {
     const msg = await members[0].ok('message.send', { roomId: room, body: 'after the leave' });
     await Promise.all(stayers.map((c) => c.waitFor('message.new', (m) => m.id === msg.id)));
     await sleep(300);
-    assert.equal(leaver.messagesIn(room).some((m) => m.id === msg.id), false);
+    assert.equal(
+      leaver.messagesIn(room).some((m) => m.id === msg.id),
+      false,
+    );
   });
 
   it('stores and delivers a request sent without ack or id', async () => {

@@ -10,7 +10,14 @@ import { tokenFor } from './support/tokens.js';
 describe('embedded mode: no DATABASE_URL, no REDIS_URL', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'chat-embedded-'));
   let inst: Instance | undefined;
-  const env = { DATABASE_URL: undefined, REDIS_URL: undefined, JWT_SECRET: undefined, NODE_ENV: 'development', LOG_LEVEL: 'info', DATA_DIR: dataDir };
+  const env = {
+    DATABASE_URL: undefined,
+    REDIS_URL: undefined,
+    JWT_SECRET: undefined,
+    NODE_ENV: 'development',
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+  };
 
   after(async () => {
     await inst?.stop();
@@ -38,7 +45,10 @@ describe('embedded mode: no DATABASE_URL, no REDIS_URL', () => {
     const token = await tokenFor('dev-user', { secret: 'dev-only-insecure-jwt-secret-change-me' });
     const c = await connect('ws', inst.url, token);
     const page = await c.ok('message.history', { roomId: 'lobby' });
-    assert.deepEqual(page.messages.map((m: { body: string }) => m.body), ['hello embedded']);
+    assert.deepEqual(
+      page.messages.map((m: { body: string }) => m.body),
+      ['hello embedded'],
+    );
     const next = await c.ok('message.send', { roomId: 'lobby', body: 'second' });
     assert.equal(next.seq, 2);
     c.close();

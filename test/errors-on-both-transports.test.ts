@@ -56,7 +56,8 @@ describe('error codes on both transports', () => {
       }
       const h = await c.request('message.history', { roomId: room, beforeSeq: 5, afterSeq: 1 });
       assert.equal(h.error?.code, 'VALIDATION_FAILED');
-      for (const limit of [0, 101, -1, 1e9, '10']) assert.equal((await c.request('message.history', { roomId: room, limit })).error?.code, 'VALIDATION_FAILED');
+      for (const limit of [0, 101, -1, 1e9, '10'])
+        assert.equal((await c.request('message.history', { roomId: room, limit })).error?.code, 'VALIDATION_FAILED');
     }
     assert.equal(await storedCount(), before);
   });

@@ -17,7 +17,10 @@ describe('history paging and recovery with sinceSeq', () => {
     cluster = await startCluster(2);
     const [A, B] = cluster.instances;
     writer = cluster.track(await connect('ws', A.url, await tokenFor('writer')));
-    readers = [cluster.track(await connect('io', B.url, await tokenFor('reader'))), cluster.track(await connect('ws', B.url, await tokenFor('reader')))];
+    readers = [
+      cluster.track(await connect('io', B.url, await tokenFor('reader'))),
+      cluster.track(await connect('ws', B.url, await tokenFor('reader'))),
+    ];
     for (let i = 1; i <= 130; i++) await writer.ok('message.send', { roomId: room, body: `h-${i}` });
   });
   after(() => cluster.stop());
@@ -48,7 +51,10 @@ describe('history paging and recovery with sinceSeq', () => {
     const r = readers[0];
     const join = await r.ok('room.join', { roomId: room, sinceSeq: 5 });
     assert.equal(join.lastSeq, 130);
-    assert.deepEqual(join.missed.map((m: { seq: number }) => m.seq), range(6, 105));
+    assert.deepEqual(
+      join.missed.map((m: { seq: number }) => m.seq),
+      range(6, 105),
+    );
     assert.equal(join.hasMore, true);
     const rest = await r.ok('message.history', { roomId: room, afterSeq: 105, limit: 100 });
     assert.deepEqual(seqs(rest), range(106, 130));

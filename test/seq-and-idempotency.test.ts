@@ -22,9 +22,17 @@ describe('seq and idempotency across instances and transports', () => {
     const acks = await Promise.all(
       senders.flatMap((c, n) => range(1, 5).map((k) => c.ok('message.send', { roomId: room, body: `m ${n}.${k}` }))),
     );
-    assert.deepEqual(acks.map((m) => m.seq).sort((a, b) => a - b), range(1, 50));
-    const rows = await cluster.db.query<{ seq: string; id: string }>('SELECT seq, id FROM messages WHERE room_id = $1 ORDER BY seq', [room]);
-    assert.deepEqual(rows.map((r) => Number(r.seq)), range(1, 50));
+    assert.deepEqual(
+      acks.map((m) => m.seq).sort((a, b) => a - b),
+      range(1, 50),
+    );
+    const rows = await cluster.db.query<{ seq: string; id: string }>('SELECT seq, id FROM messages WHERE room_id = $1 ORDER BY seq', [
+      room,
+    ]);
+    assert.deepEqual(
+      rows.map((r) => Number(r.seq)),
+      range(1, 50),
+    );
     for (const ack of acks) assert.equal(rows[ack.seq - 1].id, ack.id);
   });
 

@@ -30,7 +30,10 @@ describe('start-up', () => {
     await ds.initialize();
     try {
       const pending = await ds.driver.createSchemaBuilder().log();
-      assert.deepEqual(pending.upQueries.map((q) => q.query), []);
+      assert.deepEqual(
+        pending.upQueries.map((q) => q.query),
+        [],
+      );
     } finally {
       await ds.destroy();
     }

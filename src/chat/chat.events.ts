@@ -44,5 +44,4 @@ export interface HistoryPage {
 
 /** The reply object every request gets, on every transport. */
 export type Reply<T = unknown> =
-  | { ok: true; data: T }
-  | { ok: false; error: { code: string; message: string; details?: Record<string, unknown> } };
+  { ok: true; data: T } | { ok: false; error: { code: string; message: string; details?: Record<string, unknown> } };

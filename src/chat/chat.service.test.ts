@@ -80,7 +80,11 @@ describe('ChatService.send validation', () => {
     { name: 'missing body', data: { roomId: ROOM }, fields: ['body'] },
     { name: 'empty body', data: { roomId: ROOM, body: '' }, fields: ['body'] },
     { name: 'white-space-only body', data: { roomId: ROOM, body: ' \t\n\r ' }, fields: ['body'] },
-    { name: 'body of non-ASCII white space (NBSP, ideographic space, line separator)', data: { roomId: ROOM, body: '\u00a0\u3000\u2028\u2003' }, fields: ['body'] },
+    {
+      name: 'body of non-ASCII white space (NBSP, ideographic space, line separator)',
+      data: { roomId: ROOM, body: '\u00a0\u3000\u2028\u2003' },
+      fields: ['body'],
+    },
     { name: 'body containing NUL', data: { roomId: ROOM, body: 'hel\u0000lo' }, fields: ['body'] },
     { name: 'body over 4000 code points', data: { roomId: ROOM, body: 'a'.repeat(4001) }, fields: ['body'] },
     { name: 'body over 4000 code points made of emoji', data: { roomId: ROOM, body: '😀'.repeat(4001) }, fields: ['body'] },
@@ -277,11 +281,14 @@ describe('ChatService.join', () => {
 
   it('propagates StorageUnavailableError from openRoom', async () => {
     const h = setup({ openRoom: async () => Promise.reject(new StorageUnavailableError()) });
-    await assert.rejects(h.service.join({ roomId: ROOM }, () => undefined), (err: unknown) => {
-      assert.ok(err instanceof StorageUnavailableError);
-      assert.equal(err.code, 'UNAVAILABLE');
-      return true;
-    });
+    await assert.rejects(
+      h.service.join({ roomId: ROOM }, () => undefined),
+      (err: unknown) => {
+        assert.ok(err instanceof StorageUnavailableError);
+        assert.equal(err.code, 'UNAVAILABLE');
+        return true;
+      },
+    );
     assert.equal(h.publish.mock.callCount(), 0);
   });
 });

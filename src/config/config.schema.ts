@@ -6,28 +6,29 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 
 const int = (min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().trim().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
-const commaList = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0));
+const commaList = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0),
+);
 
 const url = (protocols: string[]) =>
   z
     .string()
     .trim()
-    .refine((v) => {
-      try {
-        return protocols.includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    .refine(
+      (v) => {
+        try {
+          return protocols.includes(new URL(v).protocol);
+        } catch {
+          return false;
+        }
+      },
+      `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+    );
 
 const origin = z
   .string()
@@ -43,23 +44,32 @@ const origin = z
 /** Every environment variable the service reads. Empty strings count as unset. */
 const envSchema = z
   .object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: int(0, 65535).default(3000),
-  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
-  DATA_DIR: z.string().min(1).default('./data'),
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
-  REDIS_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
-    .default('chat'),
-  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
-  API_KEYS: commaList.pipe(z.array(z.string().min(16, 'each key must be at least 16 characters'))).optional(),
-  ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
-  MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
-  MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
-  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: int(0, 65535).default(3000),
+    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    DATA_DIR: z.string().min(1).default('./data'),
+    REDIS_URL: url(['redis:', 'rediss:']).optional(),
+    REDIS_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
+      .default('chat'),
+    JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    API_KEYS: commaList.pipe(z.array(z.string().min(16, 'each key must be at least 16 characters'))).optional(),
+    ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
+    MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
+    MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+    LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+    DB_POOL_SIZE: int(1, 200).default(10),
+    DB_TIMEOUT_MS: int(100, 60_000).default(2000),
+    SHUTDOWN_TIMEOUT_MS: int(1000, 300_000).default(10_000),
+    SHUTDOWN_DRAIN_MS: int(0, 300_000).default(1000),
+    HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
+    HEARTBEAT_TIMEOUT_MS: int(100, 300_000).default(20_000),
+    MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
   })
   .superRefine((env, ctx) => {
+    if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS)
+      ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DRAIN_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
     if (env.NODE_ENV !== 'production') return;
     if (!env.JWT_SECRET) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required when NODE_ENV=production' });
     else if (env.JWT_SECRET === DEV_JWT_SECRET)
@@ -76,7 +86,11 @@ export interface AppConfig {
   jwt: { secret: string; isDevSecret: boolean };
   apiKeys: string[];
   allowedOrigins: string[] | null;
-  limits: { maxMessageLength: number; maxPayloadBytes: number };
+  limits: { maxMessageLength: number; maxPayloadBytes: number; maxBufferedBytes: number };
+  /** Pool size for an external database; every storage call answers within timeoutMs. */
+  db: { poolSize: number; timeoutMs: number };
+  heartbeat: { intervalMs: number; timeoutMs: number };
+  shutdown: { drainMs: number; timeoutMs: number };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -106,7 +120,10 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     jwt: { secret: env.JWT_SECRET ?? DEV_JWT_SECRET, isDevSecret: (env.JWT_SECRET ?? DEV_JWT_SECRET) === DEV_JWT_SECRET },
     apiKeys: env.API_KEYS ?? [],
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
-    limits: { maxMessageLength: env.MAX_MESSAGE_LENGTH, maxPayloadBytes: env.MAX_PAYLOAD_BYTES },
+    limits: { maxMessageLength: env.MAX_MESSAGE_LENGTH, maxPayloadBytes: env.MAX_PAYLOAD_BYTES, maxBufferedBytes: env.MAX_BUFFERED_BYTES },
+    db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS },
+    heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
+    shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -1,6 +1,14 @@
-import { Controller, Get } from '@nestjs/common';
-import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
+import { Controller, Get, Inject } from '@nestjs/common';
+import {
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  TypeOrmHealthIndicator,
+  type HealthIndicatorFunction,
+} from '@nestjs/terminus';
+import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { MigrationRunner } from '../persistence/migration-runner.js';
+import { RedisClients } from '../redis/redis-clients.js';
 
 @Controller('health')
 export class HealthController {
@@ -9,6 +17,8 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     private readonly db: TypeOrmHealthIndicator,
     private readonly migrations: MigrationRunner,
+    private readonly gate: ShutdownGate,
+    @Inject(RedisClients) private readonly redis: RedisClients | null,
   ) {}
 
   /** The process serves HTTP; says nothing about its dependencies. */
@@ -17,16 +27,21 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Ready for traffic: Postgres answers and the schema is migrated. */
+  /** Ready for traffic: not draining, Postgres answers, the schema is migrated, Redis (when configured) is connected. */
   @Get('ready')
   @HealthCheck()
   ready() {
-    return this.health.check([
+    const checks: HealthIndicatorFunction[] = [
+      () => this.flag('shutdown', !this.gate.draining, 'draining'),
       this.db.pingCheck('postgres').withTimeout(1500),
-      () => {
-        const check = this.indicators.check('migrations');
-        return this.migrations.done ? check.up() : check.down('pending');
-      },
-    ]);
+      () => this.flag('migrations', this.migrations.done, 'pending'),
+    ];
+    if (this.redis) checks.push(() => this.flag('redis', this.redis?.ready === true, 'disconnected'));
+    return this.health.check(checks);
+  }
+
+  private flag(key: string, up: boolean, downReason: string) {
+    const check = this.indicators.check(key);
+    return up ? check.up() : check.down(downReason);
   }
 }

@@ -4,17 +4,20 @@ import { MessageStore } from '../chat/chat.ports.js';
 import { entities } from './entities/index.js';
 import { MigrationRunner } from './migration-runner.js';
 import { migrations } from './migrations/index.js';
+import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 import { TypeOrmMessageStore } from './typeorm-message.store.js';
 
 export interface DatabaseOptions {
   url: string;
   /** The embedded database serves one connection at a time; a larger pool breaks its connections. */
   poolSize: number;
+  /** Bound on every storage call; the connection and statement timeouts sit below it. */
+  timeoutMs: number;
 }
 
 @Module({})
 export class DatabaseModule {
-  static forRoot({ url, poolSize }: DatabaseOptions): DynamicModule {
+  static forRoot({ url, poolSize, timeoutMs }: DatabaseOptions): DynamicModule {
     return {
       module: DatabaseModule,
       global: true,
@@ -27,12 +30,24 @@ export class DatabaseModule {
           synchronize: false,
           migrationsRun: false,
           poolSize,
-          connectTimeoutMS: 5000,
+          // A down or frozen database must turn into a quick UNAVAILABLE, never a hung request:
+          // connecting (including waiting for a pooled connection) and each statement are bounded.
+          connectTimeoutMS: Math.min(1000, timeoutMs),
+          extra: {
+            query_timeout: timeoutMs,
+            statement_timeout: timeoutMs,
+            idle_in_transaction_session_timeout: 10 * timeoutMs,
+            keepAlive: true,
+          },
           retryAttempts: 5,
           retryDelay: 1000,
         }),
       ],
-      providers: [MigrationRunner, { provide: MessageStore, useClass: TypeOrmMessageStore }],
+      providers: [
+        MigrationRunner,
+        { provide: STORAGE_TIMEOUT_MS, useValue: timeoutMs },
+        { provide: MessageStore, useClass: TypeOrmMessageStore },
+      ],
       exports: [MigrationRunner, MessageStore],
     };
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, LessThan, MoreThan, type FindOptionsWhere } from 'typeorm';
 import { StorageUnavailableError } from '../chat/chat.errors.js';
@@ -7,6 +7,7 @@ import type { HistoryPage, Message } from '../chat/chat.events.js';
 import { MessageStore, type NewMessage, type PageQuery } from '../chat/chat.ports.js';
 import { MessageEntity } from './entities/message.entity.js';
 import { RoomEntity } from './entities/room.entity.js';
+import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
 interface InsertedRow {
   created_at: Date;
@@ -14,7 +15,10 @@ interface InsertedRow {
 
 @Injectable()
 export class TypeOrmMessageStore extends MessageStore {
-  constructor(@InjectDataSource() private readonly db: DataSource) {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
+  ) {
     super();
   }
 
@@ -24,7 +28,7 @@ export class TypeOrmMessageStore extends MessageStore {
    * duplicates queue on the room lock, and the later one finds the committed row.
    */
   async append(input: NewMessage): Promise<{ message: Message; created: boolean }> {
-    return this.guard(async () => {
+    return this.guard(async (deadline) => {
       const qr = this.db.createQueryRunner();
       await qr.connect();
       try {
@@ -48,6 +52,8 @@ export class TypeOrmMessageStore extends MessageStore {
           await qr.rollbackTransaction();
           return { message: await this.findByClientMsgId(input), created: false };
         }
+        // The caller has been told UNAVAILABLE already: roll back rather than store a message nobody will see pushed.
+        if (Date.now() > deadline) throw new Error('storage deadline passed before COMMIT');
         await qr.commitTransaction();
         return { message: { id, ...input, seq, createdAt: inserted[0].created_at.toISOString() }, created: true };
       } catch (err) {
@@ -96,12 +102,22 @@ export class TypeOrmMessageStore extends MessageStore {
     return toMessage(row);
   }
 
-  /** Any database failure means the outcome is unconfirmed: the caller sees UNAVAILABLE. */
-  private async guard<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Any database failure, or no answer within the storage timeout, means the outcome is
+   * unconfirmed: the caller sees UNAVAILABLE. The work gets the deadline to check before COMMIT.
+   */
+  private async guard<T>(work: (deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the database within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
     try {
-      return await work();
+      return await Promise.race([work(deadline), expired]);
     } catch (err) {
       throw new StorageUnavailableError(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -29,6 +29,12 @@ export abstract class ChatConnection {
   abstract leave(roomId: string): void;
   /** Starts delivering the client's requests to `listener`. */
   abstract onRequest(listener: RequestListener): void;
+  /** Bytes queued for the client and not yet taken by the network: grows when it stops reading. */
+  abstract bufferedBytes(): number;
+  /** Drops the connection at once, for a peer that cannot be reached or keeps up no longer. */
+  abstract terminate(): void;
+  /** Closes so that the client reconnects by itself, to another instance: the shutdown path. */
+  abstract closeForRestart(): void;
 
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);

@@ -13,6 +13,7 @@ import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
 import { ChatConnection, type RequestListener, type Responder } from './chat-connection.js';
 import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
+import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { LocalConnections } from './local-connections.js';
 import { RoomFanout } from './room-fanout.js';
 
@@ -110,6 +111,11 @@ class FakeConnection extends ChatConnection {
   }
   join(): void {}
   leave(): void {}
+  bufferedBytes(): number {
+    return 0;
+  }
+  terminate(): void {}
+  closeForRestart(): void {}
   onRequest(listener: RequestListener): void {
     this.listener = listener;
   }
@@ -161,6 +167,8 @@ function stubAdapterOptions(connections = new LocalConnections()): DualTransport
     wsPath: '/ws',
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
     corsAnyOrigin: false,
+    heartbeat: { intervalMs: 25_000, timeoutMs: 20_000 },
+    gate: new ShutdownGate(),
     authenticate,
     connections,
     onServer: () => undefined,
@@ -299,7 +307,10 @@ describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
   it('pushes a failure of a request without ack as an `error` carrying the event name', async () => {
     const d = dispatch(adapter, { explode: () => throwError(() => new Error('boom')) }, 'explode', {}, false);
     await d.settled();
-    assert.deepEqual(d.conn.pushes.map((p) => p.event), ['error']);
+    assert.deepEqual(
+      d.conn.pushes.map((p) => p.event),
+      ['error'],
+    );
     const body = d.conn.pushes[0]?.data as WireError;
     assert.equal(body.code, 'INTERNAL');
     assert.equal(body.event, 'explode');
@@ -615,7 +626,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
     it('accepts the `access_token` query parameter on /ws', async () => {
       const c = await connectWs('qry', 'query');
       assert.equal(c.ws.readyState, WebSocket.OPEN);
-      assert.equal((await c.waitPush('session') as { userId: string }).userId, 'qry');
+      assert.equal(((await c.waitPush('session')) as { userId: string }).userId, 'qry');
     });
 
     for (const [label, headers, query] of [
@@ -725,7 +736,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       assert.deepEqual(reply.error, forbidden.ok === false ? forbidden.error : undefined);
     });
 
-    it('replies INTERNAL with the id when the handler\'s Observable errors', async () => {
+    it("replies INTERNAL with the id when the handler's Observable errors", async () => {
       const reply = await c.request('explode', {});
       assert.equal(reply.ok, false);
       assert.equal(reply.error?.code, 'INTERNAL');
@@ -787,7 +798,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       });
     }
 
-    it('refuses a handshake without token with connect_error \'UNAUTHORIZED\'', async () => {
+    it("refuses a handshake without token with connect_error 'UNAUTHORIZED'", async () => {
       const err = await ioRefusal(baseUrl, {}, 'websocket');
       assert.equal(err.message, 'UNAUTHORIZED');
     });
@@ -808,7 +819,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       }
     });
 
-    it('acks INTERNAL when the handler\'s Observable errors, and the handler\'s own failure reply otherwise', async () => {
+    it("acks INTERNAL when the handler's Observable errors, and the handler's own failure reply otherwise", async () => {
       const c = await connectIo('io-fail');
       const internal = await c.request('explode', {});
       assert.equal(internal.ok, false);
@@ -912,7 +923,10 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       assert.equal(attempted.length, 1, 'precondition: a member of room-d is delivered to');
 
       closer.ws.close(1000, 'bye');
-      const reason = await within(disconnectReasons.get('lc-ws-closer') ?? Promise.reject(new Error('no disconnect hook')), 'server-side close');
+      const reason = await within(
+        disconnectReasons.get('lc-ws-closer') ?? Promise.reject(new Error('no disconnect hook')),
+        'server-side close',
+      );
       assert.match(reason, /1000/);
       connections.deliver('room-d', 'message.new', { n: 6 });
       assert.equal(attempted.length, 1, 'a closed connection is no longer a member of room-d');
@@ -1007,7 +1021,7 @@ function fakeRelayServer(): {
 }
 
 describe('DualTransportAdapter.close', () => {
-  it('closes ws clients with 1001, disconnects socket.io clients and stops the HTTP server', async () => {
+  it('closes ws clients with 1012, closes socket.io transports (clients reconnect) and stops the HTTP server', async () => {
     const httpServer = createServer();
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
     const { port } = httpServer.address() as AddressInfo;
@@ -1022,10 +1036,10 @@ describe('DualTransportAdapter.close', () => {
     const sio = new IoClient(`http://127.0.0.1:${port}`, { token: 'good-closing-io' }, 'websocket');
     try {
       await Promise.all([ws.waitPush('session'), sio.waitPush('session')]);
-      const ioDisconnected = within(new Promise((resolve) => sio.socket.once('disconnect', resolve)), 'socket.io disconnect');
+      const ioDisconnected = within(new Promise<string>((resolve) => sio.socket.once('disconnect', resolve)), 'socket.io disconnect');
       await within(adapter.close(io), 'adapter.close');
-      assert.equal((await within(ws.closed, 'ws close')).code, 1001);
-      await ioDisconnected;
+      assert.equal((await within(ws.closed, 'ws close')).code, 1012);
+      assert.equal(await ioDisconnected, 'transport close');
       assert.equal(httpServer.listening, false);
       assert.equal(disconnects.length, 2);
       await within(Promise.all(disconnects), 'both server-side connections to report their disconnect');

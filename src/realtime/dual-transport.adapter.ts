@@ -3,11 +3,12 @@ import type { Duplex } from 'node:stream';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter, type MessageMappingProperties } from '@nestjs/websockets';
-import { defer, filter, type Observable } from 'rxjs';
+import { defer, filter, finalize, type Observable } from 'rxjs';
 import { Server, type ServerOptions } from 'socket.io';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
+import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatConnection } from './chat-connection.js';
 import { IoConnection } from './io-connection.js';
 import type { LocalConnections } from './local-connections.js';
@@ -20,6 +21,10 @@ export interface DualTransportOptions {
   maxPayloadBytes: number;
   /** Browsers may use socket.io's polling transport from any origin (development only). */
   corsAnyOrigin: boolean;
+  /** socket.io's heartbeat; raw ws peers are pinged by the ConnectionSupervisor at the same interval. */
+  heartbeat: { intervalMs: number; timeoutMs: number };
+  /** Refuses handshakes and requests once the instance drains, and counts requests in flight. */
+  gate: ShutdownGate;
   authenticate(token: unknown): Promise<Identity>;
   connections: LocalConnections;
   /** Called once with the socket.io server, before any client connects. */
@@ -55,6 +60,13 @@ export class DualTransportAdapter extends AbstractWsAdapter {
       perMessageDeflate: false,
       // The /ws upgrade handler below answers every other path; engine.io must not destroy them.
       destroyUpgrade: false,
+      pingInterval: this.options.heartbeat.intervalMs,
+      pingTimeout: this.options.heartbeat.timeoutMs,
+      // Only handshakes reach allowRequest; a refused one is a transport error, which the client retries.
+      allowRequest: (_req, callback) => {
+        const draining = this.options.gate.draining;
+        callback(draining ? 'server is shutting down' : null, !draining);
+      },
       ...(this.options.corsAnyOrigin ? { cors: { origin: true, credentials: true } } : {}),
     });
     io.use((socket, next) => {
@@ -88,22 +100,26 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     conn.onClose(callback);
   }
 
-  bindMessageHandlers(
-    conn: ChatConnection,
-    handlers: MessageMappingProperties[],
-    transform: (data: unknown) => Observable<unknown>,
-  ): void {
+  bindMessageHandlers(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
+    const { gate } = this.options;
     conn.onRequest((event, data, respond) => {
       const handler = table.get(event);
       if (!handler) {
         respond({ ok: false, error: { code: 'UNKNOWN_EVENT', message: 'no such event' } });
         return;
       }
+      if (!gate.enter()) {
+        respond({ ok: false, error: { code: 'UNAVAILABLE', message: 'server is shutting down, reconnect and retry' } });
+        return;
+      }
       // The handler's own failures are answered by the gateway's exception filter through
       // `respond` (passed as the ack argument) and yield no result here.
       defer(() => transform(handler(data, respond)))
-        .pipe(filter((result) => result !== undefined && result !== null))
+        .pipe(
+          filter((result) => result !== undefined && result !== null),
+          finalize(() => gate.leave()),
+        )
         .subscribe({
           next: (result) => respond({ ok: true, data: result } satisfies Reply),
           error: (err: unknown) => {
@@ -114,8 +130,9 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     });
   }
 
+  /** Nest's app.close(): every client is told to reconnect elsewhere before the server stops. */
   override async close(io: Server): Promise<void> {
-    for (const ws of this.wss?.clients ?? []) ws.close(1001, 'server shutting down');
+    for (const conn of [...this.options.connections.all()]) conn.closeForRestart();
     this.wss?.close();
     await super.close(io);
   }
@@ -126,6 +143,10 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     socket.on('error', () => socket.destroy());
     if (url.pathname !== this.options.wsPath) {
       refuseUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint at this path');
+      return;
+    }
+    if (this.options.gate.draining) {
+      refuseUpgrade(socket, 503, 'UNAVAILABLE', 'server is shutting down');
       return;
     }
     const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token');
@@ -145,9 +166,9 @@ function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
+function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, code: string, message: string): void {
   const body = JSON.stringify({ ok: false, error: { code, message } });
-  const reason = status === 401 ? 'Unauthorized' : 'Not Found';
+  const reason = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -25,6 +25,25 @@ export class IoConnection extends ChatConnection {
     void this.socket.leave(roomId);
   }
 
+  bufferedBytes(): number {
+    // engine.io keeps packets it could not hand to the transport yet in writeBuffer (private in
+    // its typings); the websocket transport's own ws queue comes on top.
+    const conn = this.socket.conn as unknown as EngineSocketInternals;
+    let bytes = 0;
+    for (const packet of conn.writeBuffer) bytes += byteLength(packet.data);
+    if (conn.transport.name === 'websocket') bytes += conn.transport.socket?.bufferedAmount ?? 0;
+    return bytes;
+  }
+
+  terminate(): void {
+    this.socket.disconnect(true);
+  }
+
+  /** Closes the transport, not the socket.io session: the client sees "transport close" and reconnects. */
+  closeForRestart(): void {
+    this.socket.conn.close();
+  }
+
   onRequest(listener: RequestListener): void {
     // onAny sees every event, so unknown names get UNKNOWN_EVENT instead of a silent drop.
     this.socket.onAny((event: string, ...args: unknown[]) => {
@@ -33,4 +52,15 @@ export class IoConnection extends ChatConnection {
       listener(event, args[0], this.responder(event, ack));
     });
   }
+}
+
+interface EngineSocketInternals {
+  writeBuffer: { data?: unknown }[];
+  transport: { name: string; socket?: { bufferedAmount?: number } };
+}
+
+function byteLength(data: unknown): number {
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
 }

@@ -22,6 +22,10 @@ export class LocalConnections {
     conn.onClose(() => this.connections.delete(conn));
   }
 
+  all(): Iterable<ChatConnection> {
+    return this.connections;
+  }
+
   count(transport: Transport): number {
     let n = 0;
     for (const c of this.connections) if (c.transport === transport) n++;

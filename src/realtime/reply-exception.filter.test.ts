@@ -13,7 +13,10 @@ function hostWith(respond: (r: Reply) => void): ArgumentsHost {
 
 function replyTo(exception: unknown): Reply {
   let reply: Reply | undefined;
-  new ReplyExceptionFilter().catch(exception, hostWith((r) => (reply = r)));
+  new ReplyExceptionFilter().catch(
+    exception,
+    hostWith((r) => (reply = r)),
+  );
   assert.ok(reply, 'the filter answered');
   return reply;
 }

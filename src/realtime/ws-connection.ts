@@ -17,6 +17,7 @@ interface Frame {
  */
 export class WsConnection extends ChatConnection {
   private readonly rooms = new Set<string>();
+  private answeredLastPing = true;
 
   constructor(
     readonly ws: WebSocket,
@@ -27,6 +28,7 @@ export class WsConnection extends ChatConnection {
     // ws reports protocol violations (oversized or invalid UTF-8 frames) as 'error' and then
     // closes with the matching code (1009, 1007); without a listener the error would crash the process.
     ws.on('error', () => undefined);
+    ws.on('pong', () => (this.answeredLastPing = true));
     ws.once('close', (code) => {
       for (const roomId of this.rooms) local.leaveWs(roomId, this);
       this.notifyClosed(`close ${code}`);
@@ -40,6 +42,30 @@ export class WsConnection extends ChatConnection {
   /** Sends an already serialised frame; broadcasts serialise once for all ws members. */
   sendFrame(frame: string): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
+  }
+
+  bufferedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /** 1012 "service restart": the client should reconnect, to another instance. */
+  closeForRestart(): void {
+    this.ws.close(1012, 'service restart');
+  }
+
+  /** One heartbeat tick: a peer that did not answer the previous ping is dead and dropped; returns whether it lives. */
+  heartbeat(): boolean {
+    if (!this.answeredLastPing) {
+      this.ws.terminate();
+      return false;
+    }
+    this.answeredLastPing = false;
+    this.ws.ping();
+    return true;
   }
 
   join(roomId: string): void {

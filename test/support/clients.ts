@@ -30,6 +30,9 @@ export abstract class TestClient {
   /** A request without ack callback / id. */
   abstract emit(event: string, data?: unknown): void;
   abstract close(): void;
+  /** Resolves with the close reason (socket.io) or code (ws) once the connection is gone. */
+  abstract whenClosed(): Promise<string>;
+  abstract get isOpen(): boolean;
 
   async ok(event: string, data?: unknown): Promise<any> {
     const r = await this.request(event, data);
@@ -80,6 +83,7 @@ export abstract class TestClient {
 
 export class IoTestClient extends TestClient {
   readonly socket: Socket;
+  private readonly closedReason: Promise<string>;
 
   constructor(url: string, token: string | undefined, polling: boolean) {
     super(polling ? 'io-polling' : 'io');
@@ -91,6 +95,10 @@ export class IoTestClient extends TestClient {
       auth: token === undefined ? {} : { token },
     });
     this.socket.onAny((event: string, data: any) => this.onPush(event, data));
+    this.closedReason = new Promise((resolve) => {
+      this.socket.once('disconnect', (reason) => resolve(reason));
+      this.socket.once('connect_error', (err) => resolve(`connect_error ${err.message}`));
+    });
   }
 
   request(event: string, data?: unknown, timeoutMs = WAIT_MS): Promise<Reply> {
@@ -104,6 +112,14 @@ export class IoTestClient extends TestClient {
 
   close(): void {
     this.socket.disconnect();
+  }
+
+  whenClosed(): Promise<string> {
+    return this.closedReason;
+  }
+
+  get isOpen(): boolean {
+    return this.socket.connected;
   }
 }
 
@@ -162,6 +178,14 @@ export class WsTestClient extends TestClient {
 
   close(): void {
     this.ws.terminate();
+  }
+
+  whenClosed(): Promise<string> {
+    return this.closed.then(({ code }) => String(code));
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
   }
 }
 

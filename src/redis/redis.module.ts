@@ -1,0 +1,18 @@
+import { Global, Module } from '@nestjs/common';
+import { APP_CONFIG } from '../config/config.module.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { RedisClients } from './redis-clients.js';
+
+/** Provides RedisClients when REDIS_URL is set, and null when the service runs on one instance. */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: RedisClients,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => (config.redis ? new RedisClients(config.redis.url, config.redis.prefix) : null),
+    },
+  ],
+  exports: [RedisClients],
+})
+export class RedisModule {}
