@@ -33,7 +33,10 @@ describe('loadConfig defaults', () => {
       jwt: { secret: DEV_JWT_SECRET, isDevSecret: true },
       apiKeys: [],
       allowedOrigins: null,
-      limits: { maxMessageLength: 4000, maxPayloadBytes: 65536 },
+      limits: { maxMessageLength: 4000, maxPayloadBytes: 65536, maxBufferedBytes: 1048576 },
+      db: { poolSize: 10, timeoutMs: 2000 },
+      heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
+      shutdown: { drainMs: 1000, timeoutMs: 10000 },
       logLevel: 'info',
     });
   });
@@ -53,6 +56,13 @@ describe('loadConfig defaults', () => {
       'MAX_MESSAGE_LENGTH',
       'MAX_PAYLOAD_BYTES',
       'LOG_LEVEL',
+      'DB_POOL_SIZE',
+      'DB_TIMEOUT_MS',
+      'SHUTDOWN_TIMEOUT_MS',
+      'SHUTDOWN_DRAIN_MS',
+      'HEARTBEAT_INTERVAL_MS',
+      'HEARTBEAT_TIMEOUT_MS',
+      'MAX_BUFFERED_BYTES',
     ]) {
       env[key] = '';
     }
@@ -204,8 +214,29 @@ describe('API_KEYS', () => {
 describe('limits and log level', () => {
   it('reads MAX_MESSAGE_LENGTH, MAX_PAYLOAD_BYTES and LOG_LEVEL', () => {
     const config = loadConfig({ MAX_MESSAGE_LENGTH: '500', MAX_PAYLOAD_BYTES: '1024', LOG_LEVEL: 'debug' });
-    assert.deepEqual(config.limits, { maxMessageLength: 500, maxPayloadBytes: 1024 });
+    assert.deepEqual(config.limits, { maxMessageLength: 500, maxPayloadBytes: 1024, maxBufferedBytes: 1048576 });
     assert.equal(config.logLevel, 'debug');
+  });
+
+  it('reads the storage, heartbeat and shutdown bounds', () => {
+    const config = loadConfig({
+      DB_POOL_SIZE: '4',
+      DB_TIMEOUT_MS: '1500',
+      HEARTBEAT_INTERVAL_MS: '1000',
+      HEARTBEAT_TIMEOUT_MS: '500',
+      SHUTDOWN_DRAIN_MS: '0',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+      MAX_BUFFERED_BYTES: '65536',
+    });
+    assert.deepEqual(
+      [config.db, config.heartbeat, config.shutdown, config.limits.maxBufferedBytes],
+      [{ poolSize: 4, timeoutMs: 1500 }, { intervalMs: 1000, timeoutMs: 500 }, { drainMs: 0, timeoutMs: 5000 }, 65536],
+    );
+  });
+
+  it('refuses a drain period that does not fit in the shutdown bound', () => {
+    const err = configError({ SHUTDOWN_DRAIN_MS: '10000', SHUTDOWN_TIMEOUT_MS: '10000' });
+    assert.deepEqual(namedVariables(err), ['SHUTDOWN_DRAIN_MS']);
   });
 
   it('refuses out-of-range limits and unknown log levels', () => {
