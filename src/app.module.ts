@@ -3,6 +3,7 @@ import { ChatModule } from './chat.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
+import { HttpApiModule } from './http/http.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
 import { RedisModule } from './redis/redis.module.js';
@@ -23,6 +24,7 @@ export class AppModule {
           timeoutMs: config.db.timeoutMs,
         }),
         ChatModule,
+        HttpApiModule,
         HealthModule,
       ],
     };

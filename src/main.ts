@@ -3,16 +3,13 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger } from 'pino';
 import { AppModule } from './app.module.js';
-import { TokenVerifier } from './auth/token-verifier.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { ShutdownGate } from './lifecycle/shutdown-gate.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { MigrationRunner } from './persistence/migration-runner.js';
-import { DualTransportAdapter } from './realtime/dual-transport.adapter.js';
-import { LocalConnections } from './realtime/local-connections.js';
-import { RoomFanout } from './realtime/room-fanout.js';
-import { RedisClients } from './redis/redis-clients.js';
+import { createTransportAdapter } from './realtime/create-transport-adapter.js';
+import { HttpErrorFilter } from './http/http-error.filter.js';
 
 function readConfig(): AppConfig {
   try {
@@ -27,7 +24,8 @@ function readConfig(): AppConfig {
 async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger(config.logLevel);
-  if (config.jwt.isDevSecret) log.warn('JWT_SECRET is not set: using the insecure development secret (never do this in production)');
+  if (config.jwt.key.kind === 'secret' && config.jwt.key.isDevSecret)
+    log.warn('JWT_SECRET is not set: using the insecure development secret (never do this in production)');
 
   let embedded: EmbeddedPostgres | null = null;
   if (config.database.mode === 'embedded') {
@@ -38,33 +36,19 @@ async function main(): Promise<void> {
 
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
     logger: new PinoNestLogger(log),
+    // Registered below with the payload limit, so an oversized body is a 413 like an oversized frame.
+    bodyParser: false,
   });
-  const redis = app.get(RedisClients);
-  const fanout = app.get(RoomFanout);
-  const tokens = app.get(TokenVerifier);
   const gate = app.get(ShutdownGate);
-  app.useWebSocketAdapter(
-    new DualTransportAdapter(app, {
-      wsPath: '/ws',
-      maxPayloadBytes: config.limits.maxPayloadBytes,
-      corsAnyOrigin: config.env !== 'production',
-      heartbeat: config.heartbeat,
-      gate,
-      authenticate: (token) => tokens.verify(token),
-      connections: app.get(LocalConnections),
-      onServer: (io) => {
-        if (!redis) return;
-        io.adapter(redis.socketIoAdapter());
-        fanout.relayThrough(io);
-      },
-    }),
-  );
+  app.useWebSocketAdapter(createTransportAdapter(app, config));
+  app.useGlobalFilters(new HttpErrorFilter());
+  app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
 
   await app.get(MigrationRunner).run();
   await app.listen(config.port);
   log.info(
-    { port: config.port, database: config.database.mode, fanout: redis ? 'redis' : 'in-process' },
-    redis
+    { port: config.port, database: config.database.mode, fanout: config.redis ? 'redis' : 'in-process' },
+    config.redis
       ? 'chat service listening; fan-out through Redis'
       : 'chat service listening; REDIS_URL is not set: in-process fan-out (single instance)',
   );

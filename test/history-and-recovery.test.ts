@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
+import { UNLIMITED_RATES } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -14,7 +15,7 @@ describe('history paging and recovery with sinceSeq', () => {
   const room = 'history-room';
 
   before(async () => {
-    cluster = await startCluster(2);
+    cluster = await startCluster(2, UNLIMITED_RATES); // one writer sends 130 messages back to back
     const [A, B] = cluster.instances;
     writer = cluster.track(await connect('ws', A.url, await tokenFor('writer')));
     readers = [

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { connect, sleep, type IoTestClient, type TestClient, type WsTestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
-import { clusterEnv, redisPrefix, startInstance } from './support/instance.js';
+import { clusterEnv, redisPrefix, startInstance, UNLIMITED_RATES } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 
 const BODY = 'x'.repeat(3900);
@@ -31,7 +31,7 @@ describe('slow consumers and dead peers', () => {
   let url: string;
 
   before(async () => {
-    cluster = await startCluster(1, { MAX_BUFFERED_BYTES: String(256 * 1024) });
+    cluster = await startCluster(1, { ...UNLIMITED_RATES, MAX_BUFFERED_BYTES: String(256 * 1024) });
     url = cluster.instances[0].url;
   });
   after(() => cluster.stop());

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { entities } from '../src/persistence/entities/index.js';
+import { migrations } from '../src/persistence/migrations/index.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { clusterEnv, redisPrefix, startInstance } from './support/instance.js';
 
@@ -18,8 +19,12 @@ describe('start-up', () => {
     const env = clusterEnv(db.url, redisPrefix());
     const instances = await Promise.all(['A', 'B', 'C'].map((n) => startInstance(n, env)));
     try {
-      const rows = await db.query<{ name: string }>('SELECT name FROM migrations');
-      assert.equal(rows.length, 1);
+      const rows = await db.query<{ name: string }>('SELECT name FROM migrations ORDER BY id');
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        migrations.map((m) => m.name),
+        'each migration applied exactly once',
+      );
     } finally {
       await Promise.all(instances.map((i) => i.stop()));
     }

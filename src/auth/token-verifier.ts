@@ -1,27 +1,51 @@
+import { createPublicKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { jwtVerify } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ChatError } from '../chat/chat.errors.js';
 import { APP_CONFIG } from '../config/config.module.js';
-import type { AppConfig } from '../config/config.schema.js';
+import { publicKeyAlgorithm, type AppConfig } from '../config/config.schema.js';
 import type { Identity } from './identity.js';
 
 const MAX_TOKEN_LENGTH = 8192;
 
-/** Verifies client tokens: HS256 only (pinned, so `alg: none` and key confusion are refused), `exp` required. */
+/**
+ * Verifies client tokens with one key source: an HS256 secret, an RS256/ES256 public key, or an
+ * identity provider's JWKS. The accepted algorithms are pinned to that source, so `alg: none` and
+ * key confusion (an HS256 token signed with a public key) are refused. `exp` and `sub` are
+ * required; `iss` and `aud` are checked when configured.
+ */
 @Injectable()
 export class TokenVerifier {
-  private readonly key: Uint8Array;
+  private readonly check: (token: string) => Promise<JWTPayload>;
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.key = new TextEncoder().encode(config.jwt.secret);
+    const { key, issuer, audience } = config.jwt;
+    const options = (algorithms: string[]): JWTVerifyOptions => ({
+      algorithms,
+      requiredClaims: ['exp', 'sub'],
+      issuer: issuer ?? undefined,
+      audience: audience ?? undefined,
+    });
+    if (key.kind === 'secret') {
+      const secret = new TextEncoder().encode(key.secret);
+      this.check = async (token) => (await jwtVerify(token, secret, options(['HS256']))).payload;
+    } else if (key.kind === 'publicKey') {
+      const publicKey = createPublicKey(key.pem);
+      const algorithm = publicKeyAlgorithm(key.pem) ?? 'RS256';
+      this.check = async (token) => (await jwtVerify(token, publicKey, options([algorithm]))).payload;
+    } else {
+      // jose caches the key set and refetches it when a token names an unknown key id.
+      const jwks = createRemoteJWKSet(new URL(key.url));
+      this.check = async (token) => (await jwtVerify(token, jwks, options(['RS256', 'ES256']))).payload;
+    }
   }
 
   async verify(token: unknown): Promise<Identity> {
     if (typeof token !== 'string' || token.length === 0) throw new ChatError('UNAUTHORIZED', 'a token is required');
     if (token.length > MAX_TOKEN_LENGTH) throw new ChatError('UNAUTHORIZED', 'token too long');
-    let payload;
+    let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] }));
+      payload = await this.check(token);
     } catch {
       throw new ChatError('UNAUTHORIZED', 'invalid or expired token');
     }
@@ -30,5 +54,14 @@ export class TokenVerifier {
       throw new ChatError('UNAUTHORIZED', 'token sub must be a string of 1-128 characters');
     }
     return { userId: sub, name: typeof name === 'string' ? name.slice(0, 128) : null, expiresAt: (exp ?? 0) * 1000 };
+  }
+
+  /** `auth.refresh`: a new token for the same user replaces the connection's identity; a failure keeps the old one. */
+  async refresh(current: Identity, data: unknown): Promise<Identity> {
+    const token = typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as { token?: unknown }).token : undefined;
+    if (typeof token !== 'string') throw new ChatError('VALIDATION_FAILED', 'token must be a string', { fields: ['token'] });
+    const next = await this.verify(token);
+    if (next.userId !== current.userId) throw new ChatError('UNAUTHORIZED', 'the new token belongs to another user');
+    return next;
   }
 }

@@ -5,11 +5,13 @@ export const CLIENT_EVENTS = {
   roomLeave: 'room.leave',
   messageSend: 'message.send',
   messageHistory: 'message.history',
+  authRefresh: 'auth.refresh',
 } as const;
 
 export const SERVER_EVENTS = {
   session: 'session',
   messageNew: 'message.new',
+  roomRemoved: 'room.removed',
   error: 'error',
 } as const;
 
@@ -23,6 +25,22 @@ export interface Message {
   body: string;
   clientMsgId: string | null;
   createdAt: string;
+}
+
+export type Visibility = 'public' | 'private';
+
+export interface Room {
+  roomId: string;
+  visibility: Visibility;
+  title: string | null;
+  metadata: Record<string, unknown> | null;
+  lastSeq: number;
+  createdAt: string;
+}
+
+export interface Member {
+  userId: string;
+  lastReadSeq: number;
 }
 
 export interface SessionPayload {

@@ -1,4 +1,4 @@
-import type { HistoryPage, Message } from './chat.events.js';
+import type { HistoryPage, Member, Message, Room, Visibility } from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
@@ -14,24 +14,66 @@ export interface PageQuery {
   limit: number;
 }
 
-/**
- * Storage of rooms and messages. An abstract class so it is both the interface and the DI token.
- * Implementations throw StorageUnavailableError when the database cannot confirm an outcome.
- */
-export abstract class MessageStore {
-  /** Stores a message with the room's next seq, or returns the stored one for a repeated clientMsgId. */
-  abstract append(input: NewMessage): Promise<{ message: Message; created: boolean }>;
-  /** The room's last seq; creates the room (public) when it does not exist yet. */
-  abstract openRoom(roomId: string): Promise<number>;
-  abstract page(query: PageQuery): Promise<HistoryPage>;
+/** What a user may do in a room, and where the room stands. */
+export interface RoomAccess {
+  visibility: Visibility;
+  isMember: boolean;
+  lastSeq: number;
 }
 
-/** Live delivery of an event to every connection that joined a room, on every instance. */
+export interface RoomInput {
+  roomId: string;
+  visibility: Visibility;
+  title: string | null;
+  metadata: Record<string, unknown> | null;
+}
+
+export type AppendResult = { outcome: 'created' | 'existing'; message: Message } | { outcome: 'forbidden' };
+
+/**
+ * Storage of rooms, members and messages. An abstract class so it is both the interface and the
+ * DI token. Implementations throw StorageUnavailableError when the database cannot confirm an outcome.
+ */
+export abstract class ChatStore {
+  /**
+   * Stores a message with the room's next seq (creating a public room), or returns the stored one
+   * for a repeated clientMsgId. Unless `trusted`, a sender who is not a member of a private room
+   * gets `forbidden` and nothing is stored.
+   */
+  abstract append(input: NewMessage, trusted: boolean): Promise<AppendResult>;
+  /** Access to a room, creating it (public) when it does not exist yet. */
+  abstract openRoom(roomId: string, userId: string): Promise<RoomAccess>;
+  /** Access to a room, or null when it does not exist. */
+  abstract roomAccess(roomId: string, userId: string): Promise<RoomAccess | null>;
+  abstract page(query: PageQuery): Promise<HistoryPage>;
+  /** Creates or replaces a room's settings; reports the visibility it had before (null: it is new). */
+  abstract upsertRoom(input: RoomInput): Promise<{ room: Room; previous: Visibility | null }>;
+  abstract getRoom(roomId: string): Promise<Room | null>;
+  /** Adds or removes a member; null when the room does not exist, else whether anything changed. */
+  abstract setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null>;
+  /** The members, or null when the room does not exist. */
+  abstract listMembers(roomId: string): Promise<Member[] | null>;
+}
+
+/** Live delivery to every connection that joined a room, on every instance. */
 export abstract class RoomBroadcaster {
   abstract publish(roomId: string, event: string, data: unknown): void;
+  /** Takes these users' connections out of the room everywhere; each gets `room.removed`. */
+  abstract removeUsers(roomId: string, userIds: string[]): void;
+  /** Takes every connection whose user is not among `memberIds` out of the room everywhere (the room became private). */
+  abstract removeNonMembers(roomId: string, memberIds: string[]): void;
+}
+
+/** A connection as the domain sees it: something that can be subscribed to a room's pushes. */
+export interface RoomSubscriber {
+  /** Throws LIMIT_EXCEEDED when joining would pass the connection's room cap; checked before anything is stored. */
+  assertCanJoin(roomId: string): void;
+  join(roomId: string): void;
+  leave(roomId: string): void;
 }
 
 /** Limits the chat domain enforces; provided from the validated configuration. */
 export abstract class ChatLimits {
   abstract readonly maxMessageLength: number;
+  abstract readonly maxHistoryPage: number;
 }

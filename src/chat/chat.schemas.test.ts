@@ -220,3 +220,96 @@ describe('clientMsgId', () => {
     }
   });
 });
+
+describe('history limit bounds (maxHistoryPage)', () => {
+  it('allows up to MAX_PAGE with the default 50 when no maxHistoryPage is given', () => {
+    assert.deepEqual(parseInput(schemas.history, { roomId: 'r' }), { roomId: 'r', limit: DEFAULT_PAGE });
+    assert.equal(parseInput(schemas.history, { roomId: 'r', limit: MAX_PAGE }).limit, MAX_PAGE);
+    refusal(() => parseInput(schemas.history, { roomId: 'r', limit: MAX_PAGE + 1 }));
+  });
+
+  it('caps limit at a smaller maxHistoryPage and lowers the default to it', () => {
+    const small = createSchemas({ maxMessageLength: 4000, maxHistoryPage: 10 });
+    assert.deepEqual(parseInput(small.history, { roomId: 'r' }), { roomId: 'r', limit: 10 });
+    assert.equal(parseInput(small.history, { roomId: 'r', limit: 10 }).limit, 10);
+    const err = refusal(() => parseInput(small.history, { roomId: 'r', limit: 11 }));
+    assert.deepEqual(err.details, { fields: ['limit'] });
+    assert.match(err.message, /^limit: /);
+  });
+
+  it('keeps the default 50 when maxHistoryPage is larger than it', () => {
+    const wide = createSchemas({ maxMessageLength: 4000, maxHistoryPage: 80 });
+    assert.equal(parseInput(wide.history, { roomId: 'r' }).limit, 50);
+    assert.equal(parseInput(wide.history, { roomId: 'r', limit: 80 }).limit, 80);
+    refusal(() => parseInput(wide.history, { roomId: 'r', limit: 81 }));
+  });
+});
+
+describe('post (trusted sender) and member schemas', () => {
+  it('accepts a senderId / userId of 1 to 128 characters', () => {
+    for (const id of ['u', 'x'.repeat(128), 'auth0|5f7c8ec7c33c6c004bbafe82', 'user@example.com']) {
+      assert.equal(parseInput(schemas.post, { roomId: 'r', senderId: id, body: 'hi' }).senderId, id);
+      assert.deepEqual(parseInput(schemas.member, { roomId: 'r', userId: id }), { roomId: 'r', userId: id });
+    }
+  });
+
+  for (const id of ['', 'x'.repeat(129)]) {
+    it(`refuses a ${id.length}-character senderId and userId with "must be 1-128 characters"`, () => {
+      const post = refusal(() => parseInput(schemas.post, { roomId: 'r', senderId: id, body: 'hi' }));
+      assert.deepEqual(post.details, { fields: ['senderId'] });
+      assert.equal(post.message, 'senderId: must be 1-128 characters');
+      const member = refusal(() => parseInput(schemas.member, { roomId: 'r', userId: id }));
+      assert.deepEqual(member.details, { fields: ['userId'] });
+      assert.equal(member.message, 'userId: must be 1-128 characters');
+    });
+  }
+
+  it('applies the body rules to posted messages as well', () => {
+    const err = refusal(() => parseInput(schemas.post, { roomId: 'r', senderId: 'u', body: '\u0085' }));
+    assert.deepEqual(err.details, { fields: ['body'] });
+  });
+});
+
+describe('room schema', () => {
+  it('defaults an omitted title and metadata to null and drops unknown keys', () => {
+    const parsed = parseInput(schemas.room, { roomId: 'r', visibility: 'private', lastSeq: 4, createdAt: 'then' });
+    assert.deepEqual(parsed, { roomId: 'r', visibility: 'private', title: null, metadata: null });
+  });
+
+  it('refuses a missing or unknown visibility, naming it', () => {
+    for (const visibility of [undefined, 'hidden', 'Public', 1, null]) {
+      const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility }));
+      assert.deepEqual(err.details, { fields: ['visibility'] });
+    }
+  });
+
+  it('refuses a title over 200 characters with a readable message', () => {
+    assert.equal(parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: 't'.repeat(200) }).title, 't'.repeat(200));
+    const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: 't'.repeat(201) }));
+    assert.equal(err.message, 'title: must be at most 200 characters');
+  });
+
+  it('accepts a metadata object and refuses arrays and scalars, naming metadata', () => {
+    const metadata = { topic: 'ops', tags: ['a', 'b'], nested: { n: 1, off: false, none: null } };
+    assert.deepEqual(parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata }).metadata, metadata);
+    for (const bad of [[], [{ a: 1 }], 'text', 3, true]) {
+      const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata: bad }));
+      assert.deepEqual(err.details, { fields: ['metadata'] });
+    }
+  });
+
+  it('refuses metadata over 16 KiB of JSON with a readable message', () => {
+    const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata: { big: 'x'.repeat(16 * 1024) } }));
+    assert.equal(err.message, 'metadata: must be at most 16 KiB as JSON');
+  });
+
+  it('does not let a __proto__ key in metadata pollute prototypes', () => {
+    const input: unknown = JSON.parse('{"roomId":"r","visibility":"public","metadata":{"__proto__":{"isAdmin":true},"a":1}}');
+    const parsed = parseInput(schemas.room, input);
+    assert.ok(parsed.metadata);
+    assert.equal(Object.getPrototypeOf(parsed.metadata), Object.prototype);
+    assert.equal((parsed.metadata as Record<string, unknown>)['isAdmin'], undefined);
+    assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
+    assert.equal(parsed.metadata['a'], 1);
+  });
+});

@@ -28,21 +28,49 @@ function countCodePoints(s: string): number {
   return n;
 }
 
-export function createSchemas(limits: { maxMessageLength: number }) {
+const userId = z.string().min(1, 'must be 1-128 characters').max(128, 'must be 1-128 characters');
+const MAX_METADATA_BYTES = 16 * 1024;
+
+export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage?: number }) {
+  const maxPage = limits.maxHistoryPage ?? MAX_PAGE;
+  const clientMsgId = z.string().regex(CLIENT_MSG_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
   return {
     join: z.object({ roomId, sinceSeq: seq.optional() }),
     leave: z.object({ roomId }),
     send: z.object({
       roomId,
       body: body(limits.maxMessageLength),
-      clientMsgId: z.string().regex(CLIENT_MSG_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -').optional(),
+      clientMsgId: clientMsgId.optional(),
     }),
+    /** A message posted by a trusted service on behalf of `senderId`. */
+    post: z.object({
+      roomId,
+      senderId: userId,
+      body: body(limits.maxMessageLength),
+      clientMsgId: clientMsgId.optional(),
+    }),
+    room: z.object({
+      roomId,
+      visibility: z.enum(['public', 'private']),
+      title: z
+        .string()
+        .refine((t) => countCodePoints(t) <= 200, 'must be at most 200 characters')
+        .nullable()
+        .default(null),
+      metadata: z
+        .record(z.string(), z.unknown())
+        .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, 'must be at most 16 KiB as JSON')
+        .nullable()
+        .default(null),
+    }),
+    roomRef: z.object({ roomId }),
+    member: z.object({ roomId, userId }),
     history: z
       .object({
         roomId,
         beforeSeq: seq.optional(),
         afterSeq: seq.optional(),
-        limit: z.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE),
+        limit: z.number().int().min(1).max(maxPage).default(Math.min(DEFAULT_PAGE, maxPage)),
       })
       .refine((q) => q.beforeSeq === undefined || q.afterSeq === undefined, {
         message: 'beforeSeq and afterSeq cannot be combined',

@@ -1,13 +1,23 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Mock } from 'node:test';
-import { ChatError, StorageUnavailableError } from './chat.errors.js';
-import type { HistoryPage, Message } from './chat.events.js';
-import type { MessageStore, NewMessage, PageQuery, RoomBroadcaster } from './chat.ports.js';
+import { ChatError, StorageUnavailableError, type ErrorCode } from './chat.errors.js';
+import type { HistoryPage, Member, Message, Room, Visibility } from './chat.events.js';
+import type {
+  AppendResult,
+  ChatStore,
+  NewMessage,
+  PageQuery,
+  RoomAccess,
+  RoomBroadcaster,
+  RoomInput,
+  RoomSubscriber,
+} from './chat.ports.js';
 import { ChatService } from './chat.service.js';
 
 const ROOM = 'lobby';
 const SENDER = 'user-alice';
+const USER = 'user-bob';
 
 function makeMessage(overrides: Partial<Message> = {}): Message {
   return {
@@ -22,47 +32,135 @@ function makeMessage(overrides: Partial<Message> = {}): Message {
   };
 }
 
+function makeRoom(overrides: Partial<Room> = {}): Room {
+  return {
+    roomId: ROOM,
+    visibility: 'public',
+    title: null,
+    metadata: null,
+    lastSeq: 0,
+    createdAt: '2024-01-01T00:00:00.000Z',
+    ...overrides,
+  };
+}
+
+function access(visibility: Visibility, isMember: boolean, lastSeq = 0): RoomAccess {
+  return { visibility, isMember, lastSeq };
+}
+
 interface FakeBehaviour {
-  append?: (input: NewMessage) => Promise<{ message: Message; created: boolean }>;
-  openRoom?: (roomId: string) => Promise<number>;
+  append?: (input: NewMessage, trusted: boolean) => Promise<AppendResult>;
+  openRoom?: (roomId: string, userId: string) => Promise<RoomAccess>;
+  roomAccess?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
   page?: (query: PageQuery) => Promise<HistoryPage>;
+  upsertRoom?: (input: RoomInput) => Promise<{ room: Room; previous: Visibility | null }>;
+  getRoom?: (roomId: string) => Promise<Room | null>;
+  setMember?: (roomId: string, userId: string, member: boolean) => Promise<{ changed: boolean } | null>;
+  listMembers?: (roomId: string) => Promise<Member[] | null>;
   maxMessageLength?: number;
+  maxHistoryPage?: number;
 }
 
 interface Harness {
   service: ChatService;
-  append: Mock<(input: NewMessage) => Promise<{ message: Message; created: boolean }>>;
-  openRoom: Mock<(roomId: string) => Promise<number>>;
-  page: Mock<(query: PageQuery) => Promise<HistoryPage>>;
-  publish: Mock<(roomId: string, event: string, data: unknown) => void>;
+  append: Mock<ChatStore['append']>;
+  openRoom: Mock<ChatStore['openRoom']>;
+  roomAccess: Mock<ChatStore['roomAccess']>;
+  page: Mock<ChatStore['page']>;
+  upsertRoom: Mock<ChatStore['upsertRoom']>;
+  getRoom: Mock<ChatStore['getRoom']>;
+  setMember: Mock<ChatStore['setMember']>;
+  listMembers: Mock<ChatStore['listMembers']>;
+  publish: Mock<RoomBroadcaster['publish']>;
+  removeUsers: Mock<RoomBroadcaster['removeUsers']>;
+  removeNonMembers: Mock<RoomBroadcaster['removeNonMembers']>;
+  /** A connection whose join/leave calls are recorded in `calls` as subscribe:/unsubscribe:. */
+  subscriber(): {
+    assertCanJoin: Mock<RoomSubscriber['assertCanJoin']>;
+    join: Mock<RoomSubscriber['join']>;
+    leave: Mock<RoomSubscriber['leave']>;
+  };
   /** Every store/broadcaster/subscription call in the order it happened. */
   calls: string[];
 }
 
-/** A ChatService wired to hand-written fakes that record every call. */
+/** A ChatService wired to hand-written fakes that record every call. By default rooms are public and empty. */
 function setup(behaviour: FakeBehaviour = {}): Harness {
   const calls: string[] = [];
-  const append = mock.fn(async (input: NewMessage) => {
+  const append = mock.fn<ChatStore['append']>(async (input, trusted) => {
     calls.push(`append:${input.roomId}`);
-    if (behaviour.append) return behaviour.append(input);
-    return { message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }), created: true };
+    if (behaviour.append) return behaviour.append(input, trusted);
+    return { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }) };
   });
-  const openRoom = mock.fn(async (roomId: string) => {
+  const openRoom = mock.fn<ChatStore['openRoom']>(async (roomId, userId) => {
     calls.push(`openRoom:${roomId}`);
-    return behaviour.openRoom ? behaviour.openRoom(roomId) : 0;
+    return behaviour.openRoom ? behaviour.openRoom(roomId, userId) : access('public', false);
   });
-  const page = mock.fn(async (query: PageQuery) => {
+  const roomAccess = mock.fn<ChatStore['roomAccess']>(async (roomId, userId) => {
+    calls.push(`roomAccess:${roomId}`);
+    return behaviour.roomAccess ? behaviour.roomAccess(roomId, userId) : access('public', false);
+  });
+  const page = mock.fn<ChatStore['page']>(async (query) => {
     calls.push(`page:${query.roomId}`);
     return behaviour.page ? behaviour.page(query) : { messages: [], hasMore: false };
   });
-  const publish = mock.fn((roomId: string, event: string, data: unknown) => {
-    void data;
+  const upsertRoom = mock.fn<ChatStore['upsertRoom']>(async (input) => {
+    calls.push(`upsertRoom:${input.roomId}`);
+    if (behaviour.upsertRoom) return behaviour.upsertRoom(input);
+    return { room: makeRoom(input), previous: null };
+  });
+  const getRoom = mock.fn<ChatStore['getRoom']>(async (roomId) => {
+    calls.push(`getRoom:${roomId}`);
+    return behaviour.getRoom ? behaviour.getRoom(roomId) : makeRoom({ roomId });
+  });
+  const setMember = mock.fn<ChatStore['setMember']>(async (roomId, userId, member) => {
+    calls.push(`setMember:${roomId}:${userId}:${member}`);
+    return behaviour.setMember ? behaviour.setMember(roomId, userId, member) : { changed: true };
+  });
+  const listMembers = mock.fn<ChatStore['listMembers']>(async (roomId) => {
+    calls.push(`listMembers:${roomId}`);
+    return behaviour.listMembers ? behaviour.listMembers(roomId) : [];
+  });
+  const publish = mock.fn<RoomBroadcaster['publish']>((roomId, event) => {
     calls.push(`publish:${roomId}:${event}`);
   });
-  const store: MessageStore = { append, openRoom, page };
-  const broadcaster: RoomBroadcaster = { publish };
-  const service = new ChatService(store, broadcaster, { maxMessageLength: behaviour.maxMessageLength ?? 4000 });
-  return { service, append, openRoom, page, publish, calls };
+  const removeUsers = mock.fn<RoomBroadcaster['removeUsers']>((roomId, userIds) => {
+    calls.push(`removeUsers:${roomId}:${userIds.join(',')}`);
+  });
+  const removeNonMembers = mock.fn<RoomBroadcaster['removeNonMembers']>((roomId) => {
+    calls.push(`removeNonMembers:${roomId}`);
+  });
+  const store: ChatStore = { append, openRoom, roomAccess, page, upsertRoom, getRoom, setMember, listMembers };
+  const broadcaster: RoomBroadcaster = { publish, removeUsers, removeNonMembers };
+  const service = new ChatService(store, broadcaster, {
+    maxMessageLength: behaviour.maxMessageLength ?? 4000,
+    maxHistoryPage: behaviour.maxHistoryPage ?? 100,
+  });
+  const subscriber = () => ({
+    assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),
+    join: mock.fn<RoomSubscriber['join']>((roomId) => {
+      calls.push(`subscribe:${roomId}`);
+    }),
+    leave: mock.fn<RoomSubscriber['leave']>((roomId) => {
+      calls.push(`unsubscribe:${roomId}`);
+    }),
+  });
+  return {
+    service,
+    append,
+    openRoom,
+    roomAccess,
+    page,
+    upsertRoom,
+    getRoom,
+    setMember,
+    listMembers,
+    publish,
+    removeUsers,
+    removeNonMembers,
+    subscriber,
+    calls,
+  };
 }
 
 /** Returns an assert.rejects/throws validator for a VALIDATION_FAILED ChatError with exactly these fields. */
@@ -71,6 +169,15 @@ function validationFailed(fields: string[]) {
     assert.ok(err instanceof ChatError, `expected a ChatError, got ${String(err)}`);
     assert.equal(err.code, 'VALIDATION_FAILED');
     assert.deepEqual(err.details, { fields });
+    return true;
+  };
+}
+
+/** Returns an assert.rejects validator for a ChatError with this code. */
+function chatError(code: ErrorCode) {
+  return (err: unknown): true => {
+    assert.ok(err instanceof ChatError, `expected a ChatError, got ${String(err)}`);
+    assert.equal(err.code, code);
     return true;
   };
 }
@@ -150,7 +257,7 @@ describe('ChatService.send validation', () => {
 });
 
 describe('ChatService.send storage and broadcast', () => {
-  it('passes only roomId, the authenticated senderId, body and clientMsgId to the store', async () => {
+  it('passes only roomId, the authenticated senderId, body and clientMsgId to the store, untrusted', async () => {
     const h = setup();
     const data = {
       roomId: ROOM,
@@ -163,7 +270,15 @@ describe('ChatService.send storage and broadcast', () => {
     };
     await h.service.send(SENDER, data);
     assert.equal(h.append.mock.callCount(), 1);
-    assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' }]);
+    assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' }, false]);
+  });
+
+  it('leaves the membership check to the store transaction (no separate access read)', async () => {
+    const h = setup();
+    await h.service.send(SENDER, { roomId: ROOM, body: 'hi' });
+    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
+    assert.equal(h.openRoom.mock.callCount(), 0);
+    assert.equal(h.roomAccess.mock.callCount(), 0);
   });
 
   it('drops a __proto__ key coming from JSON.parse and passes clientMsgId null when absent', async () => {
@@ -182,7 +297,7 @@ describe('ChatService.send storage and broadcast', () => {
 
   it('publishes a newly created message once as message.new to its room and returns it', async () => {
     const stored = makeMessage({ id: 'm-42', seq: 42, body: 'hi', clientMsgId: 'c-1' });
-    const h = setup({ append: async () => ({ message: stored, created: true }) });
+    const h = setup({ append: async () => ({ outcome: 'created', message: stored }) });
     const result = await h.service.send(SENDER, { roomId: ROOM, body: 'hi', clientMsgId: 'c-1' });
     assert.equal(result, stored);
     assert.equal(h.publish.mock.callCount(), 1);
@@ -191,13 +306,25 @@ describe('ChatService.send storage and broadcast', () => {
     assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
   });
 
-  it('does not publish a duplicate (created: false) but still returns the stored message', async () => {
+  it('does not publish a duplicate (outcome existing) but still returns the stored message', async () => {
     const stored = makeMessage({ id: 'm-7', seq: 7, clientMsgId: 'c-1' });
-    const h = setup({ append: async () => ({ message: stored, created: false }) });
+    const h = setup({ append: async () => ({ outcome: 'existing', message: stored }) });
     const result = await h.service.send(SENDER, { roomId: ROOM, body: 'hello', clientMsgId: 'c-1' });
     assert.deepEqual(result, stored);
     assert.equal(h.append.mock.callCount(), 1);
     assert.equal(h.publish.mock.callCount(), 0);
+  });
+
+  it('refuses a non-member of a private room (outcome forbidden) with FORBIDDEN and publishes nothing', async () => {
+    const h = setup({ append: async () => ({ outcome: 'forbidden' }) });
+    await assert.rejects(h.service.send(SENDER, { roomId: 'secret', body: 'hi' }), (err: unknown) => {
+      chatError('FORBIDDEN')(err);
+      assert.match((err as ChatError).message, /secret/);
+      return true;
+    });
+    assert.equal(h.append.mock.callCount(), 1);
+    assert.equal(h.publish.mock.callCount(), 0);
+    assert.deepEqual(h.calls, ['append:secret']);
   });
 
   it('propagates StorageUnavailableError (UNAVAILABLE) from append and broadcasts nothing', async () => {
@@ -214,52 +341,127 @@ describe('ChatService.send storage and broadcast', () => {
   });
 });
 
-describe('ChatService.join', () => {
-  it('subscribes before opening the room and returns lastSeq without missed/hasMore keys', async () => {
-    const h = setup({ openRoom: async () => 17 });
-    const subscribe = mock.fn((roomId: string) => {
-      h.calls.push(`subscribe:${roomId}`);
+describe('ChatService.post (trusted service)', () => {
+  it('stores on behalf of the given senderId with trusted=true and returns { message, created: true }', async () => {
+    const stored = makeMessage({ id: 'm-3', seq: 3, senderId: 'svc-user', body: 'from backend' });
+    const h = setup({ append: async () => ({ outcome: 'created', message: stored }) });
+    const result = await h.service.post({ roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' });
+    assert.deepEqual(result, { message: stored, created: true });
+    assert.equal(result.message, stored);
+    assert.deepEqual(h.append.mock.calls[0]?.arguments, [
+      { roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' },
+      true,
+    ]);
+    assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'message.new', stored]);
+    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
+  });
+
+  it('returns created: false for a repeated clientMsgId and does not publish again', async () => {
+    const stored = makeMessage({ clientMsgId: 'k-1' });
+    const h = setup({ append: async () => ({ outcome: 'existing', message: stored }) });
+    const result = await h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hello', clientMsgId: 'k-1' });
+    assert.deepEqual(result, { message: stored, created: false });
+    assert.equal(h.publish.mock.callCount(), 0);
+  });
+
+  it('drops unknown keys and passes clientMsgId null when absent', async () => {
+    const h = setup();
+    await h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hi', seq: 5, id: 'forged', createdAt: 'then' });
+    assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null }, true]);
+  });
+
+  it('accepts a senderId of 1 and of 128 characters', async () => {
+    const h = setup();
+    for (const senderId of ['u', 'u'.repeat(128)]) {
+      await h.service.post({ roomId: ROOM, senderId, body: 'hi' });
+    }
+    assert.deepEqual(
+      h.append.mock.calls.map((c) => c.arguments[0].senderId),
+      ['u', 'u'.repeat(128)],
+    );
+  });
+
+  const refused: { name: string; data: unknown; fields: string[] }[] = [
+    { name: 'a missing senderId', data: { roomId: ROOM, body: 'hi' }, fields: ['senderId'] },
+    { name: 'an empty senderId', data: { roomId: ROOM, senderId: '', body: 'hi' }, fields: ['senderId'] },
+    { name: 'a senderId of 129 characters', data: { roomId: ROOM, senderId: 'u'.repeat(129), body: 'hi' }, fields: ['senderId'] },
+    { name: 'a numeric senderId', data: { roomId: ROOM, senderId: 42, body: 'hi' }, fields: ['senderId'] },
+    { name: 'a null senderId', data: { roomId: ROOM, senderId: null, body: 'hi' }, fields: ['senderId'] },
+    { name: 'a white-space-only body', data: { roomId: ROOM, senderId: SENDER, body: '  ' }, fields: ['body'] },
+    { name: 'a bad roomId', data: { roomId: 'a b', senderId: SENDER, body: 'hi' }, fields: ['roomId'] },
+    { name: 'a bad clientMsgId', data: { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'a.b' }, fields: ['clientMsgId'] },
+    { name: 'non-object data', data: 'hi', fields: [] },
+  ];
+  for (const c of refused) {
+    it(`refuses ${c.name} with VALIDATION_FAILED and stores nothing`, async () => {
+      const h = setup();
+      await assert.rejects(h.service.post(c.data), validationFailed(c.fields));
+      assert.deepEqual(h.calls, []);
     });
-    const result = await h.service.join({ roomId: ROOM }, subscribe);
+  }
+
+  it('propagates StorageUnavailableError from append without publishing', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ append: async () => Promise.reject(failure) });
+    await assert.rejects(h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hi' }), (err: unknown) => err === failure);
+    assert.equal(h.publish.mock.callCount(), 0);
+  });
+});
+
+describe('ChatService.join', () => {
+  it('checks the connection room cap before anything is stored', async () => {
+    const h = setup();
+    const subscriber = h.subscriber();
+    subscriber.assertCanJoin.mock.mockImplementation(() => {
+      throw new ChatError('LIMIT_EXCEEDED', 'too many rooms');
+    });
+    await assert.rejects(h.service.join(USER, { roomId: ROOM }, subscriber), chatError('LIMIT_EXCEEDED'));
+    assert.deepEqual(h.calls, [], 'no room created, nothing subscribed');
+  });
+
+  it('checks access, subscribes, re-checks access and returns its lastSeq without missed/hasMore keys', async () => {
+    const h = setup({ openRoom: async () => access('public', false, 15), roomAccess: async () => access('public', false, 17) });
+    const subscriber = h.subscriber();
+    const result = await h.service.join(USER, { roomId: ROOM }, subscriber);
     assert.deepEqual(result, { roomId: ROOM, lastSeq: 17 });
     assert.equal(Object.hasOwn(result, 'missed'), false);
     assert.equal(Object.hasOwn(result, 'hasMore'), false);
-    assert.deepEqual(h.calls, [`subscribe:${ROOM}`, `openRoom:${ROOM}`]);
-    assert.equal(subscribe.mock.callCount(), 1);
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`]);
+    assert.deepEqual(h.openRoom.mock.calls[0]?.arguments, [ROOM, USER]);
+    assert.deepEqual(h.roomAccess.mock.calls[0]?.arguments, [ROOM, USER]);
+    assert.equal(subscriber.join.mock.callCount(), 1);
+    assert.equal(subscriber.leave.mock.callCount(), 0);
     assert.equal(h.page.mock.callCount(), 0);
   });
 
-  it('with sinceSeq reads one page after it and returns missed/hasMore from the store', async () => {
+  it('with sinceSeq reads one page of at most 100 after it and returns missed/hasMore from the store', async () => {
     const missed = [makeMessage({ id: 'a', seq: 6 }), makeMessage({ id: 'b', seq: 7 })];
-    const h = setup({ openRoom: async () => 7, page: async () => ({ messages: missed, hasMore: true }) });
-    const subscribe = mock.fn((roomId: string) => {
-      h.calls.push(`subscribe:${roomId}`);
-    });
-    const result = await h.service.join({ roomId: ROOM, sinceSeq: 5 }, subscribe);
+    const h = setup({ roomAccess: async () => access('public', false, 7), page: async () => ({ messages: missed, hasMore: true }) });
+    const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 5 }, h.subscriber());
     assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, missed, hasMore: true });
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, afterSeq: 5, limit: 100 }]);
-    assert.deepEqual(h.calls, [`subscribe:${ROOM}`, `openRoom:${ROOM}`, `page:${ROOM}`]);
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `page:${ROOM}`]);
   });
 
-  it('reports lastSeq as the newest missed seq when a message was committed after openRoom', async () => {
+  it('reports lastSeq as the newest missed seq when a message was committed after the access read', async () => {
     const missed = [makeMessage({ seq: 1 }), makeMessage({ seq: 2 }), makeMessage({ seq: 3 })];
-    const h = setup({ openRoom: async () => 2, page: async () => ({ messages: missed, hasMore: false }) });
-    const result = await h.service.join({ roomId: ROOM, sinceSeq: 0 }, () => undefined);
+    const h = setup({ roomAccess: async () => access('public', false, 2), page: async () => ({ messages: missed, hasMore: false }) });
+    const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
     assert.equal(result.lastSeq, 3);
     assert.equal(result.hasMore, false);
     assert.equal(result.missed, missed);
   });
 
-  it('keeps the openRoom lastSeq when it is newer than the missed page (hasMore)', async () => {
+  it('keeps the access lastSeq when it is newer than the missed page (hasMore)', async () => {
     const missed = [makeMessage({ seq: 11 }), makeMessage({ seq: 12 })];
-    const h = setup({ openRoom: async () => 250, page: async () => ({ messages: missed, hasMore: true }) });
-    const result = await h.service.join({ roomId: ROOM, sinceSeq: 10 }, () => undefined);
+    const h = setup({ roomAccess: async () => access('public', false, 250), page: async () => ({ messages: missed, hasMore: true }) });
+    const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 10 }, h.subscriber());
     assert.equal(result.lastSeq, 250);
   });
 
   it('with sinceSeq on an empty room returns missed [] and hasMore false with lastSeq 0', async () => {
     const h = setup();
-    const result = await h.service.join({ roomId: ROOM, sinceSeq: 0 }, () => undefined);
+    const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
     assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, missed: [], hasMore: false });
   });
 
@@ -272,23 +474,84 @@ describe('ChatService.join', () => {
     ];
     for (const { data, fields } of bad) {
       const h = setup();
-      const subscribe = mock.fn((roomId: string) => void roomId);
-      await assert.rejects(h.service.join(data, subscribe), validationFailed(fields));
-      assert.equal(subscribe.mock.callCount(), 0);
+      const subscriber = h.subscriber();
+      await assert.rejects(h.service.join(USER, data, subscriber), validationFailed(fields));
+      assert.equal(subscriber.join.mock.callCount(), 0);
       assert.deepEqual(h.calls, []);
     }
   });
 
-  it('propagates StorageUnavailableError from openRoom', async () => {
+  it('lets a member join a private room', async () => {
+    const h = setup({ openRoom: async () => access('private', true, 4), roomAccess: async () => access('private', true, 4) });
+    const subscriber = h.subscriber();
+    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4 });
+    assert.equal(subscriber.join.mock.callCount(), 1);
+    assert.equal(subscriber.leave.mock.callCount(), 0);
+  });
+
+  it('refuses a non-member of a private room with FORBIDDEN without ever subscribing', async () => {
+    const h = setup({ openRoom: async () => access('private', false, 9) });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, subscriber), chatError('FORBIDDEN'));
+    assert.equal(subscriber.join.mock.callCount(), 0);
+    assert.equal(subscriber.leave.mock.callCount(), 0);
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`]);
+  });
+
+  it('unsubscribes and answers FORBIDDEN when membership is revoked between the two checks', async () => {
+    const h = setup({ openRoom: async () => access('private', true, 3), roomAccess: async () => access('private', false, 3) });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, subscriber), chatError('FORBIDDEN'));
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `unsubscribe:${ROOM}`]);
+    assert.deepEqual(subscriber.leave.mock.calls[0]?.arguments, [ROOM]);
+    assert.equal(h.page.mock.callCount(), 0);
+  });
+
+  it('unsubscribes and answers FORBIDDEN when a public room turns private between the two checks', async () => {
+    const h = setup({ openRoom: async () => access('public', false), roomAccess: async () => access('private', false) });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM }, subscriber), chatError('FORBIDDEN'));
+    assert.equal(subscriber.join.mock.callCount(), 1);
+    assert.equal(subscriber.leave.mock.callCount(), 1);
+  });
+
+  it('unsubscribes and answers UNAVAILABLE when the room vanished between the two checks', async () => {
+    const h = setup({ roomAccess: async () => null });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM }, subscriber), chatError('UNAVAILABLE'));
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `unsubscribe:${ROOM}`]);
+  });
+
+  it('unsubscribes when the access re-check fails with StorageUnavailableError after subscribing', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ roomAccess: async () => Promise.reject(failure) });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM }, subscriber), (err: unknown) => err === failure);
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `unsubscribe:${ROOM}`]);
+  });
+
+  it('unsubscribes when reading the missed page fails with StorageUnavailableError', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ page: async () => Promise.reject(failure) });
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, subscriber), (err: unknown) => {
+      assert.equal(err, failure);
+      assert.equal((err as ChatError).code, 'UNAVAILABLE');
+      return true;
+    });
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `page:${ROOM}`, `unsubscribe:${ROOM}`]);
+  });
+
+  it('propagates StorageUnavailableError from openRoom without subscribing', async () => {
     const h = setup({ openRoom: async () => Promise.reject(new StorageUnavailableError()) });
-    await assert.rejects(
-      h.service.join({ roomId: ROOM }, () => undefined),
-      (err: unknown) => {
-        assert.ok(err instanceof StorageUnavailableError);
-        assert.equal(err.code, 'UNAVAILABLE');
-        return true;
-      },
-    );
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: ROOM }, subscriber), (err: unknown) => {
+      assert.ok(err instanceof StorageUnavailableError);
+      assert.equal(err.code, 'UNAVAILABLE');
+      return true;
+    });
+    assert.equal(subscriber.join.mock.callCount(), 0);
+    assert.equal(subscriber.leave.mock.callCount(), 0);
     assert.equal(h.publish.mock.callCount(), 0);
   });
 });
@@ -296,20 +559,22 @@ describe('ChatService.join', () => {
 describe('ChatService.leave', () => {
   it('unsubscribes from the room and returns { roomId }', async () => {
     const h = setup();
-    const unsubscribe = mock.fn((roomId: string) => void roomId);
-    const result = await h.service.leave({ roomId: ROOM, extra: true }, unsubscribe);
+    const subscriber = h.subscriber();
+    const result = await h.service.leave({ roomId: ROOM, extra: true }, subscriber);
     assert.deepEqual(result, { roomId: ROOM });
-    assert.equal(unsubscribe.mock.callCount(), 1);
-    assert.deepEqual(unsubscribe.mock.calls[0]?.arguments, [ROOM]);
-    assert.deepEqual(h.calls, []);
+    assert.equal(subscriber.leave.mock.callCount(), 1);
+    assert.deepEqual(subscriber.leave.mock.calls[0]?.arguments, [ROOM]);
+    assert.equal(subscriber.join.mock.callCount(), 0);
+    assert.deepEqual(h.calls, [`unsubscribe:${ROOM}`]);
   });
 
   it('refuses a bad roomId without unsubscribing', async () => {
     const h = setup();
-    const unsubscribe = mock.fn((roomId: string) => void roomId);
-    await assert.rejects(h.service.leave({ roomId: '.hidden' }, unsubscribe), validationFailed(['roomId']));
-    await assert.rejects(h.service.leave('lobby', unsubscribe), validationFailed([]));
-    assert.equal(unsubscribe.mock.callCount(), 0);
+    const subscriber = h.subscriber();
+    await assert.rejects(h.service.leave({ roomId: '.hidden' }, subscriber), validationFailed(['roomId']));
+    await assert.rejects(h.service.leave('lobby', subscriber), validationFailed([]));
+    assert.equal(subscriber.leave.mock.callCount(), 0);
+    assert.deepEqual(h.calls, []);
   });
 });
 
@@ -317,44 +582,358 @@ describe('ChatService.history', () => {
   it('passes the default limit 50 to store.page and returns its page', async () => {
     const page: HistoryPage = { messages: [makeMessage({ seq: 3 })], hasMore: true };
     const h = setup({ page: async () => page });
-    const result = await h.service.history({ roomId: ROOM });
+    const result = await h.service.history(USER, { roomId: ROOM });
     assert.equal(result, page);
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, limit: 50 }]);
   });
 
   it('passes beforeSeq, afterSeq and limit through and drops unknown keys', async () => {
     const h = setup();
-    await h.service.history({ roomId: ROOM, beforeSeq: 10, limit: 100, senderId: 'x' });
-    await h.service.history({ roomId: ROOM, afterSeq: 0, limit: 1 });
+    await h.service.history(USER, { roomId: ROOM, beforeSeq: 10, limit: 100, senderId: 'x' });
+    await h.service.history(USER, { roomId: ROOM, afterSeq: 0, limit: 1 });
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, beforeSeq: 10, limit: 100 }]);
     assert.deepEqual(h.page.mock.calls[1]?.arguments, [{ roomId: ROOM, afterSeq: 0, limit: 1 }]);
   });
 
   it('refuses beforeSeq combined with afterSeq', async () => {
     const h = setup();
-    await assert.rejects(async () => h.service.history({ roomId: ROOM, beforeSeq: 10, afterSeq: 2 }), validationFailed(['beforeSeq']));
+    await assert.rejects(
+      async () => h.service.history(USER, { roomId: ROOM, beforeSeq: 10, afterSeq: 2 }),
+      validationFailed(['beforeSeq']),
+    );
     assert.equal(h.page.mock.callCount(), 0);
   });
 
   for (const limit of [0, 101, -1, 1e9, '10', 1.5, null, Number.NaN]) {
     it(`refuses limit ${typeof limit === 'string' ? JSON.stringify(limit) : String(limit)}`, async () => {
       const h = setup();
-      await assert.rejects(async () => h.service.history({ roomId: ROOM, limit }), validationFailed(['limit']));
+      await assert.rejects(async () => h.service.history(USER, { roomId: ROOM, limit }), validationFailed(['limit']));
       assert.equal(h.page.mock.callCount(), 0);
+      assert.deepEqual(h.calls, [], 'validation comes before any access check');
     });
   }
 
   it('refuses negative or fractional beforeSeq/afterSeq', async () => {
     const h = setup();
-    await assert.rejects(async () => h.service.history({ roomId: ROOM, beforeSeq: -1 }), validationFailed(['beforeSeq']));
-    await assert.rejects(async () => h.service.history({ roomId: ROOM, afterSeq: 2.5 }), validationFailed(['afterSeq']));
+    await assert.rejects(async () => h.service.history(USER, { roomId: ROOM, beforeSeq: -1 }), validationFailed(['beforeSeq']));
+    await assert.rejects(async () => h.service.history(USER, { roomId: ROOM, afterSeq: 2.5 }), validationFailed(['afterSeq']));
     assert.equal(h.page.mock.callCount(), 0);
   });
 
   it('propagates StorageUnavailableError from page', async () => {
     const failure = new StorageUnavailableError();
     const h = setup({ page: async () => Promise.reject(failure) });
-    await assert.rejects(h.service.history({ roomId: ROOM }), (err: unknown) => err === failure);
+    await assert.rejects(h.service.history(USER, { roomId: ROOM }), (err: unknown) => err === failure);
     assert.equal(h.publish.mock.callCount(), 0);
+  });
+
+  it('checks the user’s access to the room before reading the page', async () => {
+    const h = setup();
+    await h.service.history(USER, { roomId: ROOM });
+    assert.deepEqual(h.calls, [`roomAccess:${ROOM}`, `page:${ROOM}`]);
+    assert.deepEqual(h.roomAccess.mock.calls[0]?.arguments, [ROOM, USER]);
+  });
+
+  it('serves a member of a private room', async () => {
+    const page: HistoryPage = { messages: [makeMessage()], hasMore: false };
+    const h = setup({ roomAccess: async () => access('private', true, 1), page: async () => page });
+    assert.equal(await h.service.history(USER, { roomId: ROOM }), page);
+  });
+
+  it('refuses a non-member of a private room with FORBIDDEN without reading the page', async () => {
+    const h = setup({ roomAccess: async () => access('private', false, 5) });
+    await assert.rejects(h.service.history(USER, { roomId: ROOM }), chatError('FORBIDDEN'));
+    assert.equal(h.page.mock.callCount(), 0);
+    assert.deepEqual(h.calls, [`roomAccess:${ROOM}`]);
+  });
+
+  it('serves the (empty) page of a room that does not exist (roomAccess null) without creating it', async () => {
+    const h = setup({ roomAccess: async () => null });
+    assert.deepEqual(await h.service.history(USER, { roomId: 'nowhere' }), { messages: [], hasMore: false });
+    assert.deepEqual(h.calls, ['roomAccess:nowhere', 'page:nowhere']);
+    assert.equal(h.openRoom.mock.callCount(), 0);
+  });
+
+  it('skips the access check for a trusted caller (userId null), even on a private room', async () => {
+    const page: HistoryPage = { messages: [makeMessage()], hasMore: true };
+    const h = setup({ roomAccess: async () => access('private', false), page: async () => page });
+    assert.equal(await h.service.history(null, { roomId: ROOM, limit: 10 }), page);
+    assert.equal(h.roomAccess.mock.callCount(), 0);
+    assert.deepEqual(h.calls, [`page:${ROOM}`]);
+    assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, limit: 10 }]);
+  });
+
+  it('propagates StorageUnavailableError from the access check without reading the page', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ roomAccess: async () => Promise.reject(failure) });
+    await assert.rejects(h.service.history(USER, { roomId: ROOM }), (err: unknown) => err === failure);
+    assert.equal(h.page.mock.callCount(), 0);
+  });
+
+  it('limits the history limit to MAX_HISTORY_PAGE and lowers the default to it', async () => {
+    const h = setup({ maxHistoryPage: 20 });
+    await h.service.history(USER, { roomId: ROOM, limit: 20 });
+    await h.service.history(null, { roomId: ROOM });
+    await assert.rejects(h.service.history(USER, { roomId: ROOM, limit: 21 }), validationFailed(['limit']));
+    await assert.rejects(h.service.history(null, { roomId: ROOM, limit: 100 }), validationFailed(['limit']));
+    assert.deepEqual(
+      h.page.mock.calls.map((c) => c.arguments[0].limit),
+      [20, 20],
+    );
+  });
+
+  it('keeps the default limit 50 when MAX_HISTORY_PAGE is above it', async () => {
+    const h = setup({ maxHistoryPage: 60 });
+    await h.service.history(USER, { roomId: ROOM });
+    await h.service.history(USER, { roomId: ROOM, limit: 60 });
+    await assert.rejects(h.service.history(USER, { roomId: ROOM, limit: 61 }), validationFailed(['limit']));
+    assert.deepEqual(
+      h.page.mock.calls.map((c) => c.arguments[0].limit),
+      [50, 60],
+    );
+  });
+});
+
+describe('ChatService.upsertRoom validation', () => {
+  const refused: { name: string; data: unknown; fields: string[] }[] = [
+    { name: 'a missing visibility', data: { roomId: ROOM }, fields: ['visibility'] },
+    { name: 'an unknown visibility', data: { roomId: ROOM, visibility: 'secret' }, fields: ['visibility'] },
+    { name: 'an upper-case visibility', data: { roomId: ROOM, visibility: 'PRIVATE' }, fields: ['visibility'] },
+    { name: 'a null visibility', data: { roomId: ROOM, visibility: null }, fields: ['visibility'] },
+    { name: 'a title of 201 characters', data: { roomId: ROOM, visibility: 'public', title: 't'.repeat(201) }, fields: ['title'] },
+    { name: 'a numeric title', data: { roomId: ROOM, visibility: 'public', title: 5 }, fields: ['title'] },
+    { name: 'metadata that is an array', data: { roomId: ROOM, visibility: 'public', metadata: [1, 2] }, fields: ['metadata'] },
+    { name: 'metadata that is an empty array', data: { roomId: ROOM, visibility: 'public', metadata: [] }, fields: ['metadata'] },
+    { name: 'metadata that is a string', data: { roomId: ROOM, visibility: 'public', metadata: '{}' }, fields: ['metadata'] },
+    { name: 'metadata that is a number', data: { roomId: ROOM, visibility: 'public', metadata: 1 }, fields: ['metadata'] },
+    {
+      name: 'metadata over 16 KiB as JSON',
+      data: { roomId: ROOM, visibility: 'public', metadata: { blob: 'x'.repeat(16 * 1024) } },
+      fields: ['metadata'],
+    },
+    { name: 'a bad roomId', data: { roomId: '-room', visibility: 'public' }, fields: ['roomId'] },
+    { name: 'non-object data', data: ['public'], fields: [] },
+  ];
+  for (const c of refused) {
+    it(`refuses ${c.name} with VALIDATION_FAILED and touches neither store nor broadcaster`, async () => {
+      const h = setup();
+      await assert.rejects(h.service.upsertRoom(c.data), validationFailed(c.fields));
+      assert.deepEqual(h.calls, []);
+    });
+  }
+
+  it('counts the 16 KiB metadata limit in UTF-8 bytes of its JSON, inclusive', async () => {
+    const h = setup();
+    const overhead = Buffer.byteLength(JSON.stringify({ blob: '' }));
+    const atLimit = { blob: 'x'.repeat(16 * 1024 - overhead) };
+    assert.equal(Buffer.byteLength(JSON.stringify(atLimit)), 16 * 1024);
+    await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', metadata: atLimit });
+    assert.deepEqual(h.upsertRoom.mock.calls[0]?.arguments[0].metadata, atLimit);
+
+    const multiByte = { blob: 'é'.repeat(Math.floor((16 * 1024 - overhead) / 2) + 1) };
+    assert.ok(JSON.stringify(multiByte).length < 16 * 1024, 'fewer characters than the limit...');
+    assert.ok(Buffer.byteLength(JSON.stringify(multiByte)) > 16 * 1024, '...but more UTF-8 bytes');
+    await assert.rejects(h.service.upsertRoom({ roomId: ROOM, visibility: 'public', metadata: multiByte }), validationFailed(['metadata']));
+    assert.equal(h.upsertRoom.mock.callCount(), 1);
+  });
+
+  it('accepts a title of 200 characters, a null title and null metadata', async () => {
+    const h = setup();
+    await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', title: 't'.repeat(200), metadata: { a: [1, { b: null }] } });
+    await h.service.upsertRoom({ roomId: ROOM, visibility: 'private', title: null, metadata: null });
+    assert.deepEqual(
+      h.upsertRoom.mock.calls.map((c) => c.arguments[0]),
+      [
+        { roomId: ROOM, visibility: 'public', title: 't'.repeat(200), metadata: { a: [1, { b: null }] } },
+        { roomId: ROOM, visibility: 'private', title: null, metadata: null },
+      ],
+    );
+  });
+
+  it('replaces: an omitted title or metadata reaches the store as null, and unknown keys are dropped', async () => {
+    const h = setup();
+    await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', lastSeq: 99, createdAt: 'then' });
+    const passed = h.upsertRoom.mock.calls[0]?.arguments[0];
+    assert.deepEqual(passed, { roomId: ROOM, visibility: 'public', title: null, metadata: null });
+    assert.deepEqual(Object.keys(passed ?? {}).sort(), ['metadata', 'roomId', 'title', 'visibility']);
+  });
+});
+
+describe('ChatService.upsertRoom outcome', () => {
+  it('returns the stored room with created true when the room is new', async () => {
+    const room = makeRoom({ title: 'Lobby' });
+    const h = setup({ upsertRoom: async () => ({ room, previous: null }) });
+    const result = await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', title: 'Lobby' });
+    assert.deepEqual(result, { room, created: true });
+    assert.equal(result.room, room);
+  });
+
+  for (const previous of ['public', 'private'] as const) {
+    it(`returns created false when the room existed (previously ${previous})`, async () => {
+      const h = setup({ upsertRoom: async (input) => ({ room: makeRoom(input), previous }) });
+      const result = await h.service.upsertRoom({ roomId: ROOM, visibility: previous });
+      assert.equal(result.created, false);
+    });
+  }
+
+  const transitions: { previous: Visibility | null; next: Visibility; removes: boolean }[] = [
+    { previous: 'public', next: 'private', removes: true },
+    { previous: null, next: 'private', removes: true },
+    { previous: 'private', next: 'private', removes: false },
+    { previous: 'private', next: 'public', removes: false },
+    { previous: 'public', next: 'public', removes: false },
+    { previous: null, next: 'public', removes: false },
+  ];
+  for (const { previous, next, removes } of transitions) {
+    it(`${removes ? 'takes' : 'does not take'} non-members out when the room goes ${previous ?? 'new'} → ${next}`, async () => {
+      const h = setup({
+        upsertRoom: async (input) => ({ room: makeRoom(input), previous }),
+        listMembers: async () => [
+          { userId: 'alice', lastReadSeq: 0 },
+          { userId: 'bob', lastReadSeq: 3 },
+        ],
+      });
+      await h.service.upsertRoom({ roomId: ROOM, visibility: next });
+      if (removes) {
+        assert.equal(h.removeNonMembers.mock.callCount(), 1);
+        assert.deepEqual(
+          h.removeNonMembers.mock.calls[0]?.arguments,
+          [ROOM, ['alice', 'bob']],
+          'the member list travels with the eviction',
+        );
+        assert.deepEqual(h.calls, [`upsertRoom:${ROOM}`, `listMembers:${ROOM}`, `removeNonMembers:${ROOM}`]);
+      } else {
+        assert.equal(h.removeNonMembers.mock.callCount(), 0);
+        assert.deepEqual(h.calls, [`upsertRoom:${ROOM}`]);
+      }
+      assert.equal(h.removeUsers.mock.callCount(), 0);
+      assert.equal(h.publish.mock.callCount(), 0);
+    });
+  }
+
+  it('decides on the visibility the store reports, not on the request', async () => {
+    // The store is the truth: a room it reports as private (from public) loses its non-members.
+    const h = setup({ upsertRoom: async () => ({ room: makeRoom({ visibility: 'private' }), previous: 'public' }) });
+    await h.service.upsertRoom({ roomId: ROOM, visibility: 'private' });
+    assert.equal(h.removeNonMembers.mock.callCount(), 1);
+  });
+
+  it('propagates StorageUnavailableError and takes nobody out', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ upsertRoom: async () => Promise.reject(failure) });
+    await assert.rejects(h.service.upsertRoom({ roomId: ROOM, visibility: 'private' }), (err: unknown) => err === failure);
+    assert.equal(h.removeNonMembers.mock.callCount(), 0);
+  });
+});
+
+describe('ChatService.getRoom and listMembers', () => {
+  it('getRoom returns the stored room', async () => {
+    const room = makeRoom({ roomId: 'r1', visibility: 'private', lastSeq: 8 });
+    const h = setup({ getRoom: async () => room });
+    assert.equal(await h.service.getRoom({ roomId: 'r1', extra: 1 }), room);
+    assert.deepEqual(h.getRoom.mock.calls[0]?.arguments, ['r1']);
+  });
+
+  it('getRoom answers NOT_FOUND naming the room when the store returns null', async () => {
+    const h = setup({ getRoom: async () => null });
+    await assert.rejects(h.service.getRoom({ roomId: 'ghost' }), (err: unknown) => {
+      chatError('NOT_FOUND')(err);
+      assert.match((err as ChatError).message, /ghost/);
+      return true;
+    });
+  });
+
+  it('listMembers returns the stored members', async () => {
+    const members: Member[] = [
+      { userId: 'a', lastReadSeq: 0 },
+      { userId: 'b', lastReadSeq: 4 },
+    ];
+    const h = setup({ listMembers: async () => members });
+    assert.equal(await h.service.listMembers({ roomId: ROOM }), members);
+    assert.deepEqual(h.listMembers.mock.calls[0]?.arguments, [ROOM]);
+  });
+
+  it('listMembers returns an empty list for a room without members', async () => {
+    const h = setup({ listMembers: async () => [] });
+    assert.deepEqual(await h.service.listMembers({ roomId: ROOM }), []);
+  });
+
+  it('listMembers answers NOT_FOUND when the store returns null', async () => {
+    const h = setup({ listMembers: async () => null });
+    await assert.rejects(h.service.listMembers({ roomId: 'ghost' }), chatError('NOT_FOUND'));
+  });
+
+  it('both refuse a bad roomId without touching the store', async () => {
+    const h = setup();
+    await assert.rejects(h.service.getRoom({ roomId: 'a/b' }), validationFailed(['roomId']));
+    await assert.rejects(h.service.listMembers({}), validationFailed(['roomId']));
+    assert.deepEqual(h.calls, []);
+  });
+});
+
+describe('ChatService.addMember', () => {
+  it('adds the member and resolves with nothing, taking nobody out', async () => {
+    const h = setup();
+    assert.equal(await h.service.addMember({ roomId: ROOM, userId: USER }), undefined);
+    assert.deepEqual(h.setMember.mock.calls[0]?.arguments, [ROOM, USER, true]);
+    assert.deepEqual(h.calls, [`setMember:${ROOM}:${USER}:true`]);
+  });
+
+  it('is idempotent: an unchanged membership still succeeds', async () => {
+    const h = setup({ setMember: async () => ({ changed: false }) });
+    await h.service.addMember({ roomId: ROOM, userId: USER });
+    assert.equal(h.setMember.mock.callCount(), 1);
+  });
+
+  it('answers NOT_FOUND when the room does not exist', async () => {
+    const h = setup({ setMember: async () => null });
+    await assert.rejects(h.service.addMember({ roomId: 'ghost', userId: USER }), chatError('NOT_FOUND'));
+  });
+
+  const refused: { name: string; data: unknown; fields: string[] }[] = [
+    { name: 'a missing userId', data: { roomId: ROOM }, fields: ['userId'] },
+    { name: 'an empty userId', data: { roomId: ROOM, userId: '' }, fields: ['userId'] },
+    { name: 'a userId of 129 characters', data: { roomId: ROOM, userId: 'u'.repeat(129) }, fields: ['userId'] },
+    { name: 'a bad roomId', data: { roomId: 'a b', userId: USER }, fields: ['roomId'] },
+  ];
+  for (const c of refused) {
+    it(`refuses ${c.name} without touching the store`, async () => {
+      const h = setup();
+      await assert.rejects(h.service.addMember(c.data), validationFailed(c.fields));
+      await assert.rejects(h.service.removeMember(c.data), validationFailed(c.fields));
+      assert.deepEqual(h.calls, []);
+    });
+  }
+});
+
+describe('ChatService.removeMember', () => {
+  it('takes the user’s live connections out of the room when the membership was removed', async () => {
+    const h = setup();
+    assert.equal(await h.service.removeMember({ roomId: ROOM, userId: USER }), undefined);
+    assert.deepEqual(h.setMember.mock.calls[0]?.arguments, [ROOM, USER, false]);
+    assert.equal(h.removeUsers.mock.callCount(), 1);
+    assert.deepEqual(h.removeUsers.mock.calls[0]?.arguments, [ROOM, [USER]]);
+    assert.equal(h.removeNonMembers.mock.callCount(), 0);
+  });
+
+  it('evicts again on a repeated removal, so a retry after UNAVAILABLE still takes the user out', async () => {
+    const h = setup({ setMember: async () => ({ changed: false }) });
+    await h.service.removeMember({ roomId: ROOM, userId: USER });
+    assert.equal(h.removeUsers.mock.callCount(), 1);
+    assert.deepEqual(h.calls, [`setMember:${ROOM}:${USER}:false`, `removeUsers:${ROOM}:${USER}`]);
+  });
+
+  it('answers NOT_FOUND when the room does not exist and takes nobody out', async () => {
+    const h = setup({ setMember: async () => null });
+    await assert.rejects(h.service.removeMember({ roomId: 'ghost', userId: USER }), chatError('NOT_FOUND'));
+    assert.equal(h.removeUsers.mock.callCount(), 0);
+    assert.equal(h.getRoom.mock.callCount(), 0);
+  });
+
+  it('propagates StorageUnavailableError from setMember', async () => {
+    const failure = new StorageUnavailableError();
+    const h = setup({ setMember: async () => Promise.reject(failure) });
+    await assert.rejects(h.service.removeMember({ roomId: ROOM, userId: USER }), (err: unknown) => err === failure);
+    assert.equal(h.removeUsers.mock.callCount(), 0);
   });
 });

@@ -1,18 +1,20 @@
 import { Injectable } from '@nestjs/common';
-import { SERVER_EVENTS, type HistoryPage, type JoinResult, type Message } from './chat.events.js';
-import { ChatLimits, MessageStore, RoomBroadcaster } from './chat.ports.js';
+import { ChatError } from './chat.errors.js';
+import { SERVER_EVENTS, type HistoryPage, type JoinResult, type Member, type Message, type Room } from './chat.events.js';
+import { ChatLimits, ChatStore, RoomBroadcaster, type RoomAccess, type RoomSubscriber } from './chat.ports.js';
 import { createSchemas, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
 
 /**
- * The chat domain: every transport (socket.io, raw WebSocket, later HTTP) calls these methods
- * with untrusted data and gets validated, stored, broadcast results back.
+ * The chat domain. Every entry point (socket.io, raw WebSocket, HTTP) calls these methods with
+ * untrusted data and gets validated, authorised, stored and broadcast results back. A `userId`
+ * of null marks a trusted caller (a backend service over HTTP), which skips membership checks.
  */
 @Injectable()
 export class ChatService {
   private readonly schemas: ChatSchemas;
 
   constructor(
-    private readonly store: MessageStore,
+    private readonly store: ChatStore,
     private readonly broadcaster: RoomBroadcaster,
     limits: ChatLimits,
   ) {
@@ -20,39 +22,117 @@ export class ChatService {
   }
 
   /**
-   * Subscribes before reading, so a message committed meanwhile arrives live or in `missed`
-   * (clients de-duplicate by seq) and never falls between the two.
+   * Access is checked before subscribing (a non-member never receives a push) and again after,
+   * with the read that follows the subscription: a message committed meanwhile arrives live or in
+   * `missed` (clients de-duplicate by seq), and a membership removed meanwhile is caught.
    */
-  async join(data: unknown, subscribe: (roomId: string) => void): Promise<JoinResult> {
+  async join(userId: string, data: unknown, subscriber: RoomSubscriber): Promise<JoinResult> {
     const { roomId, sinceSeq } = parseInput(this.schemas.join, data);
-    subscribe(roomId);
-    const lastSeq = await this.store.openRoom(roomId);
-    if (sinceSeq === undefined) return { roomId, lastSeq };
-    const { messages, hasMore } = await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE });
-    const newest = messages.at(-1)?.seq ?? 0;
-    return { roomId, lastSeq: Math.max(lastSeq, newest), missed: messages, hasMore };
+    subscriber.assertCanJoin(roomId);
+    allow(await this.store.openRoom(roomId, userId));
+    subscriber.join(roomId);
+    try {
+      const access = allow(await this.store.roomAccess(roomId, userId));
+      if (sinceSeq === undefined) return { roomId, lastSeq: access.lastSeq };
+      const { messages, hasMore } = await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE });
+      const newest = messages.at(-1)?.seq ?? 0;
+      return { roomId, lastSeq: Math.max(access.lastSeq, newest), missed: messages, hasMore };
+    } catch (err) {
+      subscriber.leave(roomId);
+      throw err;
+    }
   }
 
-  async leave(data: unknown, unsubscribe: (roomId: string) => void): Promise<{ roomId: string }> {
+  async leave(data: unknown, subscriber: RoomSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.leave, data);
-    unsubscribe(roomId);
+    subscriber.leave(roomId);
     return { roomId };
   }
 
-  /** Resolves only after COMMIT; a repeated clientMsgId returns the stored message without a new broadcast. */
+  /** A user's message. Resolves only after COMMIT; a repeated clientMsgId returns the stored message without a new broadcast. */
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
-    const { message, created } = await this.store.append({
-      roomId: input.roomId,
-      senderId,
-      body: input.body,
-      clientMsgId: input.clientMsgId ?? null,
-    });
-    if (created) this.broadcaster.publish(message.roomId, SERVER_EVENTS.messageNew, message);
-    return message;
+    return this.append({ roomId: input.roomId, senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, false).then(
+      (r) => r.message,
+    );
   }
 
-  async history(data: unknown): Promise<HistoryPage> {
-    return this.store.page(parseInput(this.schemas.history, data));
+  /** A message posted by a trusted service on behalf of a user; `created` is false for a repeated clientMsgId. */
+  async post(data: unknown): Promise<{ message: Message; created: boolean }> {
+    const input = parseInput(this.schemas.post, data);
+    return this.append({ roomId: input.roomId, senderId: input.senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, true);
   }
+
+  async history(userId: string | null, data: unknown): Promise<HistoryPage> {
+    const query = parseInput(this.schemas.history, data);
+    if (userId !== null) {
+      const access = await this.store.roomAccess(query.roomId, userId);
+      if (access) allow(access);
+    }
+    return this.store.page(query);
+  }
+
+  /**
+   * Creates or replaces a room. A room that becomes private loses its non-members' live
+   * connections; the member list travels with the eviction, so every instance applies it the
+   * moment it arrives (this one before the reply) instead of after a lookup of its own.
+   */
+  async upsertRoom(data: unknown): Promise<{ room: Room; created: boolean }> {
+    const input = parseInput(this.schemas.room, data);
+    const { room, previous } = await this.store.upsertRoom(input);
+    if (room.visibility === 'private' && previous !== 'private') {
+      const members = (await this.store.listMembers(room.roomId)) ?? [];
+      this.broadcaster.removeNonMembers(
+        room.roomId,
+        members.map((m) => m.userId),
+      );
+    }
+    return { room, created: previous === null };
+  }
+
+  async getRoom(data: unknown): Promise<Room> {
+    const { roomId } = parseInput(this.schemas.roomRef, data);
+    return (await this.store.getRoom(roomId)) ?? notFound(roomId);
+  }
+
+  async addMember(data: unknown): Promise<void> {
+    const { roomId, userId } = parseInput(this.schemas.member, data);
+    if (!(await this.store.setMember(roomId, userId, true))) notFound(roomId);
+  }
+
+  /**
+   * Removing a member takes that user's live connections out of the room on every instance. Done
+   * on every successful call, changed or not, so a retry after UNAVAILABLE still evicts.
+   */
+  async removeMember(data: unknown): Promise<void> {
+    const { roomId, userId } = parseInput(this.schemas.member, data);
+    if (!(await this.store.setMember(roomId, userId, false))) notFound(roomId);
+    this.broadcaster.removeUsers(roomId, [userId]);
+  }
+
+  async listMembers(data: unknown): Promise<Member[]> {
+    const { roomId } = parseInput(this.schemas.roomRef, data);
+    return (await this.store.listMembers(roomId)) ?? notFound(roomId);
+  }
+
+  private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {
+    const result = await this.store.append(input, trusted);
+    if (result.outcome === 'forbidden') throw forbidden(input.roomId);
+    if (result.outcome === 'created') this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, result.message);
+    return { message: result.message, created: result.outcome === 'created' };
+  }
+}
+
+function allow(access: RoomAccess | null): RoomAccess {
+  if (!access) throw new ChatError('UNAVAILABLE', 'room vanished, try again');
+  if (access.visibility === 'private' && !access.isMember) throw forbidden();
+  return access;
+}
+
+function forbidden(roomId?: string): ChatError {
+  return new ChatError('FORBIDDEN', roomId ? `not a member of private room ${roomId}` : 'not a member of this private room');
+}
+
+function notFound(roomId: string): never {
+  throw new ChatError('NOT_FOUND', `room ${roomId} does not exist`);
 }

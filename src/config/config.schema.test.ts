@@ -1,10 +1,21 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, DEV_JWT_SECRET, loadConfig } from './config.schema.js';
+import { ConfigError, DEV_JWT_SECRET, loadConfig, publicKeyAlgorithm } from './config.schema.js';
 
 const SECRET = 'a-very-long-production-secret-123';
 const KEY_A = 'key-aaaaaaaaaaaaaaaa';
 const KEY_B = 'key-bbbbbbbbbbbbbbbb';
+const JWKS = 'https://idp.example.com/.well-known/jwks.json';
+
+function spkiPem(publicKey: KeyObject): string {
+  return publicKey.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+const RSA_PEM = spkiPem(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey);
+const P256_PEM = spkiPem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
+const P384_PEM = spkiPem(generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey);
+const ED25519_PEM = spkiPem(generateKeyPairSync('ed25519').publicKey);
 
 /** Runs loadConfig expecting a ConfigError and returns it. */
 function configError(env: NodeJS.ProcessEnv): ConfigError {
@@ -30,10 +41,22 @@ describe('loadConfig defaults', () => {
       port: 3000,
       database: { mode: 'embedded', dataDir: './data' },
       redis: null,
-      jwt: { secret: DEV_JWT_SECRET, isDevSecret: true },
+      jwt: { key: { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true }, issuer: null, audience: null },
       apiKeys: [],
       allowedOrigins: null,
-      limits: { maxMessageLength: 4000, maxPayloadBytes: 65536, maxBufferedBytes: 1048576 },
+      limits: {
+        maxMessageLength: 4000,
+        maxPayloadBytes: 65536,
+        maxBufferedBytes: 1048576,
+        maxConnectionsPerUser: 20,
+        maxRoomsPerConnection: 100,
+        maxHistoryPage: 100,
+      },
+      rateLimits: {
+        perConnection: { perSecond: 20, burst: 100 },
+        perUser: { messages: 300, windowMs: 10000 },
+        disconnectAfter: 50,
+      },
       db: { poolSize: 10, timeoutMs: 2000 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
@@ -51,6 +74,10 @@ describe('loadConfig defaults', () => {
       'REDIS_URL',
       'REDIS_PREFIX',
       'JWT_SECRET',
+      'JWT_PUBLIC_KEY',
+      'JWKS_URL',
+      'JWT_ISSUER',
+      'JWT_AUDIENCE',
       'API_KEYS',
       'ALLOWED_ORIGINS',
       'MAX_MESSAGE_LENGTH',
@@ -63,6 +90,14 @@ describe('loadConfig defaults', () => {
       'HEARTBEAT_INTERVAL_MS',
       'HEARTBEAT_TIMEOUT_MS',
       'MAX_BUFFERED_BYTES',
+      'RATE_LIMIT_PER_SECOND',
+      'RATE_LIMIT_BURST',
+      'RATE_LIMIT_USER_MESSAGES',
+      'RATE_LIMIT_USER_WINDOW_MS',
+      'RATE_LIMIT_DISCONNECT_AFTER',
+      'MAX_CONNECTIONS_PER_USER',
+      'MAX_ROOMS_PER_CONNECTION',
+      'MAX_HISTORY_PAGE',
     ]) {
       env[key] = '';
     }
@@ -74,7 +109,11 @@ describe('loadConfig defaults', () => {
   });
 
   it('uses an explicit JWT_SECRET and does not flag it', () => {
-    assert.deepEqual(loadConfig({ JWT_SECRET: SECRET }).jwt, { secret: SECRET, isDevSecret: false });
+    assert.deepEqual(loadConfig({ JWT_SECRET: SECRET }).jwt, {
+      key: { kind: 'secret', secret: SECRET, isDevSecret: false },
+      issuer: null,
+      audience: null,
+    });
   });
 
   it('uses DATA_DIR for the embedded database', () => {
@@ -99,10 +138,12 @@ describe('PORT', () => {
 });
 
 describe('NODE_ENV and JWT_SECRET', () => {
-  it('requires JWT_SECRET in production, naming it', () => {
+  it('requires a key source in production, naming JWT_SECRET and the alternatives', () => {
     const err = configError({ NODE_ENV: 'production' });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
-    assert.match(err.message, /JWT_SECRET/);
+    assert.match(err.message, /JWT_SECRET: required when NODE_ENV=production/);
+    assert.match(err.message, /JWT_PUBLIC_KEY/);
+    assert.match(err.message, /JWKS_URL/);
   });
 
   it('treats an empty JWT_SECRET as missing in production', () => {
@@ -113,14 +154,18 @@ describe('NODE_ENV and JWT_SECRET', () => {
   it('accepts production with a JWT_SECRET', () => {
     const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
     assert.equal(config.env, 'production');
-    assert.deepEqual(config.jwt, { secret: SECRET, isDevSecret: false });
+    assert.deepEqual(config.jwt.key, { kind: 'secret', secret: SECRET, isDevSecret: false });
   });
 
   it('refuses a JWT_SECRET shorter than 16 characters, naming it', () => {
     const err = configError({ JWT_SECRET: '123456789012345' });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
     assert.match(err.message, /JWT_SECRET: must be at least 16 characters/);
-    assert.equal(loadConfig({ JWT_SECRET: '1234567890123456' }).jwt.secret, '1234567890123456');
+    assert.deepEqual(loadConfig({ JWT_SECRET: '1234567890123456' }).jwt.key, {
+      kind: 'secret',
+      secret: '1234567890123456',
+      isDevSecret: false,
+    });
   });
 
   it('refuses an unknown NODE_ENV, naming it', () => {
@@ -135,7 +180,141 @@ describe('NODE_ENV and JWT_SECRET', () => {
 
   it('flags the development secret even when it is set explicitly', () => {
     // config.schema.ts: "the log warns whenever it is in use"; main.ts warns only when isDevSecret.
-    assert.deepEqual(loadConfig({ JWT_SECRET: DEV_JWT_SECRET }).jwt, { secret: DEV_JWT_SECRET, isDevSecret: true });
+    assert.deepEqual(loadConfig({ JWT_SECRET: DEV_JWT_SECRET }).jwt.key, { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true });
+  });
+});
+
+describe('JWT_PUBLIC_KEY', () => {
+  it('accepts an RSA public key in SPKI PEM', () => {
+    assert.deepEqual(loadConfig({ JWT_PUBLIC_KEY: RSA_PEM }).jwt, {
+      key: { kind: 'publicKey', pem: RSA_PEM },
+      issuer: null,
+      audience: null,
+    });
+  });
+
+  it('accepts a P-256 EC public key in SPKI PEM', () => {
+    assert.deepEqual(loadConfig({ JWT_PUBLIC_KEY: P256_PEM }).jwt.key, { kind: 'publicKey', pem: P256_PEM });
+  });
+
+  it('accepts a PEM written on one line with literal "\\n" sequences and restores the line breaks', () => {
+    const oneLine = RSA_PEM.trimEnd().split('\n').join('\\n');
+    assert.equal(oneLine.includes('\n'), false);
+    assert.ok(oneLine.includes('\\n'));
+    const key = loadConfig({ JWT_PUBLIC_KEY: oneLine }).jwt.key;
+    assert.deepEqual(key, { kind: 'publicKey', pem: RSA_PEM.trimEnd() });
+  });
+
+  const refused: [string, string][] = [
+    ['garbage', 'not a key at all'],
+    ['a PEM with a damaged body', RSA_PEM.replace(/[A-Za-z]{8}/, '!!!!!!!!')],
+    ['an Ed25519 key', ED25519_PEM],
+    ['a P-384 EC key', P384_PEM],
+  ];
+  for (const [name, value] of refused) {
+    it(`refuses ${name}, naming JWT_PUBLIC_KEY`, () => {
+      const err = configError({ JWT_PUBLIC_KEY: value });
+      assert.deepEqual(namedVariables(err), ['JWT_PUBLIC_KEY']);
+      assert.match(err.message, /JWT_PUBLIC_KEY: must be an RSA or P-256 EC public key/);
+    });
+  }
+
+  it('does not print the refused value', () => {
+    const err = configError({ JWT_PUBLIC_KEY: P384_PEM });
+    assert.equal(err.message.includes(P384_PEM.split('\n')[1] ?? '!'), false);
+  });
+});
+
+describe('JWKS_URL', () => {
+  it('accepts an https:// and an http:// URL', () => {
+    assert.deepEqual(loadConfig({ JWKS_URL: JWKS }).jwt.key, { kind: 'jwks', url: JWKS });
+    assert.deepEqual(loadConfig({ JWKS_URL: 'http://idp:8080/jwks' }).jwt.key, { kind: 'jwks', url: 'http://idp:8080/jwks' });
+  });
+
+  for (const url of ['ftp://idp.example.com/jwks', 'ws://idp/jwks', 'file:///etc/jwks.json', 'idp.example.com/jwks', 'not a url']) {
+    it(`refuses ${JSON.stringify(url)}, naming JWKS_URL`, () => {
+      const err = configError({ JWKS_URL: url });
+      assert.deepEqual(namedVariables(err), ['JWKS_URL']);
+      assert.match(err.message, /JWKS_URL: must be a URL starting with https:\/\/ or http:\/\//);
+    });
+  }
+});
+
+describe('JWT_ISSUER and JWT_AUDIENCE', () => {
+  it('are read with any key source', () => {
+    assert.deepEqual(loadConfig({ JWT_ISSUER: 'https://idp.example.com/', JWT_AUDIENCE: 'chat' }).jwt, {
+      key: { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true },
+      issuer: 'https://idp.example.com/',
+      audience: 'chat',
+    });
+    assert.deepEqual(loadConfig({ JWKS_URL: JWKS, JWT_ISSUER: 'idp', JWT_AUDIENCE: 'chat' }).jwt, {
+      key: { kind: 'jwks', url: JWKS },
+      issuer: 'idp',
+      audience: 'chat',
+    });
+  });
+});
+
+describe('one key source', () => {
+  const pairs: { env: NodeJS.ProcessEnv; named: string }[] = [
+    { env: { JWT_SECRET: SECRET, JWT_PUBLIC_KEY: RSA_PEM }, named: 'JWT_PUBLIC_KEY' },
+    { env: { JWT_SECRET: SECRET, JWKS_URL: JWKS }, named: 'JWKS_URL' },
+    { env: { JWT_PUBLIC_KEY: P256_PEM, JWKS_URL: JWKS }, named: 'JWKS_URL' },
+    { env: { JWT_SECRET: SECRET, JWT_PUBLIC_KEY: RSA_PEM, JWKS_URL: JWKS }, named: 'JWT_PUBLIC_KEY' },
+  ];
+  for (const { env, named } of pairs) {
+    const given = Object.keys(env).join(' + ');
+    it(`refuses ${given}, naming ${named}`, () => {
+      const err = configError(env);
+      assert.deepEqual(namedVariables(err), [named]);
+      assert.match(err.message, new RegExp(`${named}: set only one of ${Object.keys(env).join(', ')}`));
+    });
+  }
+
+  it('refuses two key sources in production too', () => {
+    const err = configError({ NODE_ENV: 'production', JWT_SECRET: SECRET, JWKS_URL: JWKS });
+    assert.deepEqual(namedVariables(err), ['JWKS_URL']);
+  });
+
+  it('ignores an empty second key source', () => {
+    assert.deepEqual(loadConfig({ JWT_SECRET: SECRET, JWT_PUBLIC_KEY: '', JWKS_URL: '' }).jwt.key, {
+      kind: 'secret',
+      secret: SECRET,
+      isDevSecret: false,
+    });
+  });
+});
+
+describe('key sources in production', () => {
+  it('starts with only JWT_PUBLIC_KEY', () => {
+    const config = loadConfig({ NODE_ENV: 'production', JWT_PUBLIC_KEY: RSA_PEM });
+    assert.equal(config.env, 'production');
+    assert.deepEqual(config.jwt.key, { kind: 'publicKey', pem: RSA_PEM });
+  });
+
+  it('starts with only JWKS_URL', () => {
+    const config = loadConfig({ NODE_ENV: 'production', JWKS_URL: JWKS });
+    assert.equal(config.env, 'production');
+    assert.deepEqual(config.jwt.key, { kind: 'jwks', url: JWKS });
+  });
+
+  it('names JWT_SECRET when none is set, also when the others are empty strings', () => {
+    const err = configError({ NODE_ENV: 'production', JWT_SECRET: '', JWT_PUBLIC_KEY: '', JWKS_URL: '' });
+    assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
+  });
+});
+
+describe('publicKeyAlgorithm', () => {
+  it('returns RS256 for an RSA key and ES256 for a P-256 key', () => {
+    assert.equal(publicKeyAlgorithm(RSA_PEM), 'RS256');
+    assert.equal(publicKeyAlgorithm(P256_PEM), 'ES256');
+  });
+
+  it('returns null for other curves, other key types and anything that is not a key', () => {
+    assert.equal(publicKeyAlgorithm(P384_PEM), null);
+    assert.equal(publicKeyAlgorithm(ED25519_PEM), null);
+    assert.equal(publicKeyAlgorithm('garbage'), null);
+    assert.equal(publicKeyAlgorithm(''), null);
   });
 });
 
@@ -214,7 +393,14 @@ describe('API_KEYS', () => {
 describe('limits and log level', () => {
   it('reads MAX_MESSAGE_LENGTH, MAX_PAYLOAD_BYTES and LOG_LEVEL', () => {
     const config = loadConfig({ MAX_MESSAGE_LENGTH: '500', MAX_PAYLOAD_BYTES: '1024', LOG_LEVEL: 'debug' });
-    assert.deepEqual(config.limits, { maxMessageLength: 500, maxPayloadBytes: 1024, maxBufferedBytes: 1048576 });
+    assert.deepEqual(config.limits, {
+      maxMessageLength: 500,
+      maxPayloadBytes: 1024,
+      maxBufferedBytes: 1048576,
+      maxConnectionsPerUser: 20,
+      maxRoomsPerConnection: 100,
+      maxHistoryPage: 100,
+    });
     assert.equal(config.logLevel, 'debug');
   });
 
@@ -243,6 +429,53 @@ describe('limits and log level', () => {
     const err = configError({ MAX_MESSAGE_LENGTH: '0', MAX_PAYLOAD_BYTES: '1023', LOG_LEVEL: 'verbose' });
     assert.deepEqual(namedVariables(err), ['MAX_MESSAGE_LENGTH', 'MAX_PAYLOAD_BYTES', 'LOG_LEVEL']);
   });
+});
+
+describe('rate limits and connection caps', () => {
+  it('reads every RATE_LIMIT_* variable', () => {
+    const config = loadConfig({
+      RATE_LIMIT_PER_SECOND: '5',
+      RATE_LIMIT_BURST: '10',
+      RATE_LIMIT_USER_MESSAGES: '1000',
+      RATE_LIMIT_USER_WINDOW_MS: '60000',
+      RATE_LIMIT_DISCONNECT_AFTER: '3',
+    });
+    assert.deepEqual(config.rateLimits, {
+      perConnection: { perSecond: 5, burst: 10 },
+      perUser: { messages: 1000, windowMs: 60000 },
+      disconnectAfter: 3,
+    });
+  });
+
+  it('reads MAX_CONNECTIONS_PER_USER, MAX_ROOMS_PER_CONNECTION and MAX_HISTORY_PAGE', () => {
+    const config = loadConfig({ MAX_CONNECTIONS_PER_USER: '2', MAX_ROOMS_PER_CONNECTION: '7', MAX_HISTORY_PAGE: '25' });
+    assert.deepEqual([config.limits.maxConnectionsPerUser, config.limits.maxRoomsPerConnection, config.limits.maxHistoryPage], [2, 7, 25]);
+  });
+
+  it('accepts MAX_HISTORY_PAGE from 1 to 100, the protocol’s bounds', () => {
+    assert.equal(loadConfig({ MAX_HISTORY_PAGE: '1' }).limits.maxHistoryPage, 1);
+    assert.equal(loadConfig({ MAX_HISTORY_PAGE: '100' }).limits.maxHistoryPage, 100);
+  });
+
+  const refused: [string, string][] = [
+    ['RATE_LIMIT_PER_SECOND', '0'],
+    ['RATE_LIMIT_BURST', '0'],
+    ['RATE_LIMIT_USER_MESSAGES', '0'],
+    ['RATE_LIMIT_USER_WINDOW_MS', '99'],
+    ['RATE_LIMIT_DISCONNECT_AFTER', '0'],
+    ['MAX_CONNECTIONS_PER_USER', '0'],
+    ['MAX_ROOMS_PER_CONNECTION', '0'],
+    ['MAX_HISTORY_PAGE', '0'],
+    ['MAX_HISTORY_PAGE', '101'],
+    ['RATE_LIMIT_PER_SECOND', 'fast'],
+    ['MAX_CONNECTIONS_PER_USER', '-1'],
+    ['MAX_ROOMS_PER_CONNECTION', '2.5'],
+  ];
+  for (const [name, value] of refused) {
+    it(`refuses ${name}=${value}, naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ [name]: value })), [name]);
+    });
+  }
 });
 
 describe('several bad variables', () => {

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -54,6 +55,16 @@ const envSchema = z
       .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
       .default('chat'),
     JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    // PEM in an environment variable often arrives with literal "\n" sequences.
+    JWT_PUBLIC_KEY: z
+      .string()
+      .transform((v) => v.replace(/\\n/g, '\n'))
+      .refine((pem) => !pem.includes('PRIVATE KEY'), 'must be a public key; never give the service a private key')
+      .refine((pem) => publicKeyAlgorithm(pem) !== null, 'must be an RSA or P-256 EC public key in PEM (SPKI) form')
+      .optional(),
+    JWKS_URL: url(['https:', 'http:']).optional(),
+    JWT_ISSUER: z.string().min(1).optional(),
+    JWT_AUDIENCE: z.string().min(1).optional(),
     API_KEYS: commaList.pipe(z.array(z.string().min(16, 'each key must be at least 16 characters'))).optional(),
     ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
     MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
@@ -66,12 +77,27 @@ const envSchema = z
     HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
     HEARTBEAT_TIMEOUT_MS: int(100, 300_000).default(20_000),
     MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
+    RATE_LIMIT_PER_SECOND: int(1, 100_000).default(20),
+    RATE_LIMIT_BURST: int(1, 1_000_000).default(100),
+    RATE_LIMIT_USER_MESSAGES: int(1, 10_000_000).default(300),
+    RATE_LIMIT_USER_WINDOW_MS: int(100, 3_600_000).default(10_000),
+    RATE_LIMIT_DISCONNECT_AFTER: int(1, 1_000_000).default(50),
+    MAX_CONNECTIONS_PER_USER: int(1, 100_000).default(20),
+    MAX_ROOMS_PER_CONNECTION: int(1, 100_000).default(100),
+    MAX_HISTORY_PAGE: int(1, 100).default(100),
   })
   .superRefine((env, ctx) => {
     if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS)
       ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DRAIN_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
+    const keySources = (['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'] as const).filter((k) => env[k] !== undefined);
+    if (keySources.length > 1) ctx.addIssue({ code: 'custom', path: [keySources[1]], message: `set only one of ${keySources.join(', ')}` });
     if (env.NODE_ENV !== 'production') return;
-    if (!env.JWT_SECRET) ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'required when NODE_ENV=production' });
+    if (keySources.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_SECRET'],
+        message: 'required when NODE_ENV=production (or verify tokens with JWT_PUBLIC_KEY or JWKS_URL)',
+      });
     else if (env.JWT_SECRET === DEV_JWT_SECRET)
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'the published development secret is refused in production' });
   });
@@ -83,10 +109,29 @@ export interface AppConfig {
   port: number;
   database: { mode: 'external'; url: string } | { mode: 'embedded'; dataDir: string };
   redis: { url: string; prefix: string } | null;
-  jwt: { secret: string; isDevSecret: boolean };
+  jwt: {
+    key: { kind: 'secret'; secret: string; isDevSecret: boolean } | { kind: 'publicKey'; pem: string } | { kind: 'jwks'; url: string };
+    issuer: string | null;
+    audience: string | null;
+  };
   apiKeys: string[];
   allowedOrigins: string[] | null;
-  limits: { maxMessageLength: number; maxPayloadBytes: number; maxBufferedBytes: number };
+  limits: {
+    maxMessageLength: number;
+    maxPayloadBytes: number;
+    maxBufferedBytes: number;
+    maxConnectionsPerUser: number;
+    maxRoomsPerConnection: number;
+    maxHistoryPage: number;
+  };
+  rateLimits: {
+    /** Token bucket per connection, over every request. */
+    perConnection: { perSecond: number; burst: number };
+    /** Messages per user per window, shared by all instances through Redis. */
+    perUser: { messages: number; windowMs: number };
+    /** Consecutive refused requests after which the connection is closed. */
+    disconnectAfter: number;
+  };
   /** Pool size for an external database; every storage call answers within timeoutMs. */
   db: { poolSize: number; timeoutMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
@@ -117,13 +162,49 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     port: env.PORT,
     database: env.DATABASE_URL ? { mode: 'external', url: env.DATABASE_URL } : { mode: 'embedded', dataDir: env.DATA_DIR },
     redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
-    jwt: { secret: env.JWT_SECRET ?? DEV_JWT_SECRET, isDevSecret: (env.JWT_SECRET ?? DEV_JWT_SECRET) === DEV_JWT_SECRET },
+    jwt: {
+      key: env.JWT_PUBLIC_KEY
+        ? { kind: 'publicKey', pem: env.JWT_PUBLIC_KEY }
+        : env.JWKS_URL
+          ? { kind: 'jwks', url: env.JWKS_URL }
+          : {
+              kind: 'secret',
+              secret: env.JWT_SECRET ?? DEV_JWT_SECRET,
+              isDevSecret: (env.JWT_SECRET ?? DEV_JWT_SECRET) === DEV_JWT_SECRET,
+            },
+      issuer: env.JWT_ISSUER ?? null,
+      audience: env.JWT_AUDIENCE ?? null,
+    },
     apiKeys: env.API_KEYS ?? [],
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
-    limits: { maxMessageLength: env.MAX_MESSAGE_LENGTH, maxPayloadBytes: env.MAX_PAYLOAD_BYTES, maxBufferedBytes: env.MAX_BUFFERED_BYTES },
+    limits: {
+      maxMessageLength: env.MAX_MESSAGE_LENGTH,
+      maxPayloadBytes: env.MAX_PAYLOAD_BYTES,
+      maxBufferedBytes: env.MAX_BUFFERED_BYTES,
+      maxConnectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
+      maxRoomsPerConnection: env.MAX_ROOMS_PER_CONNECTION,
+      maxHistoryPage: env.MAX_HISTORY_PAGE,
+    },
+    rateLimits: {
+      perConnection: { perSecond: env.RATE_LIMIT_PER_SECOND, burst: env.RATE_LIMIT_BURST },
+      perUser: { messages: env.RATE_LIMIT_USER_MESSAGES, windowMs: env.RATE_LIMIT_USER_WINDOW_MS },
+      disconnectAfter: env.RATE_LIMIT_DISCONNECT_AFTER,
+    },
     db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS },
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
     shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },
     logLevel: env.LOG_LEVEL,
   };
+}
+
+/** The one signature algorithm accepted for a public key: RS256 for RSA, ES256 for P-256; null for anything else. */
+export function publicKeyAlgorithm(pem: string): 'RS256' | 'ES256' | null {
+  try {
+    const key = createPublicKey(pem);
+    if (key.asymmetricKeyType === 'rsa') return 'RS256';
+    if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+    return null;
+  } catch {
+    return null;
+  }
 }

@@ -35,6 +35,14 @@ export class PinoNestLogger implements LoggerService {
     const fields = { context, ...(stack ? { stack } : {}) };
     if (message instanceof Error) this.logger[level]({ ...fields, err: message }, message.message);
     else if (typeof message === 'string') this.logger[level](fields, message);
-    else this.logger[level]({ ...fields, data: message }, '');
+    else if (isStructured(message)) {
+      const { msg, ...rest } = message;
+      this.logger[level]({ ...fields, ...rest }, msg);
+    } else this.logger[level]({ ...fields, data: message }, '');
   }
+}
+
+/** `logger.log({ msg, ...fields })` from our own code: fields become pino fields. */
+function isStructured(message: unknown): message is { msg: string } & Record<string, unknown> {
+  return typeof message === 'object' && message !== null && typeof (message as { msg?: unknown }).msg === 'string';
 }

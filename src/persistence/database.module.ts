@@ -1,11 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { MessageStore } from '../chat/chat.ports.js';
+import { ChatStore } from '../chat/chat.ports.js';
 import { entities } from './entities/index.js';
 import { MigrationRunner } from './migration-runner.js';
 import { migrations } from './migrations/index.js';
 import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
-import { TypeOrmMessageStore } from './typeorm-message.store.js';
+import { TypeOrmChatStore } from './typeorm-chat.store.js';
 
 export interface DatabaseOptions {
   url: string;
@@ -46,9 +46,9 @@ export class DatabaseModule {
       providers: [
         MigrationRunner,
         { provide: STORAGE_TIMEOUT_MS, useValue: timeoutMs },
-        { provide: MessageStore, useClass: TypeOrmMessageStore },
+        { provide: ChatStore, useClass: TypeOrmChatStore },
       ],
-      exports: [MigrationRunner, MessageStore],
+      exports: [MigrationRunner, ChatStore],
     };
   }
 }

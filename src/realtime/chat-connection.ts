@@ -1,7 +1,16 @@
 import type { Identity } from '../auth/identity.js';
+import { ChatError } from '../chat/chat.errors.js';
 import { SERVER_EVENTS, type Reply } from '../chat/chat.events.js';
 
 export type Transport = 'socket.io' | 'ws';
+
+/**
+ * Why the server closes a connection, which decides how:
+ * - restart: the instance shuts down; the client should reconnect (to another instance);
+ * - expired: the token expired; the client must not reconnect with it;
+ * - abuse: the client kept sending after being rate limited.
+ */
+export type CloseReason = 'restart' | 'expired' | 'abuse';
 
 /** Sends the reply to one request: through its ack / id, or as an `error` push when it has none. */
 export type Responder = (reply: Reply) => void;
@@ -17,24 +26,66 @@ const MAX_ECHOED_EVENT_LENGTH = 128;
 export abstract class ChatConnection {
   private closeListeners: ((reason: string) => void)[] = [];
   private closed = false;
+  private identity: Identity;
+  private readonly joined = new Set<string>();
 
   protected constructor(
     readonly id: string,
     readonly transport: Transport,
-    readonly user: Identity,
-  ) {}
+    identity: Identity,
+    private readonly maxRooms: number,
+  ) {
+    this.identity = identity;
+  }
+
+  get user(): Identity {
+    return this.identity;
+  }
+
+  /** auth.refresh: the same user with a fresh token, and so a later expiry. */
+  replaceIdentity(next: Identity): void {
+    this.identity = next;
+  }
+
+  get rooms(): ReadonlySet<string> {
+    return this.joined;
+  }
+
+  assertCanJoin(roomId: string): void {
+    if (!this.joined.has(roomId) && this.joined.size >= this.maxRooms) {
+      throw new ChatError('LIMIT_EXCEEDED', `a connection may join at most ${this.maxRooms} rooms`, { limit: this.maxRooms });
+    }
+  }
+
+  /** Subscribes to a room's pushes; refused past the per-connection room cap. */
+  join(roomId: string): void {
+    if (this.joined.has(roomId)) return;
+    this.assertCanJoin(roomId);
+    this.joined.add(roomId);
+    this.subscribe(roomId);
+  }
+
+  leave(roomId: string): void {
+    if (this.joined.delete(roomId)) this.unsubscribe(roomId);
+  }
+
+  /** The token expired without a refresh: say so, then disconnect. */
+  expire(): void {
+    this.push(SERVER_EVENTS.error, { code: 'UNAUTHORIZED', message: 'token expired' });
+    this.close('expired');
+  }
 
   abstract push(event: string, data: unknown): void;
-  abstract join(roomId: string): void;
-  abstract leave(roomId: string): void;
+  protected abstract subscribe(roomId: string): void;
+  protected abstract unsubscribe(roomId: string): void;
   /** Starts delivering the client's requests to `listener`. */
   abstract onRequest(listener: RequestListener): void;
   /** Bytes queued for the client and not yet taken by the network: grows when it stops reading. */
   abstract bufferedBytes(): number;
   /** Drops the connection at once, for a peer that cannot be reached or keeps up no longer. */
   abstract terminate(): void;
-  /** Closes so that the client reconnects by itself, to another instance: the shutdown path. */
-  abstract closeForRestart(): void;
+  /** Closes the connection the way the transport expresses `reason` (see CloseReason). */
+  abstract close(reason: CloseReason): void;
 
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);

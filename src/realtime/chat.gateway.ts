@@ -1,15 +1,19 @@
 import { UseFilters } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
+import { TokenVerifier } from '../auth/token-verifier.js';
 import { CLIENT_EVENTS, SERVER_EVENTS } from '../chat/chat.events.js';
 import { ChatService } from '../chat/chat.service.js';
 import { ChatConnection } from './chat-connection.js';
 import { ReplyExceptionFilter } from './reply-exception.filter.js';
 
-/** The one gateway for socket.io and raw WebSocket clients; each handler delegates to ChatService. */
+/** The one gateway for socket.io and raw WebSocket clients; each handler delegates. */
 @WebSocketGateway()
 @UseFilters(ReplyExceptionFilter)
 export class ChatGateway implements OnGatewayConnection {
-  constructor(private readonly chat: ChatService) {}
+  constructor(
+    private readonly chat: ChatService,
+    private readonly tokens: TokenVerifier,
+  ) {}
 
   handleConnection(conn: ChatConnection): void {
     conn.push(SERVER_EVENTS.session, { userId: conn.user.userId, connectionId: conn.id });
@@ -17,12 +21,12 @@ export class ChatGateway implements OnGatewayConnection {
 
   @SubscribeMessage(CLIENT_EVENTS.roomJoin)
   join(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
-    return this.chat.join(data, (roomId) => conn.join(roomId));
+    return this.chat.join(conn.user.userId, data, conn);
   }
 
   @SubscribeMessage(CLIENT_EVENTS.roomLeave)
   leave(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
-    return this.chat.leave(data, (roomId) => conn.leave(roomId));
+    return this.chat.leave(data, conn);
   }
 
   @SubscribeMessage(CLIENT_EVENTS.messageSend)
@@ -31,7 +35,14 @@ export class ChatGateway implements OnGatewayConnection {
   }
 
   @SubscribeMessage(CLIENT_EVENTS.messageHistory)
-  history(@MessageBody() data: unknown) {
-    return this.chat.history(data);
+  history(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.history(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.authRefresh)
+  async refresh(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    const identity = await this.tokens.refresh(conn.user, data);
+    conn.replaceIdentity(identity);
+    return { userId: identity.userId, expiresAt: new Date(identity.expiresAt).toISOString() };
   }
 }

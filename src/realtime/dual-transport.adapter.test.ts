@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import type { MessageMappingProperties } from '@nestjs/websockets';
@@ -10,11 +10,17 @@ import type { Server as IoServer } from 'socket.io';
 import { io as ioClient, type Socket as IoClientSocket } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { Identity } from '../auth/identity.js';
+import { ChatError } from '../chat/chat.errors.js';
 import type { Reply } from '../chat/chat.events.js';
-import { ChatConnection, type RequestListener, type Responder } from './chat-connection.js';
-import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
+import type { AppConfig } from '../config/config.schema.js';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import { Admission } from './admission.js';
+import { ChatConnection, type CloseReason, type RequestListener, type Responder } from './chat-connection.js';
+import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
+import { RequestLimiter, type UserMessageCounter } from './limits/request-limiter.js';
 import { LocalConnections } from './local-connections.js';
+import { OriginPolicy } from './origin-policy.js';
+import { RequestDispatcher } from './request-dispatcher.js';
 import { RoomFanout } from './room-fanout.js';
 
 // The adapter logs INTERNAL failures on purpose in several tests; keep the test output readable.
@@ -22,6 +28,14 @@ Logger.overrideLogger(false);
 
 const WAIT_MS = 5000;
 const MAX_PAYLOAD_BYTES = 4096;
+/** Limits generous enough that only the tests about limits reach them. */
+const GENEROUS_LIMITS: AppConfig['rateLimits'] = {
+  perConnection: { perSecond: 1000, burst: 1000 },
+  perUser: { messages: 1000, windowMs: 60_000 },
+  disconnectAfter: 50,
+};
+const MAX_CONNECTIONS_PER_USER = 2;
+const MAX_ROOMS_PER_CONNECTION = 3;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -94,28 +108,65 @@ function countWithN(pushes: Push[], event: string, n: number): number {
   return pushes.filter((p) => p.event === event && (p.data as PayloadWithN)?.n === n).length;
 }
 
+/** Builds data nested `levels` deep ({} is one level), without recursion. */
+function nested(levels: number): unknown {
+  let value: unknown = {};
+  for (let i = 1; i < levels; i++) value = { child: value };
+  return value;
+}
+
+/** The in-memory stand-in for the Redis-backed per-user message counter: one window per user. */
+class InMemoryMessageCounter implements UserMessageCounter {
+  private readonly counts = new Map<string, number>();
+  hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }> {
+    const count = (this.counts.get(userId) ?? 0) + 1;
+    this.counts.set(userId, count);
+    return Promise.resolve({ count, resetAt: Date.now() + windowMs });
+  }
+}
+
+/** Resolves once `pred` holds, polling; rejects after WAIT_MS. */
+async function eventually(pred: () => boolean, label: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${label}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Dispatch, through a fake ChatConnection
 // ---------------------------------------------------------------------------------------------
 
+/** The dispatcher answers after the (asynchronous) rate-limit check; this lets that check settle. */
+const afterLimits = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 class FakeConnection extends ChatConnection {
   readonly pushes: Push[] = [];
+  readonly closes: CloseReason[] = [];
+  readonly subscriptions: string[] = [];
   private listener: RequestListener | null = null;
 
-  constructor() {
-    super('fake-1', 'ws', { userId: 'fake', name: null, expiresAt: Date.now() + 3600e3 });
+  constructor(maxRooms = MAX_ROOMS_PER_CONNECTION) {
+    super('fake-1', 'ws', { userId: 'fake', name: null, expiresAt: Date.now() + 3600e3 }, maxRooms);
   }
 
   push(event: string, data: unknown): void {
     this.pushes.push({ event, data });
   }
-  join(): void {}
-  leave(): void {}
+  protected subscribe(roomId: string): void {
+    this.subscriptions.push(roomId);
+  }
+  protected unsubscribe(roomId: string): void {
+    this.subscriptions.splice(this.subscriptions.indexOf(roomId), 1);
+  }
   bufferedBytes(): number {
     return 0;
   }
   terminate(): void {}
-  closeForRestart(): void {}
+  close(reason: CloseReason): void {
+    this.closes.push(reason);
+  }
   onRequest(listener: RequestListener): void {
     this.listener = listener;
   }
@@ -162,16 +213,42 @@ function dispatch(adapter: DualTransportAdapter, table: Record<string, Handler>,
   };
 }
 
-function stubAdapterOptions(connections = new LocalConnections()): DualTransportOptions {
+/** What a test server (or a dispatch-only adapter) is built with; everything has a default. */
+interface AdapterSetup {
+  connections?: LocalConnections;
+  gate?: ShutdownGate;
+  origins?: OriginPolicy;
+  maxConnectionsPerUser?: number;
+  maxRoomsPerConnection?: number;
+  rateLimits?: AppConfig['rateLimits'];
+  /** Delays every token check, as a real verifier (crypto, a JWKS fetch) does. */
+  authDelayMs?: number;
+  onServer?: (io: IoServer) => void;
+}
+
+/** The adapter's options wired the way createTransportAdapter wires them, with a fake token check and user counter. */
+function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
+  const connections = setup.connections ?? new LocalConnections();
+  const gate = setup.gate ?? new ShutdownGate();
+  const origins = setup.origins ?? new OriginPolicy(null, true);
   return {
     wsPath: '/ws',
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
-    corsAnyOrigin: false,
+    maxRoomsPerConnection: setup.maxRoomsPerConnection ?? MAX_ROOMS_PER_CONNECTION,
     heartbeat: { intervalMs: 25_000, timeoutMs: 20_000 },
-    gate: new ShutdownGate(),
-    authenticate,
+    origins,
+    admission: new Admission({
+      origins,
+      gate,
+      connections,
+      maxConnectionsPerUser: setup.maxConnectionsPerUser ?? MAX_CONNECTIONS_PER_USER,
+      authenticate: setup.authDelayMs
+        ? (token) => new Promise((resolve) => setTimeout(resolve, setup.authDelayMs)).then(() => authenticate(token))
+        : authenticate,
+    }),
+    dispatcher: new RequestDispatcher(gate, new RequestLimiter(setup.rateLimits ?? GENEROUS_LIMITS, new InMemoryMessageCounter())),
     connections,
-    onServer: () => undefined,
+    onServer: setup.onServer ?? (() => undefined),
   };
 }
 
@@ -181,7 +258,7 @@ function adapterOn(httpServer: HttpServer, options: DualTransportOptions): DualT
 }
 
 describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
-  const adapter = adapterOn(createServer(), stubAdapterOptions());
+  const adapter = adapterOn(createServer(), adapterOptions());
 
   it('calls the matching handler once with (data, respond) and replies its sync value as {ok:true,data}', async () => {
     const calls: unknown[][] = [];
@@ -222,7 +299,7 @@ describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
   });
 
   for (const name of ['nope', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '']) {
-    it(`answers UNKNOWN_EVENT for the undefined event name ${JSON.stringify(name)} without calling any handler`, () => {
+    it(`answers UNKNOWN_EVENT for the undefined event name ${JSON.stringify(name)} without calling any handler`, async () => {
       let called = false;
       const d = dispatch(
         adapter,
@@ -235,6 +312,7 @@ describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
         name,
         {},
       );
+      await d.firstReply();
       assert.equal(d.replies.length, 1);
       const reply = d.replies[0];
       assert.equal(reply?.ok, false);
@@ -244,8 +322,9 @@ describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
     });
   }
 
-  it('pushes UNKNOWN_EVENT as an `error` carrying the event name when the request has no ack', () => {
+  it('pushes UNKNOWN_EVENT as an `error` carrying the event name when the request has no ack', async () => {
     const d = dispatch(adapter, { echo: (x) => x }, 'no.such.event', {}, false);
+    await afterLimits();
     assert.equal(d.conn.pushes.length, 1);
     const push = d.conn.pushes[0];
     assert.equal(push?.event, 'error');
@@ -320,6 +399,109 @@ describe('DualTransportAdapter.bindMessageHandlers (dispatch)', () => {
     const d = dispatch(adapter, { echo: (x) => ({ echoed: x }) }, 'echo', 1, false);
     await d.settled();
     assert.deepEqual(d.conn.pushes, []);
+  });
+
+  it('answers VALIDATION_FAILED for data nested deeper than 32 levels, without calling the handler', async () => {
+    let calls = 0;
+    const table = { echo: () => ({ n: ++calls }) };
+    const ok = dispatch(adapter, table, 'echo', nested(32));
+    assert.deepEqual(await ok.firstReply(), { ok: true, data: { n: 1 } }, '32 levels are fine');
+
+    const deep = dispatch(adapter, table, 'echo', nested(33));
+    const reply = await deep.firstReply();
+    assert.equal(reply.ok === false && reply.error.code, 'VALIDATION_FAILED');
+    assert.deepEqual(reply.ok === false && reply.error.details, { fields: ['child'] });
+    assert.equal(calls, 1, 'the handler did not run for 33 levels');
+
+    const noAck = dispatch(adapter, table, 'echo', nested(40), false);
+    await afterLimits();
+    assert.equal((noAck.conn.pushes[0]?.data as WireError | undefined)?.code, 'VALIDATION_FAILED');
+    assert.equal((noAck.conn.pushes[0]?.data as WireError | undefined)?.event, 'echo');
+  });
+
+  it('answers UNKNOWN_EVENT before looking at the data', async () => {
+    const d = dispatch(adapter, { echo: (x) => x }, 'nope', nested(100));
+    const reply = await d.firstReply();
+    assert.equal(reply.ok === false && reply.error.code, 'UNKNOWN_EVENT');
+  });
+});
+
+describe('DualTransportAdapter.bindMessageHandlers (limits and shutdown)', () => {
+  function bound(setup: AdapterSetup, table: Record<string, Handler>, options: Partial<DualTransportOptions> = {}) {
+    const adapter = adapterOn(createServer(), { ...adapterOptions(setup), ...options });
+    const conn = new FakeConnection();
+    adapter.bindMessageHandlers(conn, handlersOf(table), nestTransform);
+    const ask = (event: string, data: unknown = {}) => within(conn.request(event, data, true).firstReply, `a reply to ${event}`);
+    return { conn, ask };
+  }
+
+  it('answers RATE_LIMITED with details.retryAfterMs past the burst, and closes for abuse after RATE_LIMIT_DISCONNECT_AFTER refusals in a row', async () => {
+    let calls = 0;
+    const rateLimits = { ...GENEROUS_LIMITS, perConnection: { perSecond: 1, burst: 2 }, disconnectAfter: 2 };
+    const { conn, ask } = bound({ rateLimits }, { echo: () => ++calls });
+    assert.deepEqual(
+      [await ask('echo'), await ask('echo')],
+      [
+        { ok: true, data: 1 },
+        { ok: true, data: 2 },
+      ],
+    );
+    const first = await ask('echo');
+    assert.equal(first.ok === false && first.error.code, 'RATE_LIMITED');
+    const retryAfterMs = first.ok === false ? first.error.details?.retryAfterMs : undefined;
+    assert.ok(typeof retryAfterMs === 'number' && retryAfterMs > 0 && retryAfterMs <= 1000, `retryAfterMs ${String(retryAfterMs)}`);
+    assert.deepEqual(conn.closes, [], 'one refusal does not close');
+    const second = await ask('echo');
+    assert.equal(second.ok === false && second.error.code, 'RATE_LIMITED');
+    assert.deepEqual(conn.closes, ['abuse']);
+    assert.equal(calls, 2, 'refused requests never reach the handler');
+  });
+
+  it('answers INTERNAL when the rate limit check fails', async () => {
+    const failing: UserMessageCounter = { hit: () => Promise.reject(new Error('redis down')) };
+    const gate = new ShutdownGate();
+    const { ask } = bound(
+      { gate },
+      { 'message.send': () => 'sent' },
+      { dispatcher: new RequestDispatcher(gate, new RequestLimiter(GENEROUS_LIMITS, failing)) },
+    );
+    const reply = await ask('message.send');
+    assert.deepEqual(reply, { ok: false, error: { code: 'INTERNAL', message: 'internal error' } });
+  });
+
+  it('serves while draining, and answers UNAVAILABLE without calling the handler once closing', async () => {
+    let calls = 0;
+    const gate = new ShutdownGate();
+    const { ask } = bound({ gate }, { echo: () => ++calls });
+    gate.beginDraining();
+    assert.deepEqual(await ask('echo'), { ok: true, data: 1 });
+    gate.beginClosing();
+    const reply = await ask('echo');
+    assert.equal(reply.ok === false && reply.error.code, 'UNAVAILABLE');
+    assert.equal(calls, 1);
+  });
+
+  it('counts a request in flight until its handler settles, whether it succeeds or fails', async () => {
+    const gate = new ShutdownGate();
+    let finish!: (v: unknown) => void;
+    let fail!: (e: Error) => void;
+    const { ask } = bound(
+      { gate },
+      {
+        slow: () => new Promise((resolve) => (finish = resolve)),
+        doomed: () => new Promise((_, reject) => (fail = reject)),
+      },
+    );
+    const slow = ask('slow');
+    const doomed = ask('doomed');
+    await eventually(() => finish !== undefined && fail !== undefined, 'both handlers to start');
+    assert.equal(await gate.whenIdle(20), false, 'two requests in flight');
+    finish('done');
+    assert.deepEqual(await slow, { ok: true, data: 'done' });
+    assert.equal(await gate.whenIdle(20), false, 'one request still in flight');
+    fail(new Error('boom'));
+    assert.equal((await doomed).ok, false);
+    assert.equal(await within(gate.whenIdle(WAIT_MS), 'the gate to be idle'), true);
   });
 });
 
@@ -508,111 +690,263 @@ function assertBadRequestPush(frame: Wire, label: string): void {
   assert.equal(typeof (frame.data as WireError | undefined)?.message, 'string', label);
 }
 
-describe('DualTransportAdapter on a real HTTP server', () => {
-  let httpServer: HttpServer;
-  let adapter: DualTransportAdapter;
-  let io: IoServer;
-  let connections: LocalConnections;
-  let baseUrl: string;
-  let wsUrl: string;
-  const onServerCalls: IoServer[] = [];
-  /** The server-side connection of each user, as the gateway's connection handler saw it. */
-  const serverConns = new Map<string, ChatConnection>();
-  const disconnectReasons = new Map<string, Promise<string>>();
-  const clients: TestClient[] = [];
+/** An engine.io polling handshake, the first request of a socket.io client, sent by hand so its headers are ours. */
+function pollingHandshake(
+  port: number,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return within(
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/socket.io/?EIO=4&transport=polling', headers, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    }),
+    'polling handshake',
+  );
+}
 
-  function track<T extends TestClient>(c: T): T {
-    clients.push(c);
+/** One ws handshake that may be accepted or refused: 'open' (the client is closed by srv.stop()) or the HTTP status. */
+function attemptWs(srv: TestServer, headers: Record<string, string>): Promise<'open' | number> {
+  const ws = srv.track(new WebSocket(srv.wsUrl, { headers }));
+  return within(
+    new Promise((resolve, reject) => {
+      ws.on('error', reject);
+      ws.once('open', () => resolve('open'));
+      ws.once('unexpected-response', (_req, res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+    }),
+    'a ws handshake outcome',
+  );
+}
+
+/** One socket.io handshake that may be accepted or refused: 'open' or the connect_error message. */
+function attemptIo(srv: TestServer, token: string): Promise<string> {
+  const c = srv.track(new IoClient(srv.baseUrl, { token }, 'websocket'));
+  return within(
+    new Promise((resolve) => {
+      c.socket.once('connect', () => resolve('open'));
+      c.socket.once('connect_error', (err) => resolve(err.message));
+    }),
+    'a socket.io handshake outcome',
+  );
+}
+
+/** Resolves with the reason of the socket.io client's next disconnect. */
+function ioDisconnected(c: IoClient): Promise<string> {
+  return within(new Promise<string>((resolve) => c.socket.once('disconnect', (reason) => resolve(reason))), 'socket.io disconnect');
+}
+
+/**
+ * A socket.io client speaking engine.io's websocket transport by hand, so a test can send frames
+ * socket.io-client never would.
+ */
+class RawEngineIoClient {
+  readonly ws: WebSocket;
+  readonly frames: string[] = [];
+  readonly closed: Promise<{ code: number }>;
+
+  constructor(port: number) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket`);
+    this.ws.on('error', () => undefined);
+    this.closed = new Promise((resolve) => this.ws.once('close', (code) => resolve({ code })));
+    this.ws.on('message', (raw) => this.frames.push(raw.toString()));
+  }
+
+  /** Opens the engine.io session and the socket.io session on the default namespace. */
+  async connect(token: string): Promise<void> {
+    await this.frame((f) => f.startsWith('0{'), 'engine.io open packet');
+    this.ws.send(`40${JSON.stringify({ token })}`);
+    await this.frame((f) => f.startsWith('40{'), 'socket.io CONNECT ack');
+  }
+
+  frame(pred: (f: string) => boolean, label: string): Promise<string> {
+    return within(
+      new Promise<string>((resolve) => {
+        const check = () => {
+          const found = this.frames.find(pred);
+          if (!found) return;
+          this.ws.off('message', check);
+          resolve(found);
+        };
+        this.ws.on('message', check);
+        check();
+      }),
+      label,
+    );
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+/**
+ * One http server carrying socket.io and raw ws through the adapter, with the handlers a gateway
+ * would bind. Every client it opens is closed by stop().
+ */
+class TestServer {
+  readonly httpServer: HttpServer;
+  readonly connections: LocalConnections;
+  readonly gate: ShutdownGate;
+  readonly adapter: DualTransportAdapter;
+  readonly onServerCalls: IoServer[] = [];
+  /** The latest server-side connection of each user, as the gateway's connection handler saw it. */
+  readonly serverConns = new Map<string, ChatConnection>();
+  readonly disconnectReasons = new Map<string, Promise<string>>();
+  io!: IoServer;
+  port = 0;
+  private readonly clients: { close(): void }[] = [];
+  private sentinelSeq = 0;
+
+  private constructor(setup: AdapterSetup) {
+    this.httpServer = createServer((_req, res) => {
+      res.statusCode = 404;
+      res.end();
+    });
+    this.connections = setup.connections ?? new LocalConnections();
+    this.gate = setup.gate ?? new ShutdownGate();
+    this.adapter = adapterOn(
+      this.httpServer,
+      adapterOptions({ ...setup, connections: this.connections, gate: this.gate, onServer: (s) => this.onServerCalls.push(s) }),
+    );
+  }
+
+  static async start(setup: AdapterSetup = {}): Promise<TestServer> {
+    const srv = new TestServer(setup);
+    await new Promise<void>((resolve) => srv.httpServer.listen(0, '127.0.0.1', resolve));
+    srv.port = (srv.httpServer.address() as AddressInfo).port;
+    srv.io = srv.adapter.create(0);
+    srv.adapter.bindClientConnect(srv.io, (conn: ChatConnection) => srv.onConnection(conn));
+    return srv;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  /** What the gateway does: a `session` push, then the message handlers. */
+  private onConnection(conn: ChatConnection): void {
+    const { adapter } = this;
+    this.serverConns.set(conn.user.userId, conn);
+    this.disconnectReasons.set(conn.user.userId, new Promise((resolve) => adapter.bindClientDisconnect(conn, resolve)));
+    conn.push('session', { userId: conn.user.userId, connectionId: conn.id });
+    /** Nest's exception filter answers a handler's ChatError through the responder. */
+    const filtered =
+      (fn: (data: unknown) => unknown): Handler =>
+      (data, respond) => {
+        try {
+          return fn(data);
+        } catch (err) {
+          if (!(err instanceof ChatError)) throw err;
+          (respond as Responder)({ ok: false, error: err.toBody() });
+          return undefined;
+        }
+      };
+    adapter.bindMessageHandlers(
+      conn,
+      handlersOf({
+        echo: (data) => ({ echo: data }),
+        later: async (data) => ({ later: data }),
+        stream: (data) => of({ stream: data }),
+        quiet: () => undefined,
+        refuse: (_data, respond) => {
+          (respond as Responder)(forbidden);
+          return undefined;
+        },
+        explode: () => throwError(() => new Error('boom')),
+        join: filtered((data) => {
+          const roomId = (data as { roomId: string }).roomId;
+          conn.join(roomId);
+          return { roomId };
+        }),
+        leave: filtered((data) => {
+          const roomId = (data as { roomId: string }).roomId;
+          conn.leave(roomId);
+          return { roomId };
+        }),
+        'message.send': (data) => ({ sent: data }),
+      }),
+      nestTransform,
+    );
+  }
+
+  track<T extends { close(): void }>(c: T): T {
+    this.clients.push(c);
     return c;
   }
 
-  async function connectWs(user: string, via: 'header' | 'query' = 'header'): Promise<WsClient> {
+  async connectWs(user: string, via: 'header' | 'query' = 'header', headers: Record<string, string> = {}): Promise<WsClient> {
     const c =
       via === 'header'
-        ? track(new WsClient(wsUrl, { Authorization: `Bearer good-${user}` }))
-        : track(new WsClient(`${wsUrl}?access_token=${encodeURIComponent(`good-${user}`)}`));
+        ? this.track(new WsClient(this.wsUrl, { Authorization: `Bearer good-${user}`, ...headers }))
+        : this.track(new WsClient(`${this.wsUrl}?access_token=${encodeURIComponent(`good-${user}`)}`, headers));
     await within(once(c.ws, 'open'), `ws open for ${user}`);
     await c.waitPush('session');
     return c;
   }
 
-  async function connectIo(user: string, transport: 'websocket' | 'polling' = 'websocket'): Promise<IoClient> {
-    const c = track(new IoClient(baseUrl, { token: `good-${user}` }, transport));
+  async connectIo(user: string, transport: 'websocket' | 'polling' = 'websocket'): Promise<IoClient> {
+    const c = this.track(new IoClient(this.baseUrl, { token: `good-${user}` }, transport));
     await c.waitPush('session');
     return c;
   }
 
-  function serverConn(user: string): ChatConnection {
-    const conn = serverConns.get(user);
+  serverConn(user: string): ChatConnection {
+    const conn = this.serverConns.get(user);
     assert.ok(conn, `no server-side connection for ${user}`);
     return conn;
   }
 
-  let sentinelSeq = 0;
   /** Pushes a marker on each connection and waits for it: everything sent before it has arrived. */
-  async function drain(members: [TestClient, string][]): Promise<void> {
-    const mark = `mark-${++sentinelSeq}`;
-    for (const [, user] of members) serverConn(user).push('sentinel', mark);
+  async drain(members: [TestClient, string][]): Promise<void> {
+    const mark = `mark-${++this.sentinelSeq}`;
+    for (const [, user] of members) this.serverConn(user).push('sentinel', mark);
     await Promise.all(members.map(([c]) => c.waitPush('sentinel', (d) => d === mark)));
   }
 
+  async stop(): Promise<void> {
+    for (const c of this.clients) c.close();
+    if (this.io) await within(this.adapter.close(this.io), 'adapter.close');
+    if (this.httpServer.listening) {
+      this.httpServer.closeAllConnections();
+      await within(new Promise<void>((resolve) => this.httpServer.close(() => resolve())), 'http server close');
+    }
+  }
+}
+
+describe('DualTransportAdapter on a real HTTP server', () => {
+  let srv: TestServer;
+  let io: IoServer;
+  let connections: LocalConnections;
+  let baseUrl: string;
+  let wsUrl: string;
+  let disconnectReasons: Map<string, Promise<string>>;
+  const connectWs = (user: string, via: 'header' | 'query' = 'header') => srv.connectWs(user, via);
+  const connectIo = (user: string, transport: 'websocket' | 'polling' = 'websocket') => srv.connectIo(user, transport);
+  const serverConn = (user: string) => srv.serverConn(user);
+  const drain = (members: [TestClient, string][]) => srv.drain(members);
+
   before(async () => {
-    httpServer = createServer((_req, res) => {
-      res.statusCode = 404;
-      res.end();
-    });
-    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-    const { port } = httpServer.address() as AddressInfo;
-    baseUrl = `http://127.0.0.1:${port}`;
-    wsUrl = `ws://127.0.0.1:${port}/ws`;
-    connections = new LocalConnections();
-    adapter = adapterOn(httpServer, { ...stubAdapterOptions(connections), onServer: (s) => onServerCalls.push(s) });
-    io = adapter.create(0);
-    adapter.bindClientConnect(io, (conn: ChatConnection) => {
-      serverConns.set(conn.user.userId, conn);
-      disconnectReasons.set(conn.user.userId, new Promise((resolve) => adapter.bindClientDisconnect(conn, resolve)));
-      // What the gateway does: a `session` push, then the message handlers.
-      conn.push('session', { userId: conn.user.userId, connectionId: conn.id });
-      adapter.bindMessageHandlers(
-        conn,
-        handlersOf({
-          echo: (data) => ({ echo: data }),
-          later: async (data) => ({ later: data }),
-          stream: (data) => of({ stream: data }),
-          quiet: () => undefined,
-          refuse: (_data, respond) => {
-            (respond as Responder)(forbidden);
-            return undefined;
-          },
-          explode: () => throwError(() => new Error('boom')),
-          join: (data) => {
-            const roomId = (data as { roomId: string }).roomId;
-            conn.join(roomId);
-            return { roomId };
-          },
-          leave: (data) => {
-            const roomId = (data as { roomId: string }).roomId;
-            conn.leave(roomId);
-            return { roomId };
-          },
-        }),
-        nestTransform,
-      );
-    });
+    srv = await TestServer.start();
+    ({ io, connections, baseUrl, wsUrl, disconnectReasons } = srv);
   });
 
-  after(async () => {
-    for (const c of clients) c.close();
-    if (io) await within(adapter.close(io), 'adapter.close');
-    if (httpServer.listening) {
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    }
-  });
+  after(() => srv.stop());
 
   it('calls onServer once, with the socket.io server it creates', () => {
-    assert.equal(onServerCalls.length, 1);
-    assert.equal(onServerCalls[0], io);
+    assert.equal(srv.onServerCalls.length, 1);
+    assert.equal(srv.onServerCalls[0], io);
   });
 
   describe('raw WebSocket upgrade', () => {
@@ -975,8 +1309,8 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       const { fakeIo, listeners, emitted } = fakeRelayServer();
       const fanout = new RoomFanout(connections);
       fanout.relayThrough(fakeIo);
-      assert.equal(listeners.length, 1, 'subscribes to one relay event');
-      const relayEvent = listeners[0]?.[0];
+      const relayEvent = relayEventName();
+      assert.equal(listeners.filter(([name]) => name === relayEvent).length, 1, 'subscribes once to the relay event');
 
       fanout.publish('fan-a', 'message.new', { n: 102 });
       assert.deepEqual(emitted, [[relayEvent, 'fan-a', 'message.new', { n: 102 }]]);
@@ -988,7 +1322,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       const { fakeIo, listeners, emitted } = fakeRelayServer();
       const fanout = new RoomFanout(connections);
       fanout.relayThrough(fakeIo);
-      const listener = listeners[0]?.[1];
+      const listener = listeners.find(([name]) => name === relayEventName())?.[1];
       assert.ok(listener, 'a relay listener is registered');
 
       listener('fan-a', 'message.new', { n: 103 });
@@ -996,8 +1330,448 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       assertReachedMembersOnce(103);
       assert.deepEqual(emitted, [], 'a relayed event is not sent back out');
     });
+
+    it("removeUsers takes the user's socket.io and ws connections out of the room on this instance, with room.removed", async () => {
+      const [io1, ws1, ioStay, wsStay] = await Promise.all([
+        connectIo('rf-evict-a'),
+        connectWs('rf-evict-b'),
+        connectIo('rf-stay-a'),
+        connectWs('rf-stay-b'),
+      ]);
+      const members: [TestClient, string][] = [
+        [io1, 'rf-evict-a'],
+        [ws1, 'rf-evict-b'],
+        [ioStay, 'rf-stay-a'],
+        [wsStay, 'rf-stay-b'],
+      ];
+      for (const [c] of members) assert.equal((await c.request('join', { roomId: 'fan-evict' })).ok, true);
+      const fanout = new RoomFanout(connections);
+      fanout.removeUsers('fan-evict', ['rf-evict-a', 'rf-evict-b']);
+      assert.deepEqual(await io1.waitPush('room.removed'), { roomId: 'fan-evict' });
+      assert.deepEqual(await ws1.waitPush('room.removed'), { roomId: 'fan-evict' });
+
+      fanout.publish('fan-evict', 'message.new', { n: 104 });
+      await drain(members);
+      assert.equal(countWithN(io1.pushes, 'message.new', 104), 0, 'the evicted socket.io connection left the socket.io room');
+      assert.equal(countWithN(ws1.pushes, 'message.new', 104), 0, 'the evicted ws connection left the ws room');
+      assert.equal(countWithN(ioStay.pushes, 'message.new', 104), 1);
+      assert.equal(countWithN(wsStay.pushes, 'message.new', 104), 1);
+      assert.equal(ioStay.pushes.filter((p) => p.event === 'room.removed').length, 0);
+      assert.equal(wsStay.pushes.filter((p) => p.event === 'room.removed').length, 0);
+    });
+
+    it('removeNonMembers keeps the given members and takes everyone else out', async () => {
+      const [member, outsider] = await Promise.all([connectWs('rf-member'), connectIo('rf-outsider')]);
+      for (const c of [member, outsider]) assert.equal((await c.request('join', { roomId: 'fan-private' })).ok, true);
+      new RoomFanout(connections).removeNonMembers('fan-private', ['rf-member']);
+      assert.deepEqual(await outsider.waitPush('room.removed'), { roomId: 'fan-private' });
+      await drain([
+        [member, 'rf-member'],
+        [outsider, 'rf-outsider'],
+      ]);
+      assert.equal(member.pushes.filter((p) => p.event === 'room.removed').length, 0);
+      assert.equal(serverConn('rf-member').rooms.has('fan-private'), true);
+      assert.equal(serverConn('rf-outsider').rooms.has('fan-private'), false);
+    });
+  });
+
+  describe('origins in development (no ALLOWED_ORIGINS)', () => {
+    it('accepts a ws upgrade from any Origin', async () => {
+      const c = srv.track(new WsClient(wsUrl, { Authorization: 'Bearer good-dev-origin', Origin: 'https://anywhere.example' }));
+      await within(once(c.ws, 'open'), 'ws open');
+      assert.deepEqual(await c.waitPush('session'), { userId: 'dev-origin', connectionId: serverConn('dev-origin').id });
+    });
+
+    it('answers a polling handshake from any Origin, with CORS headers for that origin', async () => {
+      const res = await pollingHandshake(srv.port, { Origin: 'https://anywhere.example' });
+      assert.equal(res.status, 200);
+      assert.match(res.body, /^0\{"sid"/);
+      assert.equal(res.headers['access-control-allow-origin'], 'https://anywhere.example');
+      assert.equal(res.headers['access-control-allow-credentials'], 'true');
+    });
+
+    it('sends no CORS headers to a request without Origin', async () => {
+      const res = await pollingHandshake(srv.port);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['access-control-allow-origin'], undefined);
+    });
+  });
+
+  describe('connection cap per user', () => {
+    it('refuses the connection past maxConnectionsPerUser: ws with HTTP 429 LIMIT_EXCEEDED, socket.io with connect_error LIMIT_EXCEEDED', async () => {
+      const ws = await connectWs('capped');
+      await connectIo('capped', 'polling');
+      assert.equal(connections.countForUser('capped'), MAX_CONNECTIONS_PER_USER);
+
+      const wsCount = connections.count('ws');
+      const refused = await wsRefusal(wsUrl, { Authorization: 'Bearer good-capped' });
+      assert.equal(refused.status, 429);
+      const body = JSON.parse(refused.body) as { ok: unknown; error: WireError };
+      assert.equal(body.ok, false);
+      assert.equal(body.error.code, 'LIMIT_EXCEEDED');
+      assert.equal(connections.count('ws'), wsCount, 'no connection opened');
+
+      for (const transport of ['websocket', 'polling'] as const) {
+        const err = await ioRefusal(baseUrl, { token: 'good-capped' }, transport);
+        assert.equal(err.message, 'LIMIT_EXCEEDED', transport);
+        assert.equal((err.data as WireError | undefined)?.code, 'LIMIT_EXCEEDED', transport);
+      }
+      assert.equal(connections.countForUser('capped'), MAX_CONNECTIONS_PER_USER);
+
+      ws.close();
+      await eventually(() => connections.countForUser('capped') < MAX_CONNECTIONS_PER_USER, 'the closed connection to be uncounted');
+      const again = await connectIo('capped');
+      assert.equal(((await again.waitPush('session')) as { userId: string }).userId, 'capped', 'a slot freed by a close is usable again');
+    });
+
+    it('counts each user on its own', async () => {
+      await connectWs('cap-one');
+      await connectWs('cap-one');
+      assert.equal((await wsRefusal(wsUrl, { Authorization: 'Bearer good-cap-one' })).status, 429);
+      const other = await connectWs('cap-two');
+      assert.equal(other.ws.readyState, WebSocket.OPEN);
+    });
+  });
+
+  describe('request limits on both transports', () => {
+    it('answers VALIDATION_FAILED for data nested 40 levels deep, and still serves 32 levels', async () => {
+      const clients: [string, TestClient][] = [
+        ['ws', await connectWs('deep-ws')],
+        ['socket.io', await connectIo('deep-io')],
+      ];
+      for (const [label, c] of clients) {
+        const reply = await c.request('echo', nested(40));
+        assert.equal(reply.ok, false, label);
+        assert.equal(reply.error?.code, 'VALIDATION_FAILED', label);
+        assert.deepEqual((reply.error?.details as { fields?: unknown } | undefined)?.fields, ['child'], label);
+        const fine = await c.request('echo', nested(32));
+        assert.equal(fine.ok, true, `${label}: 32 levels are accepted`);
+      }
+    });
+
+    it('answers LIMIT_EXCEEDED to a join past maxRoomsPerConnection and keeps the joined rooms', async () => {
+      const clients: [string, TestClient][] = [
+        ['ws', await connectWs('rooms-ws')],
+        ['socket.io', await connectIo('rooms-io')],
+      ];
+      for (const [label, c] of clients) {
+        for (let i = 1; i <= MAX_ROOMS_PER_CONNECTION; i++) {
+          assert.equal((await c.request('join', { roomId: `cap-${i}` })).ok, true, `${label}: room ${i}`);
+        }
+        const refused = await c.request('join', { roomId: 'cap-extra' });
+        assert.equal(refused.ok, false, label);
+        assert.equal(refused.error?.code, 'LIMIT_EXCEEDED', label);
+        assert.deepEqual(refused.error?.details, { limit: MAX_ROOMS_PER_CONNECTION }, label);
+        assert.equal((await c.request('join', { roomId: 'cap-1' })).ok, true, `${label}: joining a joined room again is fine`);
+        assert.equal((await c.request('leave', { roomId: 'cap-1' })).ok, true, label);
+        assert.equal((await c.request('join', { roomId: 'cap-extra' })).ok, true, `${label}: a left room frees its slot`);
+      }
+      const conn = serverConn('rooms-ws');
+      assert.deepEqual([...conn.rooms].sort(), ['cap-2', 'cap-3', 'cap-extra']);
+    });
+  });
+
+  describe('socket.io binary packets', () => {
+    async function assertOthersStillServed(): Promise<void> {
+      const bystander = await connectIo('bin-bystander-' + Math.random().toString(36).slice(2, 8));
+      assert.deepEqual(await bystander.request('echo', 'still here'), { ok: true, data: { echo: 'still here' } });
+    }
+
+    it('closes a connection that sends a BINARY_EVENT packet, and only that one', async () => {
+      const other = await connectIo('bin-other');
+      const raw = srv.track(new RawEngineIoClient(srv.port));
+      await raw.connect('good-bin-raw');
+      const conn = serverConn('bin-raw');
+      assert.equal(conn.transport, 'socket.io');
+      raw.ws.send('451-["echo",{"_placeholder":true,"num":0}]');
+      await within(raw.closed, 'the binary sender to be disconnected');
+      await within(disconnectReasons.get('bin-raw') ?? Promise.reject(new Error('no disconnect hook')), 'server-side close');
+      assert.equal(connections.countForUser('bin-raw'), 0);
+      assert.deepEqual(await other.request('echo', 1), { ok: true, data: { echo: 1 } }, 'another connection is untouched');
+      await assertOthersStillServed();
+    });
+
+    it('closes a connection that sends a binary engine.io frame', async () => {
+      const raw = srv.track(new RawEngineIoClient(srv.port));
+      await raw.connect('good-bin-frame');
+      raw.ws.send(Buffer.from([0x04, 0x01, 0x02]), { binary: true });
+      await within(raw.closed, 'the binary sender to be disconnected');
+      await eventually(() => connections.countForUser('bin-frame') === 0, 'the server-side connection to close');
+      await assertOthersStillServed();
+    });
+
+    for (const transport of ['websocket', 'polling'] as const) {
+      it(`disconnects a socket.io-client that emits a Buffer over ${transport}`, async () => {
+        const user = `bin-client-${transport}`;
+        const c = await connectIo(user, transport);
+        const gone = ioDisconnected(c);
+        c.socket.emit('echo', Buffer.from('binary'));
+        assert.equal(await gone, 'transport close');
+        await eventually(() => connections.countForUser(user) === 0, 'the server-side connection to close');
+        await assertOthersStillServed();
+      });
+    }
+  });
+
+  describe('closing a connection', () => {
+    it('expire(): ws gets error UNAUTHORIZED "token expired", then close 4001 "token expired"', async () => {
+      const c = await connectWs('expire-ws');
+      serverConn('expire-ws').expire();
+      assert.deepEqual(await c.waitPush('error'), { code: 'UNAUTHORIZED', message: 'token expired' });
+      assert.deepEqual(await within(c.closed, 'ws close'), { code: 4001, reason: 'token expired' });
+    });
+
+    it("expire(): socket.io gets error UNAUTHORIZED, then an 'io server disconnect' (no automatic reconnect)", async () => {
+      for (const transport of ['websocket', 'polling'] as const) {
+        const user = `expire-io-${transport}`;
+        const c = await connectIo(user, transport);
+        const gone = ioDisconnected(c);
+        serverConn(user).expire();
+        assert.equal(await gone, 'io server disconnect', transport);
+        assert.deepEqual(await c.waitPush('error'), { code: 'UNAUTHORIZED', message: 'token expired' }, transport);
+      }
+    });
+
+    it("close('abuse'): ws close 1008, socket.io 'io server disconnect'", async () => {
+      const ws = await connectWs('abuse-ws');
+      const sio = await connectIo('abuse-io');
+      const gone = ioDisconnected(sio);
+      serverConn('abuse-ws').close('abuse');
+      serverConn('abuse-io').close('abuse');
+      assert.equal((await within(ws.closed, 'ws close')).code, 1008);
+      assert.equal(await gone, 'io server disconnect');
+    });
+
+    it("close('restart'): ws close 1012, socket.io 'transport close' (the client reconnects)", async () => {
+      const ws = await connectWs('restart-ws');
+      const sio = await connectIo('restart-io');
+      const gone = ioDisconnected(sio);
+      serverConn('restart-ws').close('restart');
+      serverConn('restart-io').close('restart');
+      assert.equal((await within(ws.closed, 'ws close')).code, 1012);
+      assert.equal(await gone, 'transport close');
+    });
   });
 });
+
+describe('DualTransportAdapter connection cap with a token check that takes time (as a real one does)', () => {
+  let slow: TestServer;
+  before(async () => {
+    slow = await TestServer.start({ authDelayMs: 50 });
+  });
+  after(() => slow.stop());
+
+  it('holds the cap when handshakes of one user arrive at the same time', async () => {
+    const user = 'cap-burst';
+    const attempts = await Promise.all([
+      ...Array.from({ length: 4 }, () => attemptWs(slow, { Authorization: `Bearer good-${user}` })),
+      ...Array.from({ length: 2 }, () => attemptIo(slow, `good-${user}`)),
+    ]);
+    const opened = attempts.filter((a) => a === 'open').length;
+    assert.ok(
+      opened <= MAX_CONNECTIONS_PER_USER,
+      `${opened} of ${attempts.length} simultaneous handshakes were accepted (outcomes ${attempts.join(', ')}); the cap is ${MAX_CONNECTIONS_PER_USER}`,
+    );
+    assert.ok(slow.connections.countForUser(user) <= MAX_CONNECTIONS_PER_USER);
+  });
+});
+
+describe('DualTransportAdapter origin checks (ALLOWED_ORIGINS set, or production without it)', () => {
+  const ALLOWED = 'https://app.example.com';
+
+  for (const [label, origins, allowed] of [
+    ['ALLOWED_ORIGINS set', new OriginPolicy([ALLOWED], true), ALLOWED],
+    ['production without ALLOWED_ORIGINS', new OriginPolicy(null, false), null],
+  ] as const) {
+    describe(label, () => {
+      let srv: TestServer;
+      let ownOrigin: string;
+      before(async () => {
+        srv = await TestServer.start({ origins });
+        ownOrigin = `http://127.0.0.1:${srv.port}`;
+      });
+      after(() => srv.stop());
+
+      for (const foreign of ['https://evil.example', `${ALLOWED}.evil.example`, 'null', 'http://localhost']) {
+        it(`answers a ws upgrade from Origin ${foreign} with HTTP 403 FORBIDDEN, even with a valid token`, async () => {
+          const before = srv.connections.count('ws');
+          const res = await wsRefusal(srv.wsUrl, { Authorization: 'Bearer good-foreign', Origin: foreign });
+          assert.equal(res.status, 403);
+          assert.equal((JSON.parse(res.body) as { error: WireError }).error.code, 'FORBIDDEN');
+          assert.equal(srv.connections.count('ws'), before);
+        });
+
+        it(`answers a socket.io polling handshake from Origin ${foreign} with HTTP 403 and no CORS grant`, async () => {
+          const res = await pollingHandshake(srv.port, { Origin: foreign });
+          assert.equal(res.status, 403);
+          assert.notEqual(res.headers['access-control-allow-origin'], foreign);
+        });
+      }
+
+      it('answers a socket.io websocket-transport upgrade from a foreign Origin with HTTP 403', async () => {
+        const res = await wsRefusal(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`, { Origin: 'https://evil.example' });
+        assert.equal(res.status, 403);
+      });
+
+      it('allows requests without Origin (not a browser) on both transports', async () => {
+        const ws = await srv.connectWs('no-origin-ws');
+        assert.equal(ws.ws.readyState, WebSocket.OPEN);
+        const sio = await srv.connectIo('no-origin-io', 'polling');
+        assert.deepEqual(await sio.request('echo', 1), { ok: true, data: { echo: 1 } });
+        assert.equal((await pollingHandshake(srv.port)).status, 200);
+      });
+
+      it('allows the same origin (Origin = http://<Host>) on both transports', async () => {
+        const ws = await srv.connectWs('same-origin', 'header', { Origin: ownOrigin });
+        assert.equal(ws.ws.readyState, WebSocket.OPEN);
+        const res = await pollingHandshake(srv.port, { Origin: ownOrigin });
+        assert.equal(res.status, 200);
+        assert.match(res.body, /^0\{"sid"/);
+      });
+
+      if (allowed) {
+        it('allows a listed origin on both transports, with CORS headers for it', async () => {
+          const ws = await srv.connectWs('listed-origin', 'header', { Origin: allowed });
+          assert.equal(ws.ws.readyState, WebSocket.OPEN);
+          const res = await pollingHandshake(srv.port, { Origin: allowed });
+          assert.equal(res.status, 200);
+          assert.equal(res.headers['access-control-allow-origin'], allowed);
+          assert.equal(res.headers['access-control-allow-credentials'], 'true');
+        });
+      }
+    });
+  }
+});
+
+describe('DualTransportAdapter while the instance drains', () => {
+  let srv: TestServer;
+  let ws: WsClient;
+  let sio: IoClient;
+  before(async () => {
+    srv = await TestServer.start();
+    ws = await srv.connectWs('drain-ws');
+    sio = await srv.connectIo('drain-io');
+    srv.gate.beginDraining();
+  });
+  after(() => srv.stop());
+
+  it('answers a new ws upgrade with HTTP 503 UNAVAILABLE, before checking the token or the origin', async () => {
+    for (const headers of [
+      { Authorization: 'Bearer good-late' },
+      { Authorization: 'Bearer bad' },
+      { Origin: 'https://evil.example' },
+    ] as Record<string, string>[]) {
+      const res = await wsRefusal(srv.wsUrl, headers);
+      assert.equal(res.status, 503, JSON.stringify(headers));
+      assert.equal((JSON.parse(res.body) as { error: WireError }).error.code, 'UNAVAILABLE');
+    }
+  });
+
+  it('answers a new socket.io polling handshake with HTTP 403, and socket.io-client gets connect_error', async () => {
+    assert.equal((await pollingHandshake(srv.port)).status, 403);
+    const upgrade = await wsRefusal(`ws://127.0.0.1:${srv.port}/socket.io/?EIO=4&transport=websocket`);
+    assert.ok(upgrade.status >= 400, `the socket.io websocket transport is refused too: ${upgrade.status}`);
+    const err = await ioRefusal(srv.baseUrl, { token: 'good-late-io' }, 'polling');
+    assert.ok(err instanceof Error);
+    assert.equal(srv.connections.countForUser('late-io'), 0);
+  });
+
+  it('still serves the connections it has while draining, and answers UNAVAILABLE once closing', async () => {
+    const wsReply = await ws.request('echo', 1);
+    assert.equal(wsReply.ok, true);
+    assert.deepEqual(wsReply.data, { echo: 1 });
+    assert.deepEqual(await sio.request('echo', 2), { ok: true, data: { echo: 2 } });
+    srv.gate.beginClosing();
+    for (const c of [ws, sio] as TestClient[]) {
+      const reply = await c.request('echo', 3);
+      assert.equal(reply.ok, false);
+      assert.equal(reply.error?.code, 'UNAVAILABLE');
+    }
+  });
+});
+
+describe('DualTransportAdapter rate limits', () => {
+  const BURST = 5;
+  const DISCONNECT_AFTER = 3;
+  const USER_MESSAGES = 2;
+  let srv: TestServer;
+  before(async () => {
+    srv = await TestServer.start({
+      rateLimits: {
+        perConnection: { perSecond: 1, burst: BURST },
+        perUser: { messages: USER_MESSAGES, windowMs: 60_000 },
+        disconnectAfter: DISCONNECT_AFTER,
+      },
+    });
+  });
+  after(() => srv.stop());
+
+  function assertRateLimited(reply: Wire, label: string): void {
+    assert.equal(reply.ok, false, label);
+    assert.equal(reply.error?.code, 'RATE_LIMITED', label);
+    const retryAfterMs = (reply.error?.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    assert.ok(typeof retryAfterMs === 'number' && retryAfterMs > 0, `${label}: retryAfterMs ${String(retryAfterMs)}`);
+  }
+
+  for (const transport of ['ws', 'socket.io'] as const) {
+    const connect = (user: string) => (transport === 'ws' ? srv.connectWs(user) : srv.connectIo(user));
+
+    it(`${transport}: serves a burst, then answers RATE_LIMITED with details.retryAfterMs and stays connected`, async () => {
+      const c = await connect(`burst-${transport}`);
+      const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => c.request('echo', i)));
+      assert.deepEqual(
+        burst.map((r) => r.ok),
+        Array(BURST).fill(true),
+      );
+      const refused = await c.request('echo', 'one too many');
+      assertRateLimited(refused, transport);
+      const retryAfterMs = (refused.error?.details as { retryAfterMs: number }).retryAfterMs;
+      assert.ok(retryAfterMs <= 1000, `one token at 1/s comes within a second: ${retryAfterMs}`);
+      const conn = srv.serverConn(`burst-${transport}`);
+      assert.equal(srv.connections.countForUser(conn.user.userId), 1, 'still connected');
+    });
+
+    it(`${transport}: closes a connection that keeps sending after RATE_LIMIT_DISCONNECT_AFTER refusals`, async () => {
+      const user = `abuser-${transport}`;
+      const c = await connect(user);
+      const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => c.request('echo', i)));
+      assert.deepEqual(
+        burst.map((r) => r.ok),
+        Array(BURST).fill(true),
+      );
+      const disconnected =
+        c instanceof WsClient ? within(c.closed, 'ws close').then(({ code }) => `close ${code}`) : ioDisconnected(c as IoClient);
+      // The refusals in a row, sent without waiting, as a client ignoring RATE_LIMITED does.
+      const replies = await Promise.all(Array.from({ length: DISCONNECT_AFTER }, (_, i) => c.request('echo', i)));
+      for (const r of replies) assertRateLimited(r, transport);
+      assert.equal(await disconnected, transport === 'ws' ? 'close 1008' : 'io server disconnect');
+      await eventually(() => srv.connections.countForUser(user) === 0, 'the server-side connection to close');
+    });
+  }
+
+  it("limits message.send per user across the user's connections on both transports", async () => {
+    const ws = await srv.connectWs('sender');
+    const sio = await srv.connectIo('sender');
+    assert.equal((await ws.request('message.send', { body: 1 })).ok, true);
+    assert.equal((await sio.request('message.send', { body: 2 })).ok, true);
+    const refused = await ws.request('message.send', { body: 3 });
+    assertRateLimited(refused, 'third message of the window');
+    const retryAfterMs = (refused.error?.details as { retryAfterMs: number }).retryAfterMs;
+    assert.ok(retryAfterMs > 50_000 && retryAfterMs <= 60_000, `until the window ends: ${retryAfterMs}`);
+    assertRateLimited(await sio.request('message.send', { body: 4 }), 'the other transport shares the window');
+    assert.deepEqual(await sio.request('echo', 5), { ok: true, data: { echo: 5 } }, 'other requests still pass');
+  });
+});
+
+/** The event RoomFanout relays published events under, as another instance would receive it. */
+function relayEventName(): string {
+  const { fakeIo, emitted } = fakeRelayServer();
+  const fanout = new RoomFanout(new LocalConnections());
+  fanout.relayThrough(fakeIo);
+  fanout.publish('probe', 'message.new', {});
+  assert.equal(emitted.length, 1);
+  return emitted[0]?.[0] as string;
+}
 
 /** A stand-in for the socket.io server that records the relay's on/serverSideEmit calls. */
 function fakeRelayServer(): {
@@ -1025,7 +1799,7 @@ describe('DualTransportAdapter.close', () => {
     const httpServer = createServer();
     await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
     const { port } = httpServer.address() as AddressInfo;
-    const adapter = adapterOn(httpServer, stubAdapterOptions());
+    const adapter = adapterOn(httpServer, adapterOptions());
     const io = adapter.create(0);
     const disconnects: Promise<string>[] = [];
     adapter.bindClientConnect(io, (conn: ChatConnection) => {

@@ -3,15 +3,17 @@ import type { Duplex } from 'node:stream';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { AbstractWsAdapter, type MessageMappingProperties } from '@nestjs/websockets';
-import { defer, filter, finalize, type Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { Server, type ServerOptions } from 'socket.io';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Identity } from '../auth/identity.js';
-import type { Reply } from '../chat/chat.events.js';
-import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import { clientAddress, type Refusal, type Admission } from './admission.js';
 import type { ChatConnection } from './chat-connection.js';
 import { IoConnection } from './io-connection.js';
+import { textOnlyParser } from './limits/text-only-parser.js';
 import type { LocalConnections } from './local-connections.js';
+import type { OriginPolicy } from './origin-policy.js';
+import type { RequestDispatcher } from './request-dispatcher.js';
 import { WsConnection } from './ws-connection.js';
 
 export interface DualTransportOptions {
@@ -19,13 +21,16 @@ export interface DualTransportOptions {
   wsPath: string;
   /** Largest frame or packet accepted from a client, in bytes. */
   maxPayloadBytes: number;
-  /** Browsers may use socket.io's polling transport from any origin (development only). */
-  corsAnyOrigin: boolean;
+  /** Rooms one connection may join. */
+  maxRoomsPerConnection: number;
   /** socket.io's heartbeat; raw ws peers are pinged by the ConnectionSupervisor at the same interval. */
   heartbeat: { intervalMs: number; timeoutMs: number };
-  /** Refuses handshakes and requests once the instance drains, and counts requests in flight. */
-  gate: ShutdownGate;
-  authenticate(token: unknown): Promise<Identity>;
+  /** Who may connect (draining, origin, token, connection cap), for both transports. */
+  admission: Admission;
+  /** CORS headers for socket.io's polling transport follow the same origin policy. */
+  origins: OriginPolicy;
+  /** The request path shared by both transports. */
+  dispatcher: RequestDispatcher;
   connections: LocalConnections;
   /** Called once with the socket.io server, before any client connects. */
   onServer(io: Server): void;
@@ -36,13 +41,15 @@ const IO_PATH = '/socket.io';
 /**
  * One Nest WebSocket adapter for two transports on the app's HTTP port: socket.io at
  * `/socket.io` (polling and websocket) and raw WebSocket at `/ws`. Both hand the gateway a
- * ChatConnection and share one dispatch: a fixed event table, one reply shape, UNKNOWN_EVENT for
- * names without a handler. (Nest allows one adapter per app, and its stock WsAdapter destroys
- * upgrades on paths it does not own, which breaks socket.io's websocket transport.)
+ * ChatConnection, admit clients through one Admission and dispatch through one
+ * RequestDispatcher. (Nest allows one adapter per app, and its stock WsAdapter destroys upgrades
+ * on paths it does not own, which breaks socket.io's websocket transport.)
  */
 export class DualTransportAdapter extends AbstractWsAdapter {
-  private readonly transportLogger = new Logger('Transport');
+  private readonly logger = new Logger('Connections');
   private wss: WebSocketServer | null = null;
+  /** engine.io's own upgrade listeners, called by handleUpgrade once admission let a socket.io upgrade through. */
+  private engineUpgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void)[] = [];
 
   constructor(
     app: INestApplicationContext,
@@ -52,33 +59,42 @@ export class DualTransportAdapter extends AbstractWsAdapter {
   }
 
   create(_port: number, gatewayOptions?: Partial<ServerOptions>): Server {
+    const { admission, origins } = this.options;
+    const before = new Set(this.httpServer.listeners('upgrade'));
     const io = new Server(this.httpServer, {
       ...gatewayOptions,
       path: IO_PATH,
       serveClient: false,
+      parser: textOnlyParser,
       maxHttpBufferSize: this.options.maxPayloadBytes,
       perMessageDeflate: false,
+      httpCompression: false,
       // The /ws upgrade handler below answers every other path; engine.io must not destroy them.
       destroyUpgrade: false,
       pingInterval: this.options.heartbeat.intervalMs,
       pingTimeout: this.options.heartbeat.timeoutMs,
-      // Only handshakes reach allowRequest; a refused one is a transport error, which the client retries.
-      allowRequest: (_req, callback) => {
-        const draining = this.options.gate.draining;
-        callback(draining ? 'server is shutting down' : null, !draining);
+      cors: { origin: (origin, callback) => callback(null, origin !== undefined && origins.allowsCrossOrigin(origin)), credentials: true },
+      // Only handshakes reach allowRequest; a refusal is an HTTP 403, which socket.io-client
+      // treats as a transport error and retries (through a load balancer, elsewhere).
+      allowRequest: (req, callback) => {
+        const refusal = admission.precheck(req, 'socket.io');
+        callback(refusal ? refusal.message : null, !refusal);
       },
-      ...(this.options.corsAnyOrigin ? { cors: { origin: true, credentials: true } } : {}),
     });
     io.use((socket, next) => {
       const auth = socket.handshake.auth as Record<string, unknown> | undefined;
-      this.options.authenticate(auth?.token).then(
+      admission.admit(socket.request, 'socket.io', auth?.token).then(
         (user) => {
           socket.data.user = user;
           next();
         },
-        () => next(Object.assign(new Error('UNAUTHORIZED'), { data: { code: 'UNAUTHORIZED' } })),
+        (refusal: Refusal) => next(Object.assign(new Error(refusal.code), { data: { code: refusal.code, message: refusal.message } })),
       );
     });
+    // engine.io answers a refused websocket upgrade with 400; taking its listener over lets the
+    // admission's status (403 for a foreign origin, 503 while draining) reach the client.
+    this.engineUpgrade = this.httpServer.listeners('upgrade').filter((l: unknown) => !before.has(l));
+    for (const listener of this.engineUpgrade) this.httpServer.off('upgrade', listener);
     this.options.connections.attach(io);
     this.options.onServer(io);
 
@@ -88,12 +104,18 @@ export class DualTransportAdapter extends AbstractWsAdapter {
   }
 
   override bindClientConnect(io: Server, callback: (conn: ChatConnection) => void): void {
-    const accept = (conn: ChatConnection) => {
-      this.options.connections.add(conn);
+    const { maxRoomsPerConnection: maxRooms, connections } = this.options;
+    const accept = (conn: ChatConnection, req: IncomingMessage) => {
+      connections.add(conn);
+      const fields = { connectionId: conn.id, userId: conn.user.userId, transport: conn.transport, ...clientAddress(req) };
+      this.logger.log({ msg: 'connection opened', ...fields });
+      conn.onClose((reason) => this.logger.log({ msg: 'connection closed', reason, ...fields }));
       callback(conn);
     };
-    io.on('connection', (socket) => accept(new IoConnection(socket, socket.data.user as Identity)));
-    this.wss?.on('connection', (ws: WebSocket, user: Identity) => accept(new WsConnection(ws, user, this.options.connections)));
+    io.on('connection', (socket) => accept(new IoConnection(socket, socket.data.user as Identity, maxRooms), socket.request));
+    this.wss?.on('connection', (ws: WebSocket, req: IncomingMessage, user: Identity) =>
+      accept(new WsConnection(ws, user, connections, maxRooms), req),
+    );
   }
 
   override bindClientDisconnect(conn: ChatConnection, callback: (reason: string) => void): void {
@@ -101,62 +123,38 @@ export class DualTransportAdapter extends AbstractWsAdapter {
   }
 
   bindMessageHandlers(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
-    const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
-    const { gate } = this.options;
-    conn.onRequest((event, data, respond) => {
-      const handler = table.get(event);
-      if (!handler) {
-        respond({ ok: false, error: { code: 'UNKNOWN_EVENT', message: 'no such event' } });
-        return;
-      }
-      if (!gate.enter()) {
-        respond({ ok: false, error: { code: 'UNAVAILABLE', message: 'server is shutting down, reconnect and retry' } });
-        return;
-      }
-      // The handler's own failures are answered by the gateway's exception filter through
-      // `respond` (passed as the ack argument) and yield no result here.
-      defer(() => transform(handler(data, respond)))
-        .pipe(
-          filter((result) => result !== undefined && result !== null),
-          finalize(() => gate.leave()),
-        )
-        .subscribe({
-          next: (result) => respond({ ok: true, data: result } satisfies Reply),
-          error: (err: unknown) => {
-            this.transportLogger.error(`unhandled failure in ${event}: ${String(err)}`);
-            respond({ ok: false, error: { code: 'INTERNAL', message: 'internal error' } });
-          },
-        });
-    });
+    this.options.dispatcher.bind(conn, handlers, transform);
   }
 
   /** Nest's app.close(): every client is told to reconnect elsewhere before the server stops. */
   override async close(io: Server): Promise<void> {
-    for (const conn of [...this.options.connections.all()]) conn.closeForRestart();
+    for (const conn of [...this.options.connections.all()]) conn.close('restart');
     this.wss?.close();
     await super.close(io);
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname.startsWith(`${IO_PATH}/`)) return; // engine.io's own upgrade listener takes it
     socket.on('error', () => socket.destroy());
-    if (url.pathname !== this.options.wsPath) {
-      refuseUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint at this path');
+    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    if (!url) return refuseUpgrade(socket, 400, 'BAD_REQUEST', 'malformed request target');
+    const { admission } = this.options;
+    if (url.pathname.startsWith(`${IO_PATH}/`)) {
+      const refusal = admission.precheck(req, 'socket.io');
+      if (refusal) return refuseUpgrade(socket, refusal.status, refusal.code, refusal.message);
+      for (const listener of this.engineUpgrade) listener(req, socket, head);
       return;
     }
-    if (this.options.gate.draining) {
-      refuseUpgrade(socket, 503, 'UNAVAILABLE', 'server is shutting down');
-      return;
-    }
+    if (url.pathname !== this.options.wsPath) return refuseUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint at this path');
+    const early = admission.precheck(req, 'ws');
+    if (early) return refuseUpgrade(socket, early.status, early.code, early.message);
     const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token');
-    this.options.authenticate(token).then(
+    admission.admit(req, 'ws', token).then(
       (user) => {
-        if (socket.destroyed || !this.wss) return;
         const wss = this.wss;
-        wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, user));
+        if (socket.destroyed || !wss) return;
+        wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req, user));
       },
-      () => refuseUpgrade(socket, 401, 'UNAUTHORIZED', 'a valid token is required'),
+      (refusal: Refusal) => refuseUpgrade(socket, refusal.status, refusal.code, refusal.message),
     );
   }
 }
@@ -166,11 +164,19 @@ function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-function refuseUpgrade(socket: Duplex, status: 401 | 404 | 503, code: string, message: string): void {
+const STATUS_TEXT = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+function refuseUpgrade(socket: Duplex, status: keyof typeof STATUS_TEXT, code: string, message: string): void {
   const body = JSON.stringify({ ok: false, error: { code, message } });
-  const reason = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

@@ -1,15 +1,16 @@
 import type { Socket } from 'socket.io';
 import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
-import { ChatConnection, type RequestListener } from './chat-connection.js';
+import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
 
 /** A socket.io client. Rooms are socket.io rooms, so broadcasts encode each packet once. */
 export class IoConnection extends ChatConnection {
   constructor(
     readonly socket: Socket,
     user: Identity,
+    maxRooms: number,
   ) {
-    super(socket.id, 'socket.io', user);
+    super(socket.id, 'socket.io', user, maxRooms);
     socket.once('disconnect', (reason) => this.notifyClosed(reason));
   }
 
@@ -17,11 +18,11 @@ export class IoConnection extends ChatConnection {
     this.socket.emit(event, data);
   }
 
-  join(roomId: string): void {
+  protected subscribe(roomId: string): void {
     void this.socket.join(roomId);
   }
 
-  leave(roomId: string): void {
+  protected unsubscribe(roomId: string): void {
     void this.socket.leave(roomId);
   }
 
@@ -39,17 +40,23 @@ export class IoConnection extends ChatConnection {
     this.socket.disconnect(true);
   }
 
-  /** Closes the transport, not the socket.io session: the client sees "transport close" and reconnects. */
-  closeForRestart(): void {
-    this.socket.conn.close();
+  /**
+   * restart closes the transport, not the socket.io session: the client sees "transport close" and
+   * reconnects. Otherwise a server-side disconnect ("io server disconnect"), after which
+   * socket.io-client does not reconnect by itself.
+   */
+  close(reason: CloseReason): void {
+    if (reason === 'restart') this.socket.conn.close();
+    else this.socket.disconnect(true);
   }
 
   onRequest(listener: RequestListener): void {
     // onAny sees every event, so unknown names get UNKNOWN_EVENT instead of a silent drop.
-    this.socket.onAny((event: string, ...args: unknown[]) => {
+    this.socket.onAny((event: unknown, ...args: unknown[]) => {
       const last = args.at(-1);
       const ack = typeof last === 'function' ? (args.pop() as (r: Reply) => void) : undefined;
-      listener(event, args[0], this.responder(event, ack));
+      // socket.io also carries numeric event names; the protocol has none, so they are unknown.
+      listener(typeof event === 'string' ? event : `#${String(event)}`, args[0], this.responder(String(event), ack));
     });
   }
 }

@@ -11,6 +11,7 @@ import type { WsConnection } from './ws-connection.js';
 export class LocalConnections {
   private io: Server | null = null;
   private readonly connections = new Set<ChatConnection>();
+  private readonly perUser = new Map<string, number>();
   private readonly wsRooms = new Map<string, Set<WsConnection>>();
 
   attach(io: Server): void {
@@ -19,7 +20,18 @@ export class LocalConnections {
 
   add(conn: ChatConnection): void {
     this.connections.add(conn);
-    conn.onClose(() => this.connections.delete(conn));
+    const userId = conn.user.userId;
+    this.perUser.set(userId, (this.perUser.get(userId) ?? 0) + 1);
+    conn.onClose(() => {
+      this.connections.delete(conn);
+      const left = (this.perUser.get(userId) ?? 1) - 1;
+      if (left > 0) this.perUser.set(userId, left);
+      else this.perUser.delete(userId);
+    });
+  }
+
+  countForUser(userId: string): number {
+    return this.perUser.get(userId) ?? 0;
   }
 
   all(): Iterable<ChatConnection> {

@@ -2,8 +2,15 @@ import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
-import { ChatConnection, type RequestListener } from './chat-connection.js';
+import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
 import type { LocalConnections } from './local-connections.js';
+
+/** 1012 "service restart" makes clients reconnect; 4001 is the contract's code for an expired token. */
+const WS_CLOSE: Record<CloseReason, [number, string]> = {
+  restart: [1012, 'service restart'],
+  expired: [4001, 'token expired'],
+  abuse: [1008, 'rate limit exceeded'],
+};
 
 interface Frame {
   event?: unknown;
@@ -16,15 +23,15 @@ interface Frame {
  * `{id, ok, ...}`, pushes `{event, data}`.
  */
 export class WsConnection extends ChatConnection {
-  private readonly rooms = new Set<string>();
   private answeredLastPing = true;
 
   constructor(
     readonly ws: WebSocket,
     user: Identity,
     private readonly local: LocalConnections,
+    maxRooms: number,
   ) {
-    super(randomUUID(), 'ws', user);
+    super(randomUUID(), 'ws', user, maxRooms);
     // ws reports protocol violations (oversized or invalid UTF-8 frames) as 'error' and then
     // closes with the matching code (1009, 1007); without a listener the error would crash the process.
     ws.on('error', () => undefined);
@@ -52,9 +59,9 @@ export class WsConnection extends ChatConnection {
     this.ws.terminate();
   }
 
-  /** 1012 "service restart": the client should reconnect, to another instance. */
-  closeForRestart(): void {
-    this.ws.close(1012, 'service restart');
+  close(reason: CloseReason): void {
+    const [code, text] = WS_CLOSE[reason];
+    this.ws.close(code, text);
   }
 
   /** One heartbeat tick: a peer that did not answer the previous ping is dead and dropped; returns whether it lives. */
@@ -68,13 +75,11 @@ export class WsConnection extends ChatConnection {
     return true;
   }
 
-  join(roomId: string): void {
-    this.rooms.add(roomId);
+  protected subscribe(roomId: string): void {
     this.local.joinWs(roomId, this);
   }
 
-  leave(roomId: string): void {
-    this.rooms.delete(roomId);
+  protected unsubscribe(roomId: string): void {
     this.local.leaveWs(roomId, this);
   }
 

@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { RedisClients } from './redis-clients.js';
+import { RedisUserMessageCounter } from './user-message-counter.js';
 
 /** Provides RedisClients when REDIS_URL is set, and null when the service runs on one instance. */
 @Global()
@@ -12,7 +13,8 @@ import { RedisClients } from './redis-clients.js';
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => (config.redis ? new RedisClients(config.redis.url, config.redis.prefix) : null),
     },
+    RedisUserMessageCounter,
   ],
-  exports: [RedisClients],
+  exports: [RedisClients, RedisUserMessageCounter],
 })
 export class RedisModule {}

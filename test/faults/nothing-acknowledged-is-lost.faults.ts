@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { connect, sleep, type Kind, type TestClient } from '../support/clients.js';
-import { startInstance, type Instance } from '../support/instance.js';
+import { startInstance, UNLIMITED_RATES, type Instance } from '../support/instance.js';
 import { PrivatePostgres, PrivateRedis } from '../support/private-infra.js';
 import { ReliableClient, type Ack } from '../support/reliable-client.js';
 import { tokenFor } from '../support/tokens.js';
@@ -70,6 +70,7 @@ describe('nothing acknowledged is lost', { concurrency: 1 }, () => {
       REDIS_URL: redis.url,
       REDIS_PREFIX: `faults-${db}`,
       LOG_LEVEL: 'warn',
+      ...UNLIMITED_RATES,
     };
     const instances = await Promise.all(['A', 'B', 'C'].map((n) => startInstance(`${name}-${n}`, env)));
     const dead = new Set<Instance>();

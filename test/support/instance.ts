@@ -96,3 +96,10 @@ export async function waitUntilReady(inst: Instance, timeoutMs = 60_000): Promis
 export function clusterEnv(databaseUrl: string, prefix: string): Record<string, string> {
   return { DATABASE_URL: databaseUrl, REDIS_URL: SHARED_REDIS_URL, REDIS_PREFIX: prefix };
 }
+
+/** For tests that load the service on purpose (floods, fault traffic): rate limits far above what they send. */
+export const UNLIMITED_RATES: Record<string, string> = {
+  RATE_LIMIT_PER_SECOND: '100000',
+  RATE_LIMIT_BURST: '100000',
+  RATE_LIMIT_USER_MESSAGES: '10000000',
+};

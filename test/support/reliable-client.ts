@@ -86,6 +86,10 @@ export class ReliableClient {
         this.acks.push(ack);
         return ack;
       }
+      if (reply?.error?.code === 'RATE_LIMITED') {
+        await sleep(Math.min(Number(reply.error.details?.retryAfterMs) || 100, 2000));
+        continue;
+      }
       if (reply?.error?.code === 'UNAVAILABLE') this.unavailableAfterMs.push(Date.now() - started);
       else if (reply) throw new Error(`${this.name}: unexpected reply ${JSON.stringify(reply)}`);
       await sleep(100);

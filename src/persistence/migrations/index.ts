@@ -1,4 +1,5 @@
 import { CreateRoomsAndMessages1764180000000 } from './1764180000000-CreateRoomsAndMessages.js';
+import { CreateRoomMembers1764190000000 } from './1764190000000-CreateRoomMembers.js';
 
 /** Every migration, oldest first. */
-export const migrations = [CreateRoomsAndMessages1764180000000];
+export const migrations = [CreateRoomsAndMessages1764180000000, CreateRoomMembers1764190000000];

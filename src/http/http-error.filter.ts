@@ -1,0 +1,44 @@
+import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import { ChatError, StorageUnavailableError, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
+
+const STATUS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  VALIDATION_FAILED: 400,
+  UNKNOWN_EVENT: 404,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  LIMIT_EXCEEDED: 429,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+};
+
+/** Nest's own HTTP errors (unknown route, unreadable or oversized body) in the protocol's codes. */
+const FROM_HTTP_STATUS: Record<number, ErrorCode> = { 400: 'BAD_REQUEST', 404: 'NOT_FOUND', 413: 'PAYLOAD_TOO_LARGE' };
+
+/** Every HTTP error as `{ ok: false, error: { code, message, details? } }` with the contract's status. */
+@Catch()
+export class HttpErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpApi');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const [status, error] = this.describe(exception);
+    res.status(status).json({ ok: false, error });
+  }
+
+  private describe(exception: unknown): [number, ErrorBody] {
+    if (exception instanceof StorageUnavailableError) this.logger.warn(`storage unavailable: ${String(exception.cause)}`);
+    if (exception instanceof ChatError) return [STATUS[exception.code], exception.toBody()];
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const code = FROM_HTTP_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
+      return [STATUS[code] === status ? status : STATUS[code], { code, message: exception.message }];
+    }
+    this.logger.error(`unexpected failure: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`);
+    return [500, { code: 'INTERNAL', message: 'internal error' }];
+  }
+}

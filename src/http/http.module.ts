@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { ChatModule } from '../chat.module.js';
+import { ApiKeyGuard } from './api-key.guard.js';
+import { MessagesController } from './messages.controller.js';
+import { RoomsController } from './rooms.controller.js';
+
+/** The HTTP API under /v1 for other backend services (X-API-Key). */
+@Module({
+  imports: [ChatModule],
+  controllers: [RoomsController, MessagesController],
+  providers: [ApiKeyGuard],
+})
+export class HttpApiModule {}

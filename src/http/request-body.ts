@@ -1,0 +1,18 @@
+import { ChatError } from '../chat/chat.errors.js';
+import { fieldsNestedTooDeep, MAX_DATA_DEPTH } from '../common/payload-shape.js';
+
+/** A JSON body must be an object, nested no deeper than sockets allow; anything else is refused before its fields are read. */
+export function asObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ChatError('VALIDATION_FAILED', 'the body must be a JSON object', { fields: [] });
+  }
+  const tooDeep = fieldsNestedTooDeep(body);
+  if (tooDeep) throw new ChatError('VALIDATION_FAILED', `the body nests deeper than ${MAX_DATA_DEPTH} levels`, { fields: tooDeep });
+  return body as Record<string, unknown>;
+}
+
+/** Query strings are text: a plain decimal integer becomes a number; anything else is passed on to fail validation. */
+export function queryInteger(value: string | undefined): number | string | undefined {
+  if (value === undefined) return undefined;
+  return /^\d{1,15}$/.test(value) ? Number(value) : value;
+}

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, LessThan, MoreThan, type FindOptionsWhere } from 'typeorm';
+import { StorageUnavailableError } from '../chat/chat.errors.js';
+import type { HistoryPage, Member, Message, Room, Visibility } from '../chat/chat.events.js';
+import { ChatStore, type AppendResult, type NewMessage, type PageQuery, type RoomAccess, type RoomInput } from '../chat/chat.ports.js';
+import { MessageEntity } from './entities/message.entity.js';
+import { RoomMemberEntity } from './entities/room-member.entity.js';
+import { RoomEntity } from './entities/room.entity.js';
+import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
+
+interface AccessRow {
+  last_seq: string;
+  visibility: Visibility;
+  is_member: boolean;
+}
+
+const ACCESS_SQL = `
+  SELECT r.last_seq, r.visibility,
+         EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member
+  FROM rooms r WHERE r.id = $1`;
+
+@Injectable()
+export class TypeOrmChatStore extends ChatStore {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
+  ) {
+    super();
+  }
+
+  /**
+   * One transaction: lock the room row while taking its next seq, then insert. A duplicate
+   * clientMsgId (ON CONFLICT DO NOTHING) or a refused sender rolls the seq back, so seqs stay
+   * gap-free; concurrent duplicates queue on the room lock, and the later one finds the committed row.
+   */
+  async append(input: NewMessage, trusted: boolean): Promise<AppendResult> {
+    return this.guard(async (deadline) => {
+      const qr = this.db.createQueryRunner();
+      await qr.connect();
+      try {
+        await qr.startTransaction();
+        const [room] = (await qr.query(
+          `INSERT INTO rooms (id, last_seq) VALUES ($1, 1)
+           ON CONFLICT (id) DO UPDATE SET last_seq = rooms.last_seq + 1
+           RETURNING last_seq, visibility`,
+          [input.roomId],
+        )) as { last_seq: string; visibility: Visibility }[];
+        if (room.visibility === 'private' && !trusted) {
+          const member = await qr.query('SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2', [input.roomId, input.senderId]);
+          if (member.length === 0) {
+            await qr.rollbackTransaction();
+            return { outcome: 'forbidden' };
+          }
+        }
+        const id = randomUUID();
+        const seq = Number(room.last_seq);
+        const inserted = (await qr.query(
+          `INSERT INTO messages (id, room_id, seq, sender_id, body, client_msg_id)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING
+           RETURNING created_at`,
+          [id, input.roomId, seq, input.senderId, input.body, input.clientMsgId],
+        )) as { created_at: Date }[];
+        if (inserted.length === 0) {
+          await qr.rollbackTransaction();
+          return { outcome: 'existing', message: await this.findByClientMsgId(input) };
+        }
+        // The caller has been told UNAVAILABLE already: roll back rather than store a message nobody will see pushed.
+        if (Date.now() > deadline) throw new Error('storage deadline passed before COMMIT');
+        await qr.commitTransaction();
+        return { outcome: 'created', message: { id, ...input, seq, createdAt: inserted[0].created_at.toISOString() } };
+      } catch (err) {
+        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+        throw err;
+      } finally {
+        await qr.release();
+      }
+    });
+  }
+
+  async openRoom(roomId: string, userId: string): Promise<RoomAccess> {
+    return this.guard(async () => {
+      await this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]);
+      const [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      return toAccess(row);
+    });
+  }
+
+  async roomAccess(roomId: string, userId: string): Promise<RoomAccess | null> {
+    return this.guard(async () => {
+      const [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      return row ? toAccess(row) : null;
+    });
+  }
+
+  /** Keyset paging on (room_id, seq), served by the unique index; returns ascending seqs. */
+  async page({ roomId, beforeSeq, afterSeq, limit }: PageQuery): Promise<HistoryPage> {
+    return this.guard(async () => {
+      const where: FindOptionsWhere<MessageEntity> = { roomId };
+      if (afterSeq !== undefined) where.seq = MoreThan(afterSeq);
+      else if (beforeSeq !== undefined) where.seq = LessThan(beforeSeq);
+      const ascending = afterSeq !== undefined;
+      const rows = await this.db.getRepository(MessageEntity).find({
+        where,
+        order: { seq: ascending ? 'ASC' : 'DESC' },
+        take: limit + 1,
+      });
+      const hasMore = rows.length > limit;
+      const pageRows = rows.slice(0, limit);
+      if (!ascending) pageRows.reverse();
+      return { messages: pageRows.map(toMessage), hasMore };
+    });
+  }
+
+  /** Locks the room row (when it exists) to read the visibility it had, so concurrent upserts see each other's result. */
+  async upsertRoom(input: RoomInput): Promise<{ room: Room; previous: Visibility | null }> {
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        const [before] = (await tx.query('SELECT visibility FROM rooms WHERE id = $1 FOR UPDATE', [input.roomId])) as {
+          visibility: Visibility;
+        }[];
+        await tx.query(
+          `INSERT INTO rooms (id, visibility, title, metadata) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, title = EXCLUDED.title, metadata = EXCLUDED.metadata`,
+          [input.roomId, input.visibility, input.title, input.metadata === null ? null : JSON.stringify(input.metadata)],
+        );
+        const room = await tx.getRepository(RoomEntity).findOneByOrFail({ id: input.roomId });
+        return { room: toRoom(room), previous: before?.visibility ?? null };
+      }),
+    );
+  }
+
+  async getRoom(roomId: string): Promise<Room | null> {
+    return this.guard(async () => {
+      const room = await this.db.getRepository(RoomEntity).findOneBy({ id: roomId });
+      return room ? toRoom(room) : null;
+    });
+  }
+
+  async setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null> {
+    return this.guard(async () => {
+      const [exists] = await this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
+      if (!exists) return null;
+      const rows = member
+        ? await this.db.query('INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id', [
+            roomId,
+            userId,
+          ])
+        : await this.db.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id', [roomId, userId]);
+      // DELETE ... RETURNING comes back from TypeORM as [rows, count].
+      const changed = member ? rows.length > 0 : (rows[0] as unknown[]).length > 0;
+      return { changed };
+    });
+  }
+
+  async listMembers(roomId: string): Promise<Member[] | null> {
+    return this.guard(async () => {
+      const [exists] = await this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
+      if (!exists) return null;
+      const rows = await this.db.getRepository(RoomMemberEntity).find({ where: { roomId }, order: { userId: 'ASC' } });
+      return rows.map((r) => ({ userId: r.userId, lastReadSeq: r.lastReadSeq }));
+    });
+  }
+
+  private async findByClientMsgId(input: NewMessage): Promise<Message> {
+    const row = await this.db.getRepository(MessageEntity).findOneByOrFail({
+      roomId: input.roomId,
+      senderId: input.senderId,
+      clientMsgId: input.clientMsgId ?? undefined,
+    });
+    return toMessage(row);
+  }
+
+  /**
+   * Any database failure, or no answer within the storage timeout, means the outcome is
+   * unconfirmed: the caller sees UNAVAILABLE. The work gets the deadline to check before COMMIT.
+   */
+  private async guard<T>(work: (deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer from the database within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([work(deadline), expired]);
+    } catch (err) {
+      throw new StorageUnavailableError(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function toAccess(row: AccessRow): RoomAccess {
+  return { visibility: row.visibility, isMember: row.is_member, lastSeq: Number(row.last_seq) };
+}
+
+function toRoom(row: RoomEntity): Room {
+  return {
+    roomId: row.id,
+    visibility: row.visibility,
+    title: row.title,
+    metadata: row.metadata,
+    lastSeq: row.lastSeq,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function toMessage(row: MessageEntity): Message {
+  return {
+    id: row.id,
+    roomId: row.roomId,
+    seq: row.seq,
+    senderId: row.senderId,
+    body: row.body,
+    clientMsgId: row.clientMsgId,
+    createdAt: row.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,44 @@
+import type { INestApplication } from '@nestjs/common';
+import { TokenVerifier } from '../auth/token-verifier.js';
+import type { AppConfig } from '../config/config.schema.js';
+import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import { RedisClients } from '../redis/redis-clients.js';
+import { RedisUserMessageCounter } from '../redis/user-message-counter.js';
+import { Admission } from './admission.js';
+import { DualTransportAdapter } from './dual-transport.adapter.js';
+import { RequestLimiter } from './limits/request-limiter.js';
+import { LocalConnections } from './local-connections.js';
+import { OriginPolicy } from './origin-policy.js';
+import { RequestDispatcher } from './request-dispatcher.js';
+import { RoomFanout } from './room-fanout.js';
+
+/** Builds the one WebSocket adapter from the app's providers and the configuration. */
+export function createTransportAdapter(app: INestApplication, config: AppConfig): DualTransportAdapter {
+  const tokens = app.get(TokenVerifier);
+  const gate = app.get(ShutdownGate);
+  const connections = app.get(LocalConnections);
+  const redis = app.get(RedisClients);
+  const fanout = app.get(RoomFanout);
+  const origins = new OriginPolicy(config.allowedOrigins, config.env !== 'production');
+  return new DualTransportAdapter(app, {
+    wsPath: '/ws',
+    maxPayloadBytes: config.limits.maxPayloadBytes,
+    maxRoomsPerConnection: config.limits.maxRoomsPerConnection,
+    heartbeat: config.heartbeat,
+    origins,
+    admission: new Admission({
+      origins,
+      gate,
+      connections,
+      maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
+      authenticate: (token) => tokens.verify(token),
+    }),
+    dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter))),
+    connections,
+    onServer: (io) => {
+      if (!redis) return;
+      io.adapter(redis.socketIoAdapter());
+      fanout.relayThrough(io);
+    },
+  });
+}

@@ -1,0 +1,78 @@
+import { Logger } from '@nestjs/common';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import { defer, filter, finalize, type Observable } from 'rxjs';
+import type { Reply } from '../chat/chat.events.js';
+import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import type { ChatConnection, Responder } from './chat-connection.js';
+import { fieldsNestedTooDeep, MAX_DATA_DEPTH } from '../common/payload-shape.js';
+import type { RequestLimiter } from './limits/request-limiter.js';
+
+const fail = (code: string, message: string, details?: Record<string, unknown>): Reply => ({
+  ok: false,
+  error: details ? { code, message, details } : { code, message },
+});
+
+/**
+ * The one request path for both transports: a fixed event table (UNKNOWN_EVENT for anything
+ * else, prototype names included), a nesting bound, rate limits, the shutdown gate, then the
+ * gateway handler with Nest's guards, pipes and filters. The handler's own failures are answered
+ * by the gateway's exception filter through `respond`, passed as the ack argument.
+ */
+export class RequestDispatcher {
+  private readonly logger = new Logger('Requests');
+
+  constructor(
+    private readonly gate: ShutdownGate,
+    private readonly limiter: RequestLimiter,
+  ) {}
+
+  bind(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
+    const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
+    conn.onRequest((event, data, respond) => {
+      // Limits come first, so floods of unknown or malformed requests count as well.
+      void this.limiter.check(conn, event).then(
+        (decision) => {
+          if (!decision.allowed) {
+            respond(fail('RATE_LIMITED', 'too many requests', { retryAfterMs: decision.retryAfterMs }));
+            if (decision.disconnect) {
+              this.logger.warn({ msg: 'disconnecting a client that ignores rate limits', userId: conn.user.userId, connectionId: conn.id });
+              conn.close('abuse');
+            }
+            return;
+          }
+          const handler = table.get(event);
+          if (!handler) return respond(fail('UNKNOWN_EVENT', 'no such event'));
+          const tooDeep = fieldsNestedTooDeep(data);
+          if (tooDeep) return respond(fail('VALIDATION_FAILED', `data nests deeper than ${MAX_DATA_DEPTH} levels`, { fields: tooDeep }));
+          this.run(event, data, respond, (d, r) => handler(d, r), transform);
+        },
+        (err: unknown) => {
+          this.logger.error(`rate limit check failed: ${String(err)}`);
+          respond(fail('INTERNAL', 'internal error'));
+        },
+      );
+    });
+  }
+
+  private run(
+    event: string,
+    data: unknown,
+    respond: Responder,
+    handler: (data: unknown, respond: Responder) => unknown,
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
+    if (!this.gate.enter()) return respond(fail('UNAVAILABLE', 'server is shutting down, reconnect and retry'));
+    defer(() => transform(handler(data, respond)))
+      .pipe(
+        filter((result) => result !== undefined && result !== null),
+        finalize(() => this.gate.leave()),
+      )
+      .subscribe({
+        next: (result) => respond({ ok: true, data: result }),
+        error: (err: unknown) => {
+          this.logger.error(`unhandled failure in ${event}: ${String(err)}`);
+          respond(fail('INTERNAL', 'internal error'));
+        },
+      });
+  }
+}

@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Server as IoServer } from 'socket.io';
+import { ChatConnection, type CloseReason } from './chat-connection.js';
+import { LocalConnections } from './local-connections.js';
+import { RoomFanout } from './room-fanout.js';
+
+interface Push {
+  event: string;
+  data: unknown;
+}
+
+let nextId = 0;
+class FakeConnection extends ChatConnection {
+  readonly pushes: Push[] = [];
+  readonly subscriptions: string[][] = [];
+
+  constructor(userId: string) {
+    super(`fake-${++nextId}`, 'ws', { userId, name: null, expiresAt: Date.now() + 3600e3 }, 100);
+  }
+  push(event: string, data: unknown): void {
+    this.pushes.push({ event, data });
+  }
+  protected subscribe(roomId: string): void {
+    this.subscriptions.push(['subscribe', roomId]);
+  }
+  protected unsubscribe(roomId: string): void {
+    this.subscriptions.push(['unsubscribe', roomId]);
+  }
+  onRequest(): void {}
+  bufferedBytes(): number {
+    return 0;
+  }
+  terminate(): void {}
+  close(_reason: CloseReason): void {}
+}
+
+/** Connections added to a real LocalConnections, joined to the given rooms. */
+function connect(local: LocalConnections, userId: string, ...rooms: string[]): FakeConnection {
+  const conn = new FakeConnection(userId);
+  local.add(conn);
+  for (const roomId of rooms) conn.join(roomId);
+  return conn;
+}
+
+function removedPushes(conn: FakeConnection): unknown[] {
+  return conn.pushes.filter((p) => p.event === 'room.removed').map((p) => p.data);
+}
+
+/** A stand-in for the socket.io server that records the relay's on/serverSideEmit calls. */
+function fakeRelayServer() {
+  const listeners = new Map<string, (...args: unknown[]) => void>();
+  const emitted: unknown[][] = [];
+  const fake = {
+    on(event: string, listener: (...args: unknown[]) => void) {
+      assert.equal(listeners.has(event), false, `one listener per relay event (${event})`);
+      listeners.set(event, listener);
+      return fake;
+    },
+    serverSideEmit(...args: unknown[]) {
+      emitted.push(args);
+      return true;
+    },
+  };
+  return { fakeIo: fake as unknown as IoServer, listeners, emitted };
+}
+
+describe('RoomFanout', () => {
+  describe('removeUsers', () => {
+    it("takes only those users' connections out of the room and pushes each room.removed {roomId}", () => {
+      const local = new LocalConnections();
+      const alice1 = connect(local, 'alice', 'r1', 'r2');
+      const alice2 = connect(local, 'alice', 'r1');
+      const bob = connect(local, 'bob', 'r1');
+      const carol = connect(local, 'carol', 'r1');
+      new RoomFanout(local).removeUsers('r1', ['alice', 'carol']);
+
+      for (const conn of [alice1, alice2, carol]) {
+        assert.equal(conn.rooms.has('r1'), false, `${conn.user.userId} left r1`);
+        assert.deepEqual(removedPushes(conn), [{ roomId: 'r1' }]);
+        assert.deepEqual(conn.subscriptions.at(-1), ['unsubscribe', 'r1'], 'the transport subscription is dropped too');
+      }
+      assert.equal(alice1.rooms.has('r2'), true, 'other rooms are kept');
+      assert.equal(bob.rooms.has('r1'), true);
+      assert.deepEqual(bob.pushes, []);
+    });
+
+    it("pushes nothing to the users' connections that are not in the room", () => {
+      const local = new LocalConnections();
+      const inOther = connect(local, 'alice', 'r2');
+      const inNone = connect(local, 'alice');
+      new RoomFanout(local).removeUsers('r1', ['alice']);
+      assert.deepEqual(inOther.pushes, []);
+      assert.deepEqual(inNone.pushes, []);
+      assert.equal(inOther.rooms.has('r2'), true);
+    });
+  });
+
+  describe('removeNonMembers', () => {
+    it('keeps the connections of members and evicts everyone else in the room', () => {
+      const local = new LocalConnections();
+      const member1 = connect(local, 'alice', 'r1');
+      const member2 = connect(local, 'alice', 'r1');
+      const outsider1 = connect(local, 'bob', 'r1');
+      const outsider2 = connect(local, 'carol', 'r1', 'r2');
+      const elsewhere = connect(local, 'dave', 'r2');
+      new RoomFanout(local).removeNonMembers('r1', ['alice', 'dave']);
+
+      for (const conn of [member1, member2]) {
+        assert.equal(conn.rooms.has('r1'), true);
+        assert.deepEqual(conn.pushes, []);
+      }
+      for (const conn of [outsider1, outsider2]) {
+        assert.equal(conn.rooms.has('r1'), false);
+        assert.deepEqual(removedPushes(conn), [{ roomId: 'r1' }]);
+      }
+      assert.equal(outsider2.rooms.has('r2'), true);
+      assert.deepEqual(elsewhere.pushes, []);
+    });
+
+    it('evicts everyone in the room when the room has no members', () => {
+      const local = new LocalConnections();
+      const alice = connect(local, 'alice', 'r1');
+      const bob = connect(local, 'bob', 'r1', 'r2');
+      const elsewhere = connect(local, 'carol', 'r2');
+      new RoomFanout(local).removeNonMembers('r1', []);
+      for (const conn of [alice, bob]) {
+        assert.equal(conn.rooms.has('r1'), false);
+        assert.deepEqual(removedPushes(conn), [{ roomId: 'r1' }]);
+      }
+      assert.equal(bob.rooms.has('r2'), true);
+      assert.deepEqual(elsewhere.pushes, []);
+    });
+  });
+
+  describe('with a relay (relayThrough)', () => {
+    it('relays removeUsers once through serverSideEmit and applies it locally', () => {
+      const local = new LocalConnections();
+      const alice = connect(local, 'alice', 'r1');
+      const bob = connect(local, 'bob', 'r1');
+      const { fakeIo, emitted } = fakeRelayServer();
+      const fanout = new RoomFanout(local);
+      fanout.relayThrough(fakeIo);
+      fanout.removeUsers('r1', ['alice']);
+      assert.equal(emitted.length, 1);
+      assert.deepEqual(emitted[0]?.slice(1), ['r1', { userIds: ['alice'] }]);
+      assert.deepEqual(removedPushes(alice), [{ roomId: 'r1' }]);
+      assert.deepEqual(removedPushes(bob), []);
+    });
+
+    it('relays removeNonMembers once through serverSideEmit and applies it locally', () => {
+      const local = new LocalConnections();
+      const alice = connect(local, 'alice', 'r1');
+      const bob = connect(local, 'bob', 'r1');
+      const { fakeIo, emitted } = fakeRelayServer();
+      const fanout = new RoomFanout(local);
+      fanout.relayThrough(fakeIo);
+      fanout.removeNonMembers('r1', ['alice']);
+      assert.equal(emitted.length, 1);
+      assert.deepEqual(emitted[0]?.slice(1), ['r1', { keepMembers: ['alice'] }]);
+      assert.deepEqual(removedPushes(alice), []);
+      assert.deepEqual(removedPushes(bob), [{ roomId: 'r1' }]);
+    });
+
+    it('applies evictions relayed from another instance locally, without relaying them again', () => {
+      const local = new LocalConnections();
+      const alice = connect(local, 'alice', 'r1');
+      const bob = connect(local, 'bob', 'r1');
+      const carol = connect(local, 'carol', 'r1');
+      const { fakeIo, listeners, emitted } = fakeRelayServer();
+      const fanout = new RoomFanout(local);
+      fanout.relayThrough(fakeIo);
+
+      // Learn the eviction event's name the way another instance would send it.
+      const probe = new RoomFanout(new LocalConnections());
+      const sent = fakeRelayServer();
+      probe.relayThrough(sent.fakeIo);
+      probe.removeUsers('r1', ['alice']);
+      probe.removeNonMembers('r1', ['carol']);
+      assert.equal(sent.emitted.length, 2);
+
+      for (const [event, ...args] of sent.emitted) {
+        const listener = listeners.get(event as string);
+        assert.ok(listener, `a listener for ${String(event)}`);
+        listener(...args);
+      }
+      assert.deepEqual(removedPushes(alice), [{ roomId: 'r1' }], 'removed by the relayed removeUsers');
+      assert.deepEqual(removedPushes(bob), [{ roomId: 'r1' }], 'removed by the relayed removeNonMembers');
+      assert.deepEqual(removedPushes(carol), [], 'a member stays');
+      assert.equal(carol.rooms.has('r1'), true);
+      assert.deepEqual(emitted, [], 'nothing is sent back out');
+    });
+
+    it('publishes locally once and relays once, and delivers relayed events without relaying them again', () => {
+      const local = new LocalConnections();
+      const delivered: unknown[][] = [];
+      local.deliver = (...args: unknown[]) => void delivered.push(args);
+      const { fakeIo, listeners, emitted } = fakeRelayServer();
+      const fanout = new RoomFanout(local);
+      fanout.relayThrough(fakeIo);
+
+      fanout.publish('r1', 'message.new', { n: 1 });
+      assert.deepEqual(delivered, [['r1', 'message.new', { n: 1 }]]);
+      assert.equal(emitted.length, 1);
+      assert.deepEqual(emitted[0]?.slice(1), ['r1', 'message.new', { n: 1 }]);
+
+      const relayed = listeners.get(emitted[0]?.[0] as string);
+      assert.ok(relayed);
+      relayed('r1', 'message.new', { n: 2 });
+      assert.deepEqual(delivered.at(-1), ['r1', 'message.new', { n: 2 }]);
+      assert.equal(emitted.length, 1, 'a relayed event is not sent back out');
+    });
+  });
+});
