@@ -108,6 +108,10 @@ describe('error codes on both transports', () => {
         assert.equal(r.error?.code, 'UNAVAILABLE', `${c.kind}: ${JSON.stringify(r)}`);
         assert.ok(Date.now() - started < 3000, 'UNAVAILABLE must come within 3 s');
       }
+      const ready = await fetch(`${cluster.instances[0].url}/health/ready`);
+      assert.equal(ready.status, 503, 'readiness fails while the database is unreachable');
+      assert.equal(((await ready.json()) as { status?: string }).status, 'error', "terminus's report is the body");
+      assert.equal((await fetch(`${cluster.instances[0].url}/health/live`)).status, 200);
     } finally {
       await setDatabaseReachable(cluster.db.name, true);
     }

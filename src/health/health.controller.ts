@@ -1,4 +1,5 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get, HttpException, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import {
   HealthCheck,
   HealthCheckService,
@@ -30,14 +31,19 @@ export class HealthController {
   /** Ready for traffic: not draining, Postgres answers, the schema is migrated, Redis (when configured) is connected. */
   @Get('ready')
   @HealthCheck()
-  ready() {
+  async ready(@Res({ passthrough: true }) res: Response) {
     const checks: HealthIndicatorFunction[] = [
       () => this.flag('shutdown', !this.gate.draining, 'draining'),
       this.db.pingCheck('postgres').withTimeout(1500),
       () => this.flag('migrations', this.migrations.done, 'pending'),
     ];
     if (this.redis) checks.push(() => this.flag('redis', this.redis?.ready === true, 'disconnected'));
-    return this.health.check(checks);
+    // A failed check is a 503 with terminus's report, not an error of the API's kind.
+    return this.health.check(checks).catch((err: unknown) => {
+      if (!(err instanceof HttpException)) throw err;
+      res.status(err.getStatus());
+      return err.getResponse();
+    });
   }
 
   private flag(key: string, up: boolean, downReason: string) {

@@ -16,8 +16,16 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 };
 
-/** Nest's own HTTP errors (unknown route, unreadable or oversized body) in the protocol's codes. */
-const FROM_HTTP_STATUS: Record<number, ErrorCode> = { 400: 'BAD_REQUEST', 404: 'NOT_FOUND', 413: 'PAYLOAD_TOO_LARGE' };
+/** Nest's own HTTP errors (unknown route, unreadable or oversized body, …) in the protocol's codes. */
+const FROM_HTTP_STATUS: Record<number, ErrorCode> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  413: 'PAYLOAD_TOO_LARGE',
+  429: 'RATE_LIMITED',
+  503: 'UNAVAILABLE',
+};
 
 /** Every HTTP error as `{ ok: false, error: { code, message, details? } }` with the contract's status. */
 @Catch()
@@ -36,7 +44,7 @@ export class HttpErrorFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const code = FROM_HTTP_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
-      return [STATUS[code] === status ? status : STATUS[code], { code, message: exception.message }];
+      return [status, { code, message: exception.message }];
     }
     this.logger.error(`unexpected failure: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`);
     return [500, { code: 'INTERNAL', message: 'internal error' }];

@@ -148,7 +148,8 @@ describe('nothing acknowledged is lost', { concurrency: 1 }, () => {
       for (const s of senders) s.close();
       for (const c of extra) c.close();
       await Promise.all(instances.map((i) => i.stop()));
-      await pgsrv.query('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      // Best effort: after a failed Postgres scenario the server may be down, and the failure that matters is already thrown.
+      await pgsrv.query('postgres', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
     }
   }
 
