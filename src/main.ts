@@ -1,13 +1,14 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { Logger } from 'pino';
+import type { Logger as Pino } from 'pino';
 import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { ShutdownGate } from './lifecycle/shutdown-gate.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
-import { MigrationRunner } from './persistence/migration-runner.js';
+import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
 import { createTransportAdapter } from './realtime/create-transport-adapter.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 
@@ -24,6 +25,9 @@ function readConfig(): AppConfig {
 async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger(config.logLevel);
+  const nestLogger = new PinoNestLogger(log);
+  // Before Nest starts too (embedded database, migrations): one JSON log from the first line.
+  Logger.overrideLogger(nestLogger);
   if (config.jwt.key.kind === 'secret' && config.jwt.key.isDevSecret)
     log.warn('JWT_SECRET is not set: using the insecure development secret (never do this in production)');
 
@@ -33,9 +37,10 @@ async function main(): Promise<void> {
     log.info({ dataDir: embedded.dataDir }, 'DATABASE_URL is not set: using the embedded Postgres (single instance, development only)');
   }
   const databaseUrl = embedded?.url ?? (config.database as { url: string }).url;
+  await applyMigrations(databaseUrl);
 
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, databaseUrl), {
-    logger: new PinoNestLogger(log),
+    logger: nestLogger,
     // Registered below with the payload limit, so an oversized body is a 413 like an oversized frame.
     bodyParser: false,
   });
@@ -44,7 +49,7 @@ async function main(): Promise<void> {
   app.useGlobalFilters(new HttpErrorFilter());
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
 
-  await app.get(MigrationRunner).run();
+  app.get(MigrationState).markApplied();
   await app.listen(config.port);
   log.info(
     { port: config.port, database: config.database.mode, fanout: config.redis ? 'redis' : 'in-process' },
@@ -81,7 +86,7 @@ function onceOnly<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...a
 }
 
 /** The bound promised to orchestrators: whatever hangs, the process is gone by then. */
-function forceExitAfter(ms: number, log: Logger): void {
+function forceExitAfter(ms: number, log: Pino): void {
   setTimeout(() => {
     log.error({ ms }, 'shutdown did not finish in time; exiting');
     process.exit(0);

@@ -8,7 +8,7 @@ import {
   type HealthIndicatorFunction,
 } from '@nestjs/terminus';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
-import { MigrationRunner } from '../persistence/migration-runner.js';
+import { MigrationState } from '../persistence/migration-runner.js';
 import { RedisClients } from '../redis/redis-clients.js';
 
 @Controller('health')
@@ -17,7 +17,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly db: TypeOrmHealthIndicator,
-    private readonly migrations: MigrationRunner,
+    private readonly migrations: MigrationState,
     private readonly gate: ShutdownGate,
     @Inject(RedisClients) private readonly redis: RedisClients | null,
   ) {}

@@ -1,0 +1,33 @@
+import type { DataSourceOptions } from 'typeorm';
+import { entities } from './entities/index.js';
+import { migrations } from './migrations/index.js';
+
+export interface DatabaseOptions {
+  url: string;
+  /** The embedded database serves one connection at a time; a larger pool breaks its connections. */
+  poolSize: number;
+  /** Bound on every storage call; the connection and statement timeouts sit below it. */
+  timeoutMs: number;
+}
+
+/** The one description of the database connection, for the service and the `migrate` command alike. */
+export function dataSourceOptions({ url, poolSize, timeoutMs }: DatabaseOptions): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities,
+    migrations,
+    synchronize: false,
+    migrationsRun: false,
+    poolSize,
+    // A down or frozen database must turn into a quick UNAVAILABLE, never a hung request:
+    // connecting (including waiting for a pooled connection) and each statement are bounded.
+    connectTimeoutMS: Math.min(1000, timeoutMs),
+    extra: {
+      query_timeout: timeoutMs,
+      statement_timeout: timeoutMs,
+      idle_in_transaction_session_timeout: 10 * timeoutMs,
+      keepAlive: true,
+    },
+  };
+}
