@@ -1,4 +1,4 @@
-import { io, type Socket } from 'socket.io-client';
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import WebSocket from 'ws';
 
 export type Kind = 'io' | 'io-polling' | 'ws';
@@ -85,7 +85,7 @@ export class IoTestClient extends TestClient {
   readonly socket: Socket;
   private readonly closedReason: Promise<string>;
 
-  constructor(url: string, token: string | undefined, polling: boolean) {
+  constructor(url: string, token: string | undefined, polling: boolean, options: Partial<ManagerOptions & SocketOptions> = {}) {
     super(polling ? 'io-polling' : 'io');
     this.socket = io(url, {
       transports: polling ? ['polling'] : ['websocket'],
@@ -93,6 +93,7 @@ export class IoTestClient extends TestClient {
       reconnection: false,
       forceNew: true,
       auth: token === undefined ? {} : { token },
+      ...options,
     });
     this.socket.onAny((event: string, data: any) => this.onPush(event, data));
     this.closedReason = new Promise((resolve) => {
