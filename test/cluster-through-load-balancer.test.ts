@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { IoTestClient, sleep, type Kind } from './support/clients.js';
@@ -8,7 +9,7 @@ import { TEST_JWT_SECRET, tokenFor } from './support/tokens.js';
 
 interface LocalCluster {
   url: string;
-  instances: { name: string; port: number; proc: import('node:child_process').ChildProcess }[];
+  instances: { name: string; port: number; proc: ChildProcess }[];
   stop(): Promise<void>;
 }
 
