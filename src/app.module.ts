@@ -5,6 +5,7 @@ import type { AppConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
 import { HttpApiModule } from './http/http.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
 import { RedisModule } from './redis/redis.module.js';
 
@@ -18,6 +19,7 @@ export class AppModule {
         ConfigModule.forRoot(config),
         LifecycleModule,
         RedisModule,
+        MetricsModule,
         DatabaseModule.forRoot({
           url: databaseUrl,
           poolSize: config.database.mode === 'embedded' ? 1 : config.db.poolSize,

@@ -6,11 +6,13 @@ import type { Logger as Pino } from 'pino';
 import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { ShutdownGate } from './lifecycle/shutdown-gate.js';
+import { httpLogger } from './logging/http-logger.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
 import { createTransportAdapter } from './realtime/create-transport-adapter.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
+import { ChatMetrics } from './metrics/chat-metrics.js';
 
 function readConfig(): AppConfig {
   try {
@@ -24,7 +26,7 @@ function readConfig(): AppConfig {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.env);
   const nestLogger = new PinoNestLogger(log);
   // Before Nest starts too (embedded database, migrations): one JSON log from the first line.
   Logger.overrideLogger(nestLogger);
@@ -46,7 +48,8 @@ async function main(): Promise<void> {
   });
   const gate = app.get(ShutdownGate);
   app.useWebSocketAdapter(createTransportAdapter(app, config));
-  app.useGlobalFilters(new HttpErrorFilter());
+  app.use(httpLogger(log));
+  app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
 
   app.get(MigrationState).markApplied();

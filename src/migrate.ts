@@ -11,7 +11,7 @@ import { applyMigrations } from './persistence/migration-runner.js';
  */
 async function migrate(): Promise<void> {
   const config = loadConfig(process.env);
-  Logger.overrideLogger(new PinoNestLogger(createLogger(config.logLevel)));
+  Logger.overrideLogger(new PinoNestLogger(createLogger(config.logLevel, config.env)));
   if (config.database.mode !== 'external') throw new ConfigError(['DATABASE_URL: required to run migrations']);
   await applyMigrations(config.database.url);
 }

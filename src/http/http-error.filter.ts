@@ -1,6 +1,7 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
 import { ChatError, StorageUnavailableError, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
+import type { ChatMetrics } from '../metrics/chat-metrics.js';
 
 const STATUS: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
@@ -32,9 +33,12 @@ const FROM_HTTP_STATUS: Record<number, ErrorCode> = {
 export class HttpErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('HttpApi');
 
+  constructor(private readonly metrics?: ChatMetrics) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const [status, error] = this.describe(exception);
+    this.metrics?.errors.inc({ code: error.code });
     res.status(status).json({ ok: false, error });
   }
 

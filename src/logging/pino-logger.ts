@@ -1,8 +1,29 @@
+import { createRequire } from 'node:module';
 import type { LoggerService } from '@nestjs/common';
 import { pino, type Logger } from 'pino';
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'chat' } });
+/**
+ * JSON lines on stdout. In development, when pino-pretty (a dev dependency) is installed, the same
+ * entries are printed readably instead; production images have no dev dependencies.
+ */
+export function createLogger(level: string, env: string): Logger {
+  const pretty = env === 'development' && installed('pino-pretty');
+  return pino({
+    level,
+    base: { service: 'chat' },
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } }
+      : {}),
+  });
+}
+
+function installed(pkg: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Routes Nest's logging into pino, one JSON line per entry with the Nest context as a field. */

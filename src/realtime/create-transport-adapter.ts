@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RedisClients } from '../redis/redis-clients.js';
 import { RedisUserMessageCounter } from '../redis/user-message-counter.js';
 import { Admission } from './admission.js';
@@ -33,7 +34,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
       authenticate: (token) => tokens.verify(token),
     }),
-    dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter))),
+    dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter)), app.get(ChatMetrics)),
     connections,
     onServer: (io) => {
       if (!redis) return;

@@ -1,5 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { Server } from 'socket.io';
+import { SERVER_EVENTS } from '../chat/chat.events.js';
 import type { ChatConnection, Transport } from './chat-connection.js';
 import type { WsConnection } from './ws-connection.js';
 
@@ -12,6 +14,10 @@ export class LocalConnections {
   private io: Server | null = null;
   private readonly connections = new Set<ChatConnection>();
   private readonly perUser = new Map<string, number>();
+
+  constructor(@Optional() private readonly metrics?: ChatMetrics) {
+    metrics?.countConnectionsWith((transport) => this.count(transport));
+  }
   private readonly wsRooms = new Map<string, Set<WsConnection>>();
 
   attach(io: Server): void {
@@ -59,6 +65,11 @@ export class LocalConnections {
   deliver(roomId: string, event: string, data: unknown): void {
     this.io?.local.to(roomId).emit(event, data);
     const members = this.wsRooms.get(roomId);
+    if (this.metrics && event === SERVER_EVENTS.messageNew) {
+      const ioMembers = this.io?.sockets.adapter.rooms.get(roomId)?.size ?? 0;
+      if (ioMembers) this.metrics.messagesDelivered.inc({ transport: 'socket.io' }, ioMembers);
+      if (members?.size) this.metrics.messagesDelivered.inc({ transport: 'ws' }, members.size);
+    }
     if (!members?.size) return;
     const frame = JSON.stringify({ event, data });
     for (const conn of members) conn.sendFrame(frame);

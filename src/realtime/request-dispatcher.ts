@@ -3,6 +3,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defer, filter, finalize, type Observable } from 'rxjs';
 import type { Reply } from '../chat/chat.events.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
+import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { ChatConnection, Responder } from './chat-connection.js';
 import { fieldsNestedTooDeep, MAX_DATA_DEPTH } from '../common/payload-shape.js';
 import type { RequestLimiter } from './limits/request-limiter.js';
@@ -24,11 +25,14 @@ export class RequestDispatcher {
   constructor(
     private readonly gate: ShutdownGate,
     private readonly limiter: RequestLimiter,
+    private readonly metrics?: ChatMetrics,
   ) {}
 
   bind(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
-    conn.onRequest((event, data, respond) => {
+    conn.onRequest((event, data, reply) => {
+      const respond = this.measured(table.has(event) ? event : 'unknown', reply);
+      if (event === 'message.send') this.metrics?.messagesReceived.inc({ transport: conn.transport });
       // Limits come first, so floods of unknown or malformed requests count as well.
       void this.limiter.check(conn, event).then(
         (decision) => {
@@ -52,6 +56,18 @@ export class RequestDispatcher {
         },
       );
     });
+  }
+
+  /** Wraps a responder so each reply is timed (per known event) and each error counted by code. */
+  private measured(event: string, respond: Responder): Responder {
+    const metrics = this.metrics;
+    if (!metrics) return respond;
+    const started = performance.now();
+    return (reply) => {
+      metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
+      if (!reply.ok) metrics.errors.inc({ code: reply.error.code });
+      respond(reply);
+    };
   }
 
   private run(

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { Server } from 'socket.io';
-import { SERVER_EVENTS } from '../chat/chat.events.js';
+import { SERVER_EVENTS, type Message } from '../chat/chat.events.js';
 import { RoomBroadcaster } from '../chat/chat.ports.js';
 import { LocalConnections } from './local-connections.js';
 
@@ -21,18 +22,26 @@ type Eviction = { userIds: string[] } | { keepMembers: string[] };
 export class RoomFanout extends RoomBroadcaster {
   private relay: Server | null = null;
 
-  constructor(private readonly local: LocalConnections) {
+  constructor(
+    private readonly local: LocalConnections,
+    @Optional() private readonly metrics?: ChatMetrics,
+  ) {
     super();
   }
 
   /** Enables the cross-instance relay; only with an adapter that spans instances (Redis). */
   relayThrough(io: Server): void {
     this.relay = io;
-    io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) => this.local.deliver(roomId, event, data));
+    io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) => {
+      this.local.deliver(roomId, event, data);
+      if (event === SERVER_EVENTS.messageNew)
+        this.metrics?.fanoutLag.observe((Date.now() - Date.parse((data as Message).createdAt)) / 1000);
+    });
     io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.evictLocally(roomId, who));
   }
 
   publish(roomId: string, event: string, data: unknown): void {
+    if (event === SERVER_EVENTS.messageNew) this.metrics?.messagesStored.inc();
     this.local.deliver(roomId, event, data);
     this.relay?.serverSideEmit(RELAY_EVENT, roomId, event, data);
   }

@@ -1,0 +1,97 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import type { Transport } from '../realtime/chat-connection.js';
+
+/** pg's pool, as TypeORM's postgres driver holds it. */
+interface PoolCounts {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+/**
+ * Every metric the service exports at /metrics (names documented in docs/operations.md), plus
+ * Node's defaults (event-loop lag, heap, GC, handles). Gauges that mirror state are read at
+ * scrape time, so nothing is counted twice.
+ */
+@Injectable()
+export class ChatMetrics {
+  readonly registry = new Registry();
+  private connectionCounter: (transport: Transport) => number = () => 0;
+
+  readonly messagesReceived = new Counter({
+    name: 'chat_messages_received_total',
+    help: 'message.send requests received, by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  readonly messagesDelivered = new Counter({
+    name: 'chat_messages_delivered_total',
+    help: 'message.new pushes written to connections of this instance, by transport',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  readonly messagesStored = new Counter({
+    name: 'chat_messages_stored_total',
+    help: 'messages committed by this instance (repeats of a clientMsgId not counted)',
+    registers: [this.registry],
+  });
+
+  readonly ackLatency = new Histogram({
+    name: 'chat_ack_latency_seconds',
+    help: 'time from a request arriving to its reply, by event',
+    labelNames: ['event'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly fanoutLag = new Histogram({
+    name: 'chat_fanout_lag_seconds',
+    help: 'time from a message being stored (on any instance) to its delivery to this instance’s members',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+
+  readonly errors = new Counter({
+    name: 'chat_errors_total',
+    help: 'error replies, by protocol error code',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(@InjectDataSource() db: DataSource) {
+    collectDefaultMetrics({ register: this.registry });
+    const counter = () => this.connectionCounter;
+    new Gauge({
+      name: 'chat_connections',
+      help: 'open client connections on this instance, by transport',
+      labelNames: ['transport'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const transport of ['socket.io', 'ws'] as const) this.set({ transport }, counter()(transport));
+      },
+    });
+    new Gauge({
+      name: 'chat_db_pool_connections',
+      help: 'database pool connections: total, idle, and requests waiting for one',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const pool = (db.driver as unknown as { master?: PoolCounts }).master;
+        if (!pool) return;
+        this.set({ state: 'total' }, pool.totalCount);
+        this.set({ state: 'idle' }, pool.idleCount);
+        this.set({ state: 'waiting' }, pool.waitingCount);
+      },
+    });
+  }
+
+  /** Where the connection gauge reads from (the instance's connection registry). */
+  countConnectionsWith(counter: (transport: Transport) => number): void {
+    this.connectionCounter = counter;
+  }
+}

@@ -1,0 +1,14 @@
+import { Controller, Get, Header } from '@nestjs/common';
+import { ChatMetrics } from './chat-metrics.js';
+
+/** Prometheus text format; no key, as for health (keep it off the public load balancer). */
+@Controller('metrics')
+export class MetricsController {
+  constructor(private readonly metrics: ChatMetrics) {}
+
+  @Get()
+  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
+  scrape(): Promise<string> {
+    return this.metrics.registry.metrics();
+  }
+}

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, sleep } from './support/clients.js';
+import { startCluster, type Cluster } from './support/cluster.js';
+import { tokenFor } from './support/tokens.js';
+
+/** The value of one sample line, e.g. sample(text, 'chat_connections{transport="ws"}'). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('metrics and logs', () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await startCluster(2, { LOG_LEVEL: 'info', API_KEYS: 'metrics-test-key-0123456789' });
+  });
+  after(() => cluster.stop());
+
+  const scrape = async (i: number) => {
+    const res = await fetch(`${cluster.instances[i].url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    return res.text();
+  };
+
+  it('exports connections, messages, latency, fan-out lag, errors, pool and Node metrics, per instance', async () => {
+    const [A, B] = cluster.instances;
+    const sender = cluster.track(await connect('io', A.url, await tokenFor('m-sender')));
+    const reader = cluster.track(await connect('ws', B.url, await tokenFor('m-reader')));
+    for (const c of [sender, reader]) await c.ok('room.join', { roomId: 'metrics-room' });
+    const sent = await sender.ok('message.send', { roomId: 'metrics-room', body: 'counted' });
+    await reader.waitFor('message.new', (m) => m.id === sent.id);
+    await sender.request('no.such.event', {});
+    await sleep(200);
+
+    const [a, b] = [await scrape(0), await scrape(1)];
+    assert.equal(sample(a, 'chat_connections{transport="socket.io"}'), 1);
+    assert.equal(sample(b, 'chat_connections{transport="ws"}'), 1);
+    assert.equal(sample(a, 'chat_messages_received_total{transport="socket.io"}'), 1);
+    assert.equal(sample(a, 'chat_messages_stored_total'), 1);
+    assert.equal(sample(a, 'chat_messages_delivered_total{transport="socket.io"}'), 1, 'the sender’s own joined connection');
+    assert.equal(sample(b, 'chat_messages_delivered_total{transport="ws"}'), 1);
+    assert.equal(sample(b, 'chat_fanout_lag_seconds_count'), 1, 'one message relayed to B');
+    assert.equal(sample(a, 'chat_ack_latency_seconds_count{event="message.send"}'), 1);
+    assert.equal(sample(a, 'chat_errors_total{code="UNKNOWN_EVENT"}'), 1);
+    assert.ok((sample(a, 'chat_db_pool_connections{state="total"}') ?? 0) >= 1);
+    for (const name of ['nodejs_eventloop_lag_seconds', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) {
+      assert.ok(sample(a, name) !== undefined, `${name} exported`);
+    }
+  });
+
+  it('logs each HTTP request with a request id and its path, never its query string', async () => {
+    const A = cluster.instances[0];
+    const res = await fetch(`${A.url}/v1/rooms/logged/messages?access_token=do-not-log-me`, {
+      headers: { 'X-API-Key': 'metrics-test-key-0123456789', 'X-Request-Id': 'req-42' },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-request-id'), 'req-42');
+    const generated = (await fetch(`${A.url}/v1/rooms/logged`, { headers: { 'X-API-Key': 'nope-nope-nope-nope' } })).headers.get(
+      'x-request-id',
+    );
+    assert.match(generated ?? '', /^[0-9a-f-]{36}$/, 'an id is made when the caller sends none');
+    await sleep(200);
+    const lines = A.output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; req?: { id?: string; path?: string } });
+    const entry = lines.find((l) => l.req?.id === 'req-42');
+    assert.equal(entry?.req?.path, '/v1/rooms/logged/messages');
+    assert.equal(A.output().includes('do-not-log-me'), false);
+    assert.ok(
+      lines.some((l) => l.msg === 'connection opened'),
+      'connections are logged with their ids',
+    );
+  });
+});
