@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, LessThan, MoreThan, type FindOptionsWhere } from 'typeorm';
@@ -8,6 +7,7 @@ import { ChatStore, type AppendResult, type NewMessage, type PageQuery, type Roo
 import { MessageEntity } from './entities/message.entity.js';
 import { RoomMemberEntity } from './entities/room-member.entity.js';
 import { RoomEntity } from './entities/room.entity.js';
+import { AppendBatcher } from './append-batcher.js';
 import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
 interface AccessRow {
@@ -23,61 +23,22 @@ const ACCESS_SQL = `
 
 @Injectable()
 export class TypeOrmChatStore extends ChatStore {
+  private readonly batcher: AppendBatcher;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
   ) {
     super();
+    // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
+    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1));
   }
 
-  /**
-   * One transaction: lock the room row while taking its next seq, then insert. A duplicate
-   * clientMsgId (ON CONFLICT DO NOTHING) or a refused sender rolls the seq back, so seqs stay
-   * gap-free; concurrent duplicates queue on the room lock, and the later one finds the committed row.
-   */
+  /** Stored by group commit (AppendBatcher): concurrent sends share one transaction; each resolves after its COMMIT. */
   async append(input: NewMessage, trusted: boolean): Promise<AppendResult> {
-    return this.guard(async (deadline) => {
-      const qr = this.db.createQueryRunner();
-      await qr.connect();
-      try {
-        await qr.startTransaction();
-        const [room] = (await qr.query(
-          `INSERT INTO rooms (id, last_seq) VALUES ($1, 1)
-           ON CONFLICT (id) DO UPDATE SET last_seq = rooms.last_seq + 1
-           RETURNING last_seq, visibility`,
-          [input.roomId],
-        )) as { last_seq: string; visibility: Visibility }[];
-        if (room.visibility === 'private' && !trusted) {
-          const member = await qr.query('SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2', [input.roomId, input.senderId]);
-          if (member.length === 0) {
-            await qr.rollbackTransaction();
-            return { outcome: 'forbidden' };
-          }
-        }
-        const id = randomUUID();
-        const seq = Number(room.last_seq);
-        const inserted = (await qr.query(
-          `INSERT INTO messages (id, room_id, seq, sender_id, body, client_msg_id)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING
-           RETURNING created_at`,
-          [id, input.roomId, seq, input.senderId, input.body, input.clientMsgId],
-        )) as { created_at: Date }[];
-        if (inserted.length === 0) {
-          await qr.rollbackTransaction();
-          return { outcome: 'existing', message: await this.findByClientMsgId(input) };
-        }
-        // The caller has been told UNAVAILABLE already: roll back rather than store a message nobody will see pushed.
-        if (Date.now() > deadline) throw new Error('storage deadline passed before COMMIT');
-        await qr.commitTransaction();
-        return { outcome: 'created', message: { id, ...input, seq, createdAt: inserted[0].created_at.toISOString() } };
-      } catch (err) {
-        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-        throw err;
-      } finally {
-        await qr.release();
-      }
-    });
+    return this.guard(
+      (deadline) => new Promise<AppendResult>((resolve, reject) => this.batcher.submit({ input, trusted, deadline, resolve, reject })),
+    );
   }
 
   async openRoom(roomId: string, userId: string): Promise<RoomAccess> {
@@ -162,15 +123,6 @@ export class TypeOrmChatStore extends ChatStore {
       const rows = await this.db.getRepository(RoomMemberEntity).find({ where: { roomId }, order: { userId: 'ASC' } });
       return rows.map((r) => ({ userId: r.userId, lastReadSeq: r.lastReadSeq }));
     });
-  }
-
-  private async findByClientMsgId(input: NewMessage): Promise<Message> {
-    const row = await this.db.getRepository(MessageEntity).findOneByOrFail({
-      roomId: input.roomId,
-      senderId: input.senderId,
-      clientMsgId: input.clientMsgId ?? undefined,
-    });
-    return toMessage(row);
   }
 
   /**

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, sleep, type TestClient } from './support/clients.js';
+import { startCluster, type Cluster } from './support/cluster.js';
+import { UNLIMITED_RATES } from './support/instance.js';
+import { tokenFor } from './support/tokens.js';
+
+/**
+ * Sends are stored in shared transactions (group commit). Under a burst of concurrent sends over
+ * two instances, into a few rooms, with repeated clientMsgIds inside the same bursts, every room
+ * must still get gap-free seqs, every repeat the one stored message, and every message one push.
+ */
+describe('group commit under concurrent sends', () => {
+  let cluster: Cluster;
+  const rooms = ['gc-a', 'gc-b', 'gc-c', 'gc-d'];
+  let senders: TestClient[];
+  let watcher: TestClient;
+
+  before(async () => {
+    cluster = await startCluster(2, UNLIMITED_RATES);
+    const [A, B] = cluster.instances;
+    senders = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) =>
+        cluster.track(await connect(i % 2 ? 'ws' : 'io', (i % 2 ? B : A).url, await tokenFor(`gc-user-${i % 4}`))),
+      ),
+    );
+    watcher = cluster.track(await connect('ws', A.url, await tokenFor('gc-watcher')));
+    for (const roomId of rooms) await watcher.ok('room.join', { roomId });
+  });
+  after(() => cluster.stop());
+
+  it('keeps seqs gap-free, resolves repeats to one message and pushes each message once', async () => {
+    // 8 connections of 4 users; each message is sent twice at once (by both connections of its user).
+    const requests = [];
+    for (let n = 0; n < 200; n++) {
+      const roomId = rooms[n % rooms.length];
+      const user = n % 4;
+      const data = { roomId, body: `burst ${n}`, clientMsgId: `burst-${n}` };
+      requests.push(senders[user].ok('message.send', data), senders[user + 4].ok('message.send', data));
+    }
+    const acks = await Promise.all(requests);
+    for (let n = 0; n < 200; n++) assert.deepEqual(acks[2 * n], acks[2 * n + 1], `both sends of burst-${n} answer the same message`);
+    for (const roomId of rooms) {
+      const rows = await cluster.db.query<{ seq: string }>('SELECT seq FROM messages WHERE room_id = $1 ORDER BY seq', [roomId]);
+      assert.deepEqual(
+        rows.map((r) => Number(r.seq)),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+        `${roomId}: 50 messages, seq 1..50`,
+      );
+    }
+    await Promise.all(acks.filter((_, i) => i % 2 === 0).map((m) => watcher.waitFor('message.new', (p) => p.id === m.id, 10_000)));
+    await sleep(500);
+    const pushed = watcher.pushesOf('message.new').map((m) => m.id);
+    assert.equal(pushed.length, 200, 'one push per stored message');
+    assert.equal(new Set(pushed).size, 200);
+  });
+});
