@@ -41,10 +41,14 @@ export class TypeOrmChatStore extends ChatStore {
     );
   }
 
+  /** Most joins are of rooms that exist (every rejoin after a reconnect): one read, and an insert only for a new room. */
   async openRoom(roomId: string, userId: string): Promise<RoomAccess> {
     return this.guard(async () => {
-      await this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]);
-      const [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      let [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      if (!row) {
+        await this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]);
+        [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      }
       return toAccess(row);
     });
   }
