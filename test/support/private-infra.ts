@@ -4,9 +4,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from './instance.js';
+import { createServer } from 'node:net';
 
 const run = promisify(execFile);
+
+/**
+ * A free port below Linux's ephemeral range (32768+), for servers that the fault suite stops and
+ * restarts on the same port: one in the ephemeral range could meanwhile be taken by an outgoing
+ * connection, and the restart would fail to bind.
+ */
+async function stablePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pgBin(): string {
@@ -52,7 +70,7 @@ export class PrivatePostgres {
   }
 
   async init(): Promise<void> {
-    this.port = await freePort();
+    this.port = await stablePort();
     chmodSync(this.dir, 0o755);
     if (process.getuid?.() === 0) {
       const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
@@ -129,7 +147,7 @@ export class PrivateRedis {
   }
 
   async start(): Promise<void> {
-    if (!this.port) this.port = await freePort();
+    if (!this.port) this.port = await stablePort();
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: 'ignore',
     });
