@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+// `npm run bench` (full) / `npm run bench -- --quick` (about a minute or two of scenarios).
+// Starts 2 service instances (dist/main.js, on a scratch database bench_<random>), 2 instances of
+// each baseline and the load-generator processes; runs the scenarios with service and baseline
+// interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
+// and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
+//   Options: --quick, --only a,b,c,d, --repeats N, --workers N; --render <results.json> only rewrites
+//   docs/performance.md from a stored run.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { createDatabase, Registry, ROOT, serverVersions, startBaselines, startServices } from './lib/infra.mjs';
+import { loadavg, postgresBackendsOf } from './lib/procs.mjs';
+import { evaluateTargets, renderMarkdown } from './lib/report.mjs';
+import { WorkerPool } from './load/pool.mjs';
+import { durable } from './scenarios/durable.mjs';
+import { fanout } from './scenarios/fanout.mjs';
+import { idle } from './scenarios/idle.mjs';
+import { storm } from './scenarios/storm.mjs';
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const option = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
+};
+const quick = flag('quick');
+const render = option('render', null);
+const only = new Set(option('only', 'a,b,c,d').split(','));
+const repeats = Number(option('repeats', quick ? 1 : 3));
+const workers = Number(option('workers', 4));
+
+const SIZES = quick
+  ? {
+      fanout: { clients: 200, roomSize: 50, senders: 20, steps: [2000, 4000], warmMs: 500, measureMs: 2000 },
+      durable: { connections: 40, rooms: 200, many: [500, 1000], hot: [250, 500], warmMs: 300, measureMs: 1200, maxInflightPerWorker: 2000 },
+      idle: { connections: 2000, roomSize: 50, concurrency: 50, settleMs: 1000 },
+      storm: { clients: 500, roomSize: 50, perSenderRate: 5, jitterMs: 500, capacity: 4096, concurrency: 50, beforeKillMs: 1000, afterMs: 500, drainMs: 1000, deadlineMs: 30_000 },
+    }
+  : {
+      fanout: { clients: 1000, roomSize: 50, senders: 20, steps: [10, 20, 30, 40, 50, 60, 70, 80, 100, 120].map((k) => k * 1000), warmMs: 2000, measureMs: 5000 },
+      durable: {
+        connections: 200,
+        rooms: 1000,
+        many: [1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000],
+        hot: [500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+        warmMs: 1000,
+        measureMs: 3000,
+        maxInflightPerWorker: 4000,
+      },
+      idle: { connections: 10000, roomSize: 50, concurrency: 100, settleMs: 2000 },
+      storm: { clients: 5000, roomSize: 50, perSenderRate: 2, jitterMs: 500, capacity: 8192, concurrency: 100, beforeKillMs: 1500, afterMs: 1000, drainMs: 1500, deadlineMs: 60_000 },
+    };
+const TIME_BUDGET_MS = quick ? 6 * 60_000 : 85 * 60_000;
+
+const started = Date.now();
+const stamp = () => {
+  const s = Math.floor((Date.now() - started) / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+};
+const log = (line) => process.stdout.write(`[${stamp()}] ${line}\n`);
+
+function sh(cmd, argv) {
+  try {
+    return execFileSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The open-file limit applies per process. The largest needs: a service or baseline instance holds
+ * half of the idle connections, a load process its share of them; the storm puts all its clients on
+ * one instance. If the limit is lower, the sizes shrink and the results say so.
+ */
+function fitToFdLimit(notes) {
+  const limit = Number(sh('sh', ['-c', 'ulimit -n'])) || 1024;
+  const margin = 300;
+  const idleNeed = Math.max(SIZES.idle.connections / 2, SIZES.idle.connections / workers) + margin;
+  if (idleNeed > limit) {
+    const fit = Math.floor(((limit - margin) * 2) / 100) * 100;
+    notes.push(`open-file limit ${limit} is below the ${Math.ceil(idleNeed)} per process that ${SIZES.idle.connections} idle connections need: idle scenario reduced to ${fit} connections`);
+    SIZES.idle.connections = fit;
+  }
+  if (SIZES.storm.clients + margin > limit) {
+    const fit = Math.floor((limit - margin) / 50) * 50;
+    notes.push(`open-file limit ${limit} is below the ${SIZES.storm.clients + margin} that a ${SIZES.storm.clients}-client storm on one instance needs: storm reduced to ${fit} clients`);
+    SIZES.storm.clients = fit;
+  }
+  return limit;
+}
+
+const registry = new Registry();
+
+async function main() {
+  let stopping = false;
+  const abort = async (code, why) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\n${why}: stopping everything the bench started…\n`);
+    await registry.cleanup();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void abort(130, 'interrupted'));
+  process.on('SIGTERM', () => void abort(143, 'terminated'));
+  process.on('uncaughtException', (err) => void abort(1, `uncaught: ${err.stack ?? err}`));
+  process.on('unhandledRejection', (err) => void abort(1, `unhandled rejection: ${err?.stack ?? err}`));
+
+  if (!existsSync(`${ROOT}dist/main.js`)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench does)');
+  const notes = [];
+  const fdLimit = fitToFdLimit(notes);
+  const commit = sh('git', ['rev-parse', '--short', 'HEAD']) || 'unknown';
+  const dirty = sh('git', ['status', '--porcelain', '--', 'src']).length > 0;
+  const loadAtStart = loadavg();
+  if (loadAtStart.l1 > 0.5) notes.push(`the host was not idle at the start (load average ${loadAtStart.l1}): other work shared the cores; see the host columns`);
+  const runId = randomBytes(3).toString('hex');
+  const secret = `bench-secret-${randomBytes(12).toString('hex')}`;
+
+  log(`chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`);
+  const db = await createDatabase(registry);
+  log(`database ${db.name} created; starting 2 service instances and 2 instances of each baseline…`);
+  const [services, ioBase, wsBase] = await Promise.all([
+    startServices(registry, { count: 2, databaseUrl: db.url, prefix: `bench-svc-${runId}`, secret }),
+    startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
+    startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
+  ]);
+  log(`service ${services.map((s) => s.url).join(' ')} | socket.io baseline ${ioBase.map((s) => s.url).join(' ')} | ws baseline ${wsBase.map((s) => s.url).join(' ')}`);
+  const pool = new WorkerPool(workers, { onSpawn: (child) => registry.track(child) });
+  registry.onCleanup(() => pool.stop());
+
+  const deadline = started + TIME_BUDGET_MS;
+  const ctx = {
+    quick,
+    repeats,
+    sizes: SIZES,
+    secret,
+    runId,
+    pool,
+    services,
+    baselines: { io: ioBase, ws: wsBase },
+    pgBenchPids: postgresBackendsOf(db.name),
+    log,
+    outOfTime: () => {
+      if (Date.now() < deadline) return false;
+      if (!ctx.warnedTime) notes.push(`the time budget (${TIME_BUDGET_MS / 60000} min) ran out: later steps were skipped`);
+      ctx.warnedTime = true;
+      return true;
+    },
+  };
+
+  const scenarios = {};
+  for (const [key, name, fn] of [
+    ['a', 'fanout', fanout],
+    ['b', 'durable', durable],
+    ['c', 'idle', idle],
+    ['d', 'storm', storm],
+  ]) {
+    if (!only.has(key) || registry.stopping) continue;
+    log(`— scenario ${key}: ${name}`);
+    try {
+      scenarios[name] = await fn(ctx);
+    } catch (err) {
+      log(`scenario ${name} failed: ${err.stack ?? err}`);
+      scenarios[name] = { error: String(err.stack ?? err) };
+      notes.push(`scenario ${name} failed: ${String(err.message ?? err).split('\n')[0]}`);
+      if (registry.stopping) break;
+      // An instance may have died: bring back what is down before going on.
+      for (const inst of [...services, ...ioBase, ...wsBase]) if (!inst.alive) await inst.start().catch(() => undefined);
+      await pool.all('teardownAll', {}, 30_000).catch(() => undefined);
+    }
+  }
+
+  // Interrupted: abort() is stopping everything and exits; write nothing half-done.
+  if (registry.stopping) return new Promise(() => undefined);
+  const versions = await serverVersions().catch(() => ({ postgres: 'unknown' }));
+  const results = {
+    meta: {
+      quick,
+      repeats,
+      workers,
+      commit,
+      dirty,
+      startedAt: new Date(started).toISOString(),
+      durationSec: (Date.now() - started) / 1000,
+      fdLimit,
+      loadAtStart,
+      notes,
+      sizes: SIZES,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? 'unknown',
+        memGiB: Math.round(totalmem() / 2 ** 30),
+        kernel: release(),
+        node: process.version,
+        postgres: versions.postgres,
+        redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'unknown',
+      },
+    },
+    scenarios,
+  };
+  results.targets = evaluateTargets(results);
+
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  const date = new Date(started).toISOString().slice(0, 10);
+  const file = `bench/results/${date}-${commit}${quick ? '-quick' : ''}.json`;
+  const json = `${JSON.stringify(results, null, 1)}\n`;
+  writeFileSync(`${ROOT}${file}`, json);
+  writeFileSync(`${ROOT}bench/results/latest.json`, json);
+  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
+  log(`wrote ${file}, bench/results/latest.json and docs/performance.md`);
+  for (const t of results.targets) log(`target: ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`);
+  await registry.cleanup();
+  log('done');
+}
+
+/** --render <results.json>: re-evaluates the targets and rewrites docs/performance.md from a stored run. */
+async function renderOnly(file) {
+  const results = JSON.parse(readFileSync(file, 'utf8'));
+  results.targets = evaluateTargets(results);
+  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
+  process.stdout.write(`docs/performance.md rewritten from ${file}\n`);
+}
+
+(render ? renderOnly(render) : main()).then(
+  () => process.exit(0),
+  async (err) => {
+    process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+    await registry.cleanup();
+    process.exit(1);
+  },
+);
