@@ -3,15 +3,23 @@ import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
 import { RedisClients } from './redis-clients.js';
 
 /**
+ * How long a send may wait for Redis to count it. While Redis is dying, a command can sit in
+ * ioredis's queue until a reconnect: a send must never wait on that.
+ */
+const REDIS_COUNT_TIMEOUT_MS = 200;
+
+/**
  * Per-user message windows in Redis (INCR + PEXPIRE on a key per user and window), so a user's
- * budget is shared by every instance. Without Redis, or while it is unreachable, each instance
- * counts on its own: limits loosen during an outage rather than refusing every message.
+ * budget is shared by every instance. Without Redis, or while it is unreachable or slow, each
+ * instance counts on its own: limits loosen during an outage rather than refusing or delaying
+ * every message.
  */
 @Injectable()
 export class RedisUserMessageCounter implements UserMessageCounter {
   private readonly logger = new Logger('RateLimit');
   private readonly local = new Map<string, number>();
   private localWindow = -1;
+  private degraded = false;
 
   constructor(@Inject(RedisClients) private readonly redis: RedisClients | null) {}
 
@@ -20,14 +28,8 @@ export class RedisUserMessageCounter implements UserMessageCounter {
     const window = Math.floor(now / windowMs);
     const resetAt = (window + 1) * windowMs;
     if (this.redis?.ready) {
-      try {
-        const key = `${this.redis.prefix}:rate:${userId}:${window}`;
-        const result = await this.redis.pub.multi().incr(key).pexpire(key, windowMs).exec();
-        const count = Number(result?.[0]?.[1]);
-        if (Number.isFinite(count)) return { count, resetAt };
-      } catch (err) {
-        this.logger.warn(`counting in Redis failed, counting locally: ${(err as Error).message}`);
-      }
+      const count = await this.countInRedis(`${this.redis.prefix}:rate:${userId}:${window}`, windowMs);
+      if (count !== null) return { count, resetAt };
     }
     if (window !== this.localWindow) {
       this.local.clear();
@@ -36,5 +38,25 @@ export class RedisUserMessageCounter implements UserMessageCounter {
     const count = (this.local.get(userId) ?? 0) + 1;
     this.local.set(userId, count);
     return { count, resetAt };
+  }
+
+  /** The shared count, or null when Redis did not answer in time (then this instance counts alone). */
+  private async countInRedis(key: string, windowMs: number): Promise<number | null> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), REDIS_COUNT_TIMEOUT_MS)));
+    const counted = this.redis!.pub.multi()
+      .incr(key)
+      .pexpire(key, windowMs)
+      .exec()
+      .then((result) => {
+        const count = Number(result?.[0]?.[1]);
+        return Number.isFinite(count) ? count : null;
+      })
+      .catch(() => null);
+    const count = await Promise.race([counted, late]);
+    clearTimeout(timer);
+    if (count === null && !this.degraded) this.logger.warn('Redis did not count a message in time; counting per instance until it does');
+    this.degraded = count === null;
+    return count;
   }
 }
