@@ -34,12 +34,38 @@ const workers = Number(option('workers', 4));
 const SIZES = quick
   ? {
       fanout: { clients: 200, roomSize: 50, senders: 20, steps: [2000, 4000], warmMs: 500, measureMs: 2000 },
-      durable: { connections: 40, rooms: 200, many: [500, 1000], hot: [250, 500], warmMs: 300, measureMs: 1200, maxInflightPerWorker: 2000 },
+      durable: {
+        connections: 40,
+        rooms: 200,
+        many: [500, 1000],
+        hot: [250, 500],
+        warmMs: 300,
+        measureMs: 1200,
+        maxInflightPerWorker: 2000,
+      },
       idle: { connections: 2000, roomSize: 50, concurrency: 50, settleMs: 1000 },
-      storm: { clients: 500, roomSize: 50, perSenderRate: 5, jitterMs: 500, capacity: 4096, concurrency: 50, beforeKillMs: 1000, afterMs: 500, drainMs: 1000, deadlineMs: 30_000 },
+      storm: {
+        clients: 500,
+        roomSize: 50,
+        perSenderRate: 5,
+        jitterMs: 500,
+        capacity: 4096,
+        concurrency: 50,
+        beforeKillMs: 1000,
+        afterMs: 500,
+        drainMs: 1000,
+        deadlineMs: 30_000,
+      },
     }
   : {
-      fanout: { clients: 1000, roomSize: 50, senders: 20, steps: [10, 20, 30, 40, 50, 60, 70, 80, 100, 120].map((k) => k * 1000), warmMs: 2000, measureMs: 5000 },
+      fanout: {
+        clients: 1000,
+        roomSize: 50,
+        senders: 20,
+        steps: [10, 20, 30, 40, 50, 60, 70, 80, 100, 120].map((k) => k * 1000),
+        warmMs: 2000,
+        measureMs: 5000,
+      },
       durable: {
         connections: 200,
         rooms: 1000,
@@ -50,7 +76,18 @@ const SIZES = quick
         maxInflightPerWorker: 4000,
       },
       idle: { connections: 10000, roomSize: 50, concurrency: 100, settleMs: 2000 },
-      storm: { clients: 5000, roomSize: 50, perSenderRate: 2, jitterMs: 500, capacity: 8192, concurrency: 100, beforeKillMs: 1500, afterMs: 1000, drainMs: 1500, deadlineMs: 60_000 },
+      storm: {
+        clients: 5000,
+        roomSize: 50,
+        perSenderRate: 2,
+        jitterMs: 500,
+        capacity: 8192,
+        concurrency: 100,
+        beforeKillMs: 1500,
+        afterMs: 1000,
+        drainMs: 1500,
+        deadlineMs: 60_000,
+      },
     };
 const TIME_BUDGET_MS = quick ? 6 * 60_000 : 85 * 60_000;
 
@@ -80,12 +117,16 @@ function fitToFdLimit(notes) {
   const idleNeed = Math.max(SIZES.idle.connections / 2, SIZES.idle.connections / workers) + margin;
   if (idleNeed > limit) {
     const fit = Math.floor(((limit - margin) * 2) / 100) * 100;
-    notes.push(`open-file limit ${limit} is below the ${Math.ceil(idleNeed)} per process that ${SIZES.idle.connections} idle connections need: idle scenario reduced to ${fit} connections`);
+    notes.push(
+      `open-file limit ${limit} is below the ${Math.ceil(idleNeed)} per process that ${SIZES.idle.connections} idle connections need: idle scenario reduced to ${fit} connections`,
+    );
     SIZES.idle.connections = fit;
   }
   if (SIZES.storm.clients + margin > limit) {
     const fit = Math.floor((limit - margin) / 50) * 50;
-    notes.push(`open-file limit ${limit} is below the ${SIZES.storm.clients + margin} that a ${SIZES.storm.clients}-client storm on one instance needs: storm reduced to ${fit} clients`);
+    notes.push(
+      `open-file limit ${limit} is below the ${SIZES.storm.clients + margin} that a ${SIZES.storm.clients}-client storm on one instance needs: storm reduced to ${fit} clients`,
+    );
     SIZES.storm.clients = fit;
   }
   return limit;
@@ -113,11 +154,14 @@ async function main() {
   const commit = sh('git', ['rev-parse', '--short', 'HEAD']) || 'unknown';
   const dirty = sh('git', ['status', '--porcelain', '--', 'src']).length > 0;
   const loadAtStart = loadavg();
-  if (loadAtStart.l1 > 0.5) notes.push(`the host was not idle at the start (load average ${loadAtStart.l1}): other work shared the cores; see the host columns`);
+  if (loadAtStart.l1 > 0.5)
+    notes.push(`the host was not idle at the start (load average ${loadAtStart.l1}): other work shared the cores; see the host columns`);
   const runId = randomBytes(3).toString('hex');
   const secret = `bench-secret-${randomBytes(12).toString('hex')}`;
 
-  log(`chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`);
+  log(
+    `chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`,
+  );
   const db = await createDatabase(registry);
   log(`database ${db.name} created; starting 2 service instances and 2 instances of each baseline…`);
   const [services, ioBase, wsBase] = await Promise.all([
@@ -125,7 +169,9 @@ async function main() {
     startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
     startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
   ]);
-  log(`service ${services.map((s) => s.url).join(' ')} | socket.io baseline ${ioBase.map((s) => s.url).join(' ')} | ws baseline ${wsBase.map((s) => s.url).join(' ')}`);
+  log(
+    `service ${services.map((s) => s.url).join(' ')} | socket.io baseline ${ioBase.map((s) => s.url).join(' ')} | ws baseline ${wsBase.map((s) => s.url).join(' ')}`,
+  );
   const pool = new WorkerPool(workers, { onSpawn: (child) => registry.track(child) });
   registry.onCleanup(() => pool.stop());
 
@@ -209,7 +255,8 @@ async function main() {
   writeFileSync(`${ROOT}bench/results/latest.json`, json);
   writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
   log(`wrote ${file}, bench/results/latest.json and docs/performance.md`);
-  for (const t of results.targets) log(`target: ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`);
+  for (const t of results.targets)
+    log(`target: ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`);
   await registry.cleanup();
   log('done');
 }

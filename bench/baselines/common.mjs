@@ -40,7 +40,13 @@ export function statsHandler({ ready, connections }) {
         global.gc();
         global.gc();
       }
-      const body = { pid: process.pid, gc: typeof global.gc === 'function', memory: process.memoryUsage(), cpu: process.cpuUsage(), connections: connections() };
+      const body = {
+        pid: process.pid,
+        gc: typeof global.gc === 'function',
+        memory: process.memoryUsage(),
+        cpu: process.cpuUsage(),
+        connections: connections(),
+      };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return true;
     }

@@ -124,7 +124,8 @@ function capture(proc) {
 async function waitReady(inst, path, timeoutMs = 60_000) {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (inst.proc.exitCode !== null || inst.proc.signalCode !== null) throw new Error(`${inst.name} exited during start:\n${inst.output()}`);
+    if (inst.proc.exitCode !== null || inst.proc.signalCode !== null)
+      throw new Error(`${inst.name} exited during start:\n${inst.output()}`);
     try {
       if ((await fetch(`${inst.url}${path}`, { signal: AbortSignal.timeout(1500) })).status === 200) return;
     } catch {
@@ -208,7 +209,13 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
       BENCH_GC_DIR: gcDir,
       ...SERVICE_RATES,
     };
-    const inst = new Instance(registry, { name: `service${i + 1}`, port, args: ['--expose-gc', '--import', GC_HOOK, 'dist/main.js'], env, readyPath: '/health/ready' });
+    const inst = new Instance(registry, {
+      name: `service${i + 1}`,
+      port,
+      args: ['--expose-gc', '--import', GC_HOOK, 'dist/main.js'],
+      env,
+      readyPath: '/health/ready',
+    });
     inst.gcDir = gcDir;
     instances.push(inst);
   }
@@ -222,7 +229,9 @@ export async function startBaselines(registry, { kind, count, prefix }) {
   for (let i = 0; i < count; i++) {
     const port = await freePort();
     const env = { ...process.env, PORT: String(port), REDIS_URL, REDIS_PREFIX: prefix };
-    instances.push(new Instance(registry, { name: `${kind}-baseline${i + 1}`, port, args: ['--expose-gc', BASELINES[kind]], env, readyPath: '/health' }));
+    instances.push(
+      new Instance(registry, { name: `${kind}-baseline${i + 1}`, port, args: ['--expose-gc', BASELINES[kind]], env, readyPath: '/health' }),
+    );
   }
   await Promise.all(instances.map((i) => i.start()));
   return instances;

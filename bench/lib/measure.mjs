@@ -53,7 +53,8 @@ export async function cpuWindow(ctx, targetPids, startUs, endUs) {
 /** A step is invalid when one load-generator process passed 85% of a core (it measured itself). */
 export function validity(cpu, extra = []) {
   const reasons = [...extra];
-  if (cpu.genMaxWorkerPct > GEN_LIMIT_PCT) reasons.push(`load generator process at ${cpu.genMaxWorkerPct}% of a core (> ${GEN_LIMIT_PCT}%)`);
+  if (cpu.genMaxWorkerPct > GEN_LIMIT_PCT)
+    reasons.push(`load generator process at ${cpu.genMaxWorkerPct}% of a core (> ${GEN_LIMIT_PCT}%)`);
   return { valid: reasons.length === 0, invalidReasons: reasons };
 }
 

@@ -29,10 +29,7 @@ export function rssBytes(pid) {
 
 export function pgrep(name) {
   try {
-    return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return execFileSync('pgrep', ['-x', name], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }

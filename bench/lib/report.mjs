@@ -19,7 +19,12 @@ function groupBy(list, keyOf) {
 
 /** Per repeat, the highest delivered/s among valid steps with p99 ≤ 100 ms; the median over repeats. */
 function maxDelivered(steps, side, transport) {
-  const perRepeat = [...groupBy(steps.filter((s) => s.side === side && s.transport === transport), (s) => s.repeat).values()].map((rs) => {
+  const perRepeat = [
+    ...groupBy(
+      steps.filter((s) => s.side === side && s.transport === transport),
+      (s) => s.repeat,
+    ).values(),
+  ].map((rs) => {
     const ok = rs.filter((s) => s.valid && s.lat.p99 !== null && s.lat.p99 <= P99_LIMIT_MS);
     return ok.length ? Math.max(...ok.map((s) => s.deliveredPerSec)) : 0;
   });
@@ -28,7 +33,9 @@ function maxDelivered(steps, side, transport) {
 
 /** CPU µs per delivery, side by side at each offered rate both sides sustained (valid, p99 ≤ 100 ms). */
 function cpuRatios(steps, transport) {
-  const good = steps.filter((s) => s.transport === transport && s.valid && s.lat.p99 !== null && s.lat.p99 <= P99_LIMIT_MS && s.usPerDelivery !== null);
+  const good = steps.filter(
+    (s) => s.transport === transport && s.valid && s.lat.p99 !== null && s.lat.p99 <= P99_LIMIT_MS && s.usPerDelivery !== null,
+  );
   const rows = [];
   for (const [rate, rs] of groupBy(good, (s) => s.offeredPerSec)) {
     const svc = median(rs.filter((s) => s.side === 'service').map((s) => s.usPerDelivery));
@@ -61,6 +68,11 @@ export function evaluateTargets(results) {
       const s = maxDelivered(fo.steps, 'service', tr);
       const b = maxDelivered(fo.steps, 'baseline', tr);
       const rr = ratio(s.median, b.median);
+      const top = Math.max(...fo.config.steps);
+      const under = (side) =>
+        fo.steps.some((x) => x.side === side && x.transport === tr && x.offeredPerSec === top && x.lat.p99 !== null && x.lat.p99 <= P99_LIMIT_MS);
+      const serviceUnbounded = under('service');
+      const baselineUnbounded = under('baseline');
       const baselineCapped = fo.steps.some((x) => x.side === 'baseline' && x.transport === tr && !x.valid);
       add({
         id: 'fanout-max',
@@ -70,8 +82,12 @@ export function evaluateTargets(results) {
         value: rr,
         detail:
           `service ${fmt.k(s.median)}/s, baseline ${fmt.k(b.median)}/s (median of repeats)` +
-          (baselineCapped ? '; the baseline reached steps the load generator could not drive validly, so its maximum is a lower bound' : ''),
-        met: rr === null ? null : rr >= 0.85,
+          (baselineCapped
+            ? '; the baseline reached steps the load generator could not drive validly, so its maximum is a lower bound'
+            : '') +
+          (baselineUnbounded ? `; the baseline kept p99 ≤ ${P99_LIMIT_MS} ms up to the last step, so its maximum is a lower bound` : ''),
+        // Both sides still under the limit at the last step: the steps say nothing about either maximum.
+        met: rr === null || (serviceUnbounded && baselineUnbounded) ? null : rr >= 0.85,
       });
     }
   }
@@ -234,7 +250,10 @@ function fanoutSection(fo) {
       }
     }
     lines.push(
-      table(['offered/s', 'side', 'delivered/s', 'p50 ms', 'p95 ms', 'p99 ms', 'ack p99 ms', 'CPU µs/delivery', 'lost', ...CPU_HEAD, 'step'], rows),
+      table(
+        ['offered/s', 'side', 'delivered/s', 'p50 ms', 'p95 ms', 'p99 ms', 'ack p99 ms', 'CPU µs/delivery', 'lost', ...CPU_HEAD, 'step'],
+        rows,
+      ),
       '',
     );
   }
@@ -279,7 +298,10 @@ function durableSection(du) {
           ]);
         }
       }
-      lines.push(table(['offered/s', 'side', 'acked/s', 'ack p50 ms', 'ack p99 ms', 'CPU µs/send', 'shed / errors', ...CPU_HEAD, 'step'], rows), '');
+      lines.push(
+        table(['offered/s', 'side', 'acked/s', 'ack p50 ms', 'ack p99 ms', 'CPU µs/send', 'shed / errors', ...CPU_HEAD, 'step'], rows),
+        '',
+      );
     }
   }
   return lines.join('\n');
@@ -315,7 +337,17 @@ function idleSection(id) {
       `RSS from /proc/<pid>/status for all. The CPU columns cover the connecting phase; validity is judged on the quiet window in which memory is read. The verdict needs both RSS and heap within the limit. The service's own \`/metrics\` figures (process_resident_memory_bytes, nodejs_heap_size_used_bytes, no forced GC) are shown as "as-is".`,
     '',
     table(
-      ['transport', 'side', 'connections', 'RSS / conn', 'heap / conn (after GC)', 'as-is /metrics RSS / heap per conn', 'connect + join', ...CPU_HEAD.map((h) => `${h} (connecting)`), 'run'],
+      [
+        'transport',
+        'side',
+        'connections',
+        'RSS / conn',
+        'heap / conn (after GC)',
+        'as-is /metrics RSS / heap per conn',
+        'connect + join',
+        ...CPU_HEAD.map((h) => `${h} (connecting)`),
+        'run',
+      ],
       rows,
     ),
     '',
@@ -334,7 +366,9 @@ function stormSection(st) {
         T[tr],
         side,
         String(m((r) => r.clients)),
-        rs.every((r) => r.allBack) ? `${m((r) => r.allBackMs)} ms` : `**not all back** (${rs.map((r) => `${r.reconnected}/${r.clients}`).join(', ')})`,
+        rs.every((r) => r.allBack)
+          ? `${m((r) => r.allBackMs)} ms`
+          : `**not all back** (${rs.map((r) => `${r.reconnected}/${r.clients}`).join(', ')})`,
         `${fmt.ms(m((r) => r.backP50Ms))} / ${fmt.ms(m((r) => r.backP99Ms))}`,
         String(m((r) => r.ackedMessages)),
         `${rs.map((r) => r.lostMessages).join(', ')} / ${rs.map((r) => r.lostDeliveries).join(', ')}`,
@@ -353,7 +387,24 @@ function stormSection(st) {
       `finished; for the baseline this is its connect storm (rejoin only). Lost = acked messages that a member neither received live nor recovered ` +
       `(distinct messages / member deliveries, per run). CPU is over the storm window.`,
     '',
-    table(['transport', 'side', 'clients', 'all back', 'p50 / p99 ms', 'acked msgs', 'lost msgs / deliveries', 'recovers', 'generator max proc / total', 'Postgres all (bench db)', 'Redis', 'host busy / load1', 'run'], rows),
+    table(
+      [
+        'transport',
+        'side',
+        'clients',
+        'all back',
+        'p50 / p99 ms',
+        'acked msgs',
+        'lost msgs / deliveries',
+        'recovers',
+        'generator max proc / total',
+        'Postgres all (bench db)',
+        'Redis',
+        'host busy / load1',
+        'run',
+      ],
+      rows,
+    ),
     '',
   ].join('\n');
 }
@@ -414,7 +465,7 @@ export function renderMarkdown(results) {
       '"CPU µs/delivery" is the two instances\' CPU in the window divided by the deliveries of messages sent in it.',
     '- The load generator is separate processes (`bench/load/worker.mjs`), each with its own clients (socket.io-client on the websocket transport, or `ws`); ' +
       'sends are paced open-loop; latency samples go into log buckets of 1% width (p50/p95/p99 are bucket upper bounds).',
-    '- Service instances run `node dist/main.js` with `NODE_ENV=test`, `LOG_LEVEL=warn`, `DB_POOL_SIZE=20` and the rate limits raised to the configuration\'s maxima ' +
+    "- Service instances run `node dist/main.js` with `NODE_ENV=test`, `LOG_LEVEL=warn`, `DB_POOL_SIZE=20` and the rate limits raised to the configuration's maxima " +
       '(`RATE_LIMIT_PER_SECOND=100000`, `RATE_LIMIT_BURST=1000000`, `RATE_LIMIT_USER_MESSAGES=10000000`, `MAX_CONNECTIONS_PER_USER=100000`, `MAX_BUFFERED_BYTES` 256 MiB); ' +
       'clients authenticate with HS256 tokens. Baselines accept any connection.',
     '- Raw results, every step of every repeat: `bench/results/latest.json`.',

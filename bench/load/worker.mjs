@@ -134,15 +134,19 @@ const handlers = {
         const inWin = t >= winStart && t < winEnd;
         if (inWin) st.sentInWin++;
         st.inflight++;
-        s.client.call('message.send', { roomId: s.room, body: `${tag}|${t}|${PAD.slice(0, 60)}`, clientMsgId: `f${process.pid}-${step}-${++cmid}` }, (r) => {
-          st.inflight--;
-          if (!r.ok) return countError(st.errors, r);
-          st.acked++;
-          if (inWin) {
-            st.ackedInWin++;
-            ackLat.record(nowUs() - t);
-          }
-        });
+        s.client.call(
+          'message.send',
+          { roomId: s.room, body: `${tag}|${t}|${PAD.slice(0, 60)}`, clientMsgId: `f${process.pid}-${step}-${++cmid}` },
+          (r) => {
+            st.inflight--;
+            if (!r.ok) return countError(st.errors, r);
+            st.acked++;
+            if (inWin) {
+              st.ackedInWin++;
+              ackLat.record(nowUs() - t);
+            }
+          },
+        );
       },
     });
     // Drain: at least minDrainMs, then until acks are in and deliveries have stopped arriving.
@@ -179,17 +183,21 @@ const handlers = {
         const inWin = t >= winStart && t < winEnd;
         if (inWin) st.sentInWin++;
         st.inflight++;
-        c.client.call('message.send', { roomId: room, body: `d${step}|${t}|${PAD.slice(0, 60)}`, clientMsgId: `d${process.pid}-${step}-${++cmid}` }, (r) => {
-          st.inflight--;
-          const now = nowUs();
-          if (!r.ok) return countError(st.errors, r);
-          st.acked++;
-          if (now >= winStart && now < winEnd) st.ackedInWin++;
-          if (inWin) {
-            st.ackedOfWin++;
-            ackLat.record(now - t);
-          }
-        });
+        c.client.call(
+          'message.send',
+          { roomId: room, body: `d${step}|${t}|${PAD.slice(0, 60)}`, clientMsgId: `d${process.pid}-${step}-${++cmid}` },
+          (r) => {
+            st.inflight--;
+            const now = nowUs();
+            if (!r.ok) return countError(st.errors, r);
+            st.acked++;
+            if (now >= winStart && now < winEnd) st.ackedInWin++;
+            if (inWin) {
+              st.ackedOfWin++;
+              ackLat.record(now - t);
+            }
+          },
+        );
       },
     });
     const endBy = nowUs() + maxDrainMs * 1000;
@@ -281,7 +289,13 @@ const handlers = {
     const expect = g.clients.length;
     const endBy = nowUs() + deadlineMs * 1000;
     while (nowUs() < endBy && g.storm.doneAt.length + g.storm.gaveUp < expect) await sleep(25);
-    return { lostAt: g.storm.lostAt, doneAt: g.storm.doneAt, gaveUp: g.storm.gaveUp, attempts: g.storm.attempts, joinErrors: g.storm.joinErrors };
+    return {
+      lostAt: g.storm.lostAt,
+      doneAt: g.storm.doneAt,
+      gaveUp: g.storm.gaveUp,
+      attempts: g.storm.attempts,
+      joinErrors: g.storm.joinErrors,
+    };
   },
 
   /** Storm senders: each client of the group sends to its room at perSenderRate until stopped (bounded by maxMs). */
@@ -304,11 +318,15 @@ const handlers = {
         const n = (counters.get(rec.sendTo) ?? 0) + 1;
         counters.set(rec.sendTo, n);
         g.inflight++;
-        rec.client.call('message.send', { roomId: rec.sendTo, body: `${n}|${nowUs()}|${PAD.slice(0, 60)}`, clientMsgId: `r${process.pid}-${n}` }, (r) => {
-          g.inflight--;
-          if (r.ok) g.acked[rec.sendTo].push(n);
-          else countError(g.sendErrors, r);
-        });
+        rec.client.call(
+          'message.send',
+          { roomId: rec.sendTo, body: `${n}|${nowUs()}|${PAD.slice(0, 60)}`, clientMsgId: `r${process.pid}-${n}` },
+          (r) => {
+            g.inflight--;
+            if (r.ok) g.acked[rec.sendTo].push(n);
+            else countError(g.sendErrors, r);
+          },
+        );
       },
     });
     return { senders: g.clients.length };

@@ -15,7 +15,11 @@ export function sideOrder(repeat) {
 export async function setupGroup(ctx, { group, kind, specs, concurrency = 100, joinWithSince = false }) {
   const byWorker = ctx.pool.workers.map(() => []);
   for (const s of specs) byWorker[s.worker % byWorker.length].push(s);
-  const res = await ctx.pool.all('setup', (i) => ({ group, kind, secret: ctx.secret, clients: byWorker[i], concurrency, joinWithSince }), 300_000);
+  const res = await ctx.pool.all(
+    'setup',
+    (i) => ({ group, kind, secret: ctx.secret, clients: byWorker[i], concurrency, joinWithSince }),
+    300_000,
+  );
   const errors = {};
   for (const r of res) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
   return {

@@ -12,7 +12,20 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
   const winEnd = winStart + cfg.measureMs * 1000;
   const pids = instancesOf(ctx, side, transport).map((i) => i.pid);
   const [res, cpu] = await Promise.all([
-    ctx.pool.all('durableStep', { group, rooms, rate: rate / W, t0, warmMs: cfg.warmMs, measureMs: cfg.measureMs, step: `${repeat}${side[0]}${mode[0]}${k}`, maxInflight: cfg.maxInflightPerWorker }, 180_000),
+    ctx.pool.all(
+      'durableStep',
+      {
+        group,
+        rooms,
+        rate: rate / W,
+        t0,
+        warmMs: cfg.warmMs,
+        measureMs: cfg.measureMs,
+        step: `${repeat}${side[0]}${mode[0]}${k}`,
+        maxInflight: cfg.maxInflightPerWorker,
+      },
+      180_000,
+    ),
     cpuWindow(ctx, pids, winStart, winEnd),
   ]);
   const ack = new Histogram();
@@ -83,7 +96,8 @@ export async function durable(ctx) {
           for (const side of sideOrder(repeat + k)) {
             const rec = await step(ctx, { side, transport, group: groups[side], mode, k, rate: rates[k], rooms, cfg, repeat });
             out.steps.push(rec);
-            if (side === 'service' && (rec.ackedPerSec < 0.9 * rates[k] || rec.ack.p99 === null || rec.ack.p99 > 1000)) serviceActive = false;
+            if (side === 'service' && (rec.ackedPerSec < 0.9 * rates[k] || rec.ack.p99 === null || rec.ack.p99 > 1000))
+              serviceActive = false;
           }
         }
       }

@@ -40,7 +40,11 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
   const winEnd = winStart + cfg.measureMs * 1000;
   const pids = instancesOf(ctx, side, transport).map((i) => i.pid);
   const [res, cpu] = await Promise.all([
-    ctx.pool.all('fanoutStep', { group, step: `${repeat}${side[0]}${k}`, perSenderRate, t0, warmMs: cfg.warmMs, measureMs: cfg.measureMs }, 120_000),
+    ctx.pool.all(
+      'fanoutStep',
+      { group, step: `${repeat}${side[0]}${k}`, perSenderRate, t0, warmMs: cfg.warmMs, measureMs: cfg.measureMs },
+      120_000,
+    ),
     cpuWindow(ctx, pids, winStart, winEnd),
   ]);
   const lat = new Histogram();

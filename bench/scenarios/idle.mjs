@@ -50,7 +50,10 @@ export async function idle(ctx) {
           room: `id-${transport}-r${repeat}-${ctx.runId}-${Math.floor(i / cfg.roomSize)}`,
         }));
         const group = `id-${side}-${transport}-${repeat}`;
-        const probe = probeFor(ctx, instances.map((i) => i.pid));
+        const probe = probeFor(
+          ctx,
+          instances.map((i) => i.pid),
+        );
         const c0 = probe.sample();
         const setup = await setupGroup(ctx, { group, kind: transport, specs, concurrency: cfg.concurrency });
         const c1 = probe.sample();

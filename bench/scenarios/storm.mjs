@@ -31,7 +31,14 @@ async function one(ctx, { side, transport, repeat, cfg }) {
   const senderSpecs = Array.from({ length: rooms }, (_, r) => ({ worker: r, userId: `${tag}-s${r}`, url: b.url, sendRoom: roomName(r) }));
   const setup = await setupGroup(ctx, { group: members, kind: transport, specs: memberSpecs, concurrency: cfg.concurrency });
   const sSetup = await setupGroup(ctx, { group: senders, kind: transport, specs: senderSpecs });
-  await ctx.pool.all('stormArm', { group: members, fallbackUrl: b.url, jitterMs: cfg.jitterMs, recover: side === 'service', capacity: cfg.capacity, deadlineMs: cfg.deadlineMs });
+  await ctx.pool.all('stormArm', {
+    group: members,
+    fallbackUrl: b.url,
+    jitterMs: cfg.jitterMs,
+    recover: side === 'service',
+    capacity: cfg.capacity,
+    deadlineMs: cfg.deadlineMs,
+  });
   await ctx.pool.all('stormSendStart', { group: senders, perSenderRate: cfg.perSenderRate, maxMs: cfg.deadlineMs + 20_000 });
   await sleep(cfg.beforeKillMs);
 
@@ -52,8 +59,14 @@ async function one(ctx, { side, transport, repeat, cfg }) {
   await teardownGroup(ctx, senders);
   await a.start(); // back for the next runs
 
-  const done = waits.flatMap((w) => w.doneAt).map((t) => (t - tKill) / 1000).sort((x, y) => x - y);
-  const lostAt = waits.flatMap((w) => w.lostAt).map((t) => (t - tKill) / 1000).sort((x, y) => x - y);
+  const done = waits
+    .flatMap((w) => w.doneAt)
+    .map((t) => (t - tKill) / 1000)
+    .sort((x, y) => x - y);
+  const lostAt = waits
+    .flatMap((w) => w.lostAt)
+    .map((t) => (t - tKill) / 1000)
+    .sort((x, y) => x - y);
   const gaveUp = waits.reduce((s, w) => s + w.gaveUp, 0);
   const lostMessages = new Set(checks.flatMap((c) => c.lostMessages));
   const allBack = done.length === setup.connected && gaveUp === 0;
@@ -85,7 +98,9 @@ async function one(ctx, { side, transport, repeat, cfg }) {
   };
   ctx.log(
     `storm   ${TRANSPORT_NAME[transport].padEnd(9)} r${repeat} ${side.padEnd(8)} ${rec.clients} clients: ` +
-      (allBack ? `all back${side === 'service' ? ' and caught up' : ''} in ${rec.allBackMs} ms` : `${done.length} back, ${gaveUp} gave up`) +
+      (allBack
+        ? `all back${side === 'service' ? ' and caught up' : ''} in ${rec.allBackMs} ms`
+        : `${done.length} back, ${gaveUp} gave up`) +
       ` (p50 ${fmt.ms(rec.backP50Ms)} p99 ${fmt.ms(rec.backP99Ms)} ms)  acked ${rec.ackedMessages}, lost ${rec.lostMessages} messages / ${rec.lostDeliveries} deliveries` +
       `  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} host ${fmt.pct(cpu.hostBusyPct)}${rec.valid ? '' : '  INVALID'}`,
   );
