@@ -4,7 +4,7 @@
 // each baseline and the load-generator processes; runs the scenarios with service and baseline
 // interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
 // and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
-//   Options: --quick, --only a,b,c,d, --repeats N, --workers N; --render <results.json> only rewrites
+//   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles); --render <results.json> only rewrites
 //   docs/performance.md from a stored run.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +30,7 @@ const render = option('render', null);
 const only = new Set(option('only', 'a,b,c,d').split(','));
 const repeats = Number(option('repeats', quick ? 1 : 3));
 const workers = Number(option('workers', 4));
+const profileDir = option('profile', null);
 
 const SIZES = quick
   ? {
@@ -165,7 +166,7 @@ async function main() {
   const db = await createDatabase(registry);
   log(`database ${db.name} created; starting 2 service instances and 2 instances of each baseline…`);
   const [services, ioBase, wsBase] = await Promise.all([
-    startServices(registry, { count: 2, databaseUrl: db.url, prefix: `bench-svc-${runId}`, secret }),
+    startServices(registry, { count: 2, databaseUrl: db.url, prefix: `bench-svc-${runId}`, secret, profileDir }),
     startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
     startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
   ]);

@@ -190,7 +190,7 @@ export const SERVICE_RATES = {
   DB_POOL_SIZE: '20',
 };
 
-export async function startServices(registry, { count, databaseUrl, prefix, secret }) {
+export async function startServices(registry, { count, databaseUrl, prefix, secret, profileDir }) {
   const gcDir = `${tmpdir()}/chat-bench-gc-${randomBytes(4).toString('hex')}`;
   mkdirSync(gcDir, { recursive: true });
   registry.onCleanup(() => rmSync(gcDir, { recursive: true, force: true }));
@@ -212,7 +212,8 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
     const inst = new Instance(registry, {
       name: `service${i + 1}`,
       port,
-      args: ['--expose-gc', '--import', GC_HOOK, 'dist/main.js'],
+      // --profile: V8 CPU profiles of each instance, written when it stops (open in Chrome DevTools).
+      args: ['--expose-gc', ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), '--import', GC_HOOK, 'dist/main.js'],
       env,
       readyPath: '/health/ready',
     });

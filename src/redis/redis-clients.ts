@@ -16,8 +16,14 @@ export class RedisClients implements OnApplicationShutdown {
     url: string,
     readonly prefix: string,
   ) {
-    this.pub = new Redis(url, { connectionName: `${prefix}-pub`, retryStrategy: (n) => Math.min(100 * n, 2000) });
-    this.sub = this.pub.duplicate({ connectionName: `${prefix}-sub` });
+    // Auto-pipelining writes every command of one event-loop tick in one socket write: under load,
+    // the relays and rate counts of many sends share a write instead of a syscall each.
+    this.pub = new Redis(url, {
+      connectionName: `${prefix}-pub`,
+      enableAutoPipelining: true,
+      retryStrategy: (n) => Math.min(100 * n, 2000),
+    });
+    this.sub = this.pub.duplicate({ connectionName: `${prefix}-sub`, enableAutoPipelining: false });
     for (const client of [this.pub, this.sub]) {
       // Without a listener, ioredis re-emits connection errors as uncaught 'error' events.
       client.on('error', (err: Error) => this.logger.warn(`${client.options.connectionName}: ${err.message}`));

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
+import type { Redis } from 'ioredis';
 import { RedisClients } from './redis-clients.js';
 
 /**
@@ -7,6 +8,14 @@ import { RedisClients } from './redis-clients.js';
  * ioredis's queue until a reconnect: a send must never wait on that.
  */
 const REDIS_COUNT_TIMEOUT_MS = 200;
+
+/** One command per counted message: INCR, and PEXPIRE when it opened the window's key. */
+const COUNT_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+type CountingRedis = Redis & { chatCountMessage(key: string, windowMs: number): Promise<number> };
 
 /**
  * Per-user message windows in Redis (INCR + PEXPIRE on a key per user and window), so a user's
@@ -21,7 +30,9 @@ export class RedisUserMessageCounter implements UserMessageCounter {
   private localWindow = -1;
   private degraded = false;
 
-  constructor(@Inject(RedisClients) private readonly redis: RedisClients | null) {}
+  constructor(@Inject(RedisClients) private readonly redis: RedisClients | null) {
+    redis?.pub.defineCommand('chatCountMessage', { numberOfKeys: 1, lua: COUNT_SCRIPT });
+  }
 
   async hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }> {
     const now = Date.now();
@@ -44,14 +55,9 @@ export class RedisUserMessageCounter implements UserMessageCounter {
   private async countInRedis(key: string, windowMs: number): Promise<number | null> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), REDIS_COUNT_TIMEOUT_MS)));
-    const counted = this.redis!.pub.multi()
-      .incr(key)
-      .pexpire(key, windowMs)
-      .exec()
-      .then((result) => {
-        const count = Number(result?.[0]?.[1]);
-        return Number.isFinite(count) ? count : null;
-      })
+    const counted = (this.redis!.pub as CountingRedis)
+      .chatCountMessage(key, windowMs)
+      .then((result) => (Number.isFinite(result) ? result : null))
       .catch(() => null);
     const count = await Promise.race([counted, late]);
     clearTimeout(timer);
