@@ -56,5 +56,7 @@ const rows = (m, n) =>
     .slice(0, n)
     .map(([k, us]) => `${pct(us)}  ${k}`)
     .join('\n');
-process.stdout.write(`busy (non-idle) CPU in ${files.length} profile(s): ${(total / 1e6).toFixed(1)} s\n\nby area\n${rows(byArea, top)}\n\n`);
+process.stdout.write(
+  `busy (non-idle) CPU in ${files.length} profile(s): ${(total / 1e6).toFixed(1)} s\n\nby area\n${rows(byArea, top)}\n\n`,
+);
 process.stdout.write(`by function (self time)\n${rows(byFn, top)}\n`);

@@ -70,7 +70,9 @@ export function evaluateTargets(results) {
       const rr = ratio(s.median, b.median);
       const top = Math.max(...fo.config.steps);
       const under = (side) =>
-        fo.steps.some((x) => x.side === side && x.transport === tr && x.offeredPerSec === top && x.lat.p99 !== null && x.lat.p99 <= P99_LIMIT_MS);
+        fo.steps.some(
+          (x) => x.side === side && x.transport === tr && x.offeredPerSec === top && x.lat.p99 !== null && x.lat.p99 <= P99_LIMIT_MS,
+        );
       const serviceUnbounded = under('service');
       const baselineUnbounded = under('baseline');
       const baselineCapped = fo.steps.some((x) => x.side === 'baseline' && x.transport === tr && !x.valid);

@@ -1,10 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, LessThan, MoreThan, type FindOptionsWhere } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { StorageUnavailableError } from '../chat/chat.errors.js';
 import type { HistoryPage, Member, Message, Room, Visibility } from '../chat/chat.events.js';
 import { ChatStore, type AppendResult, type NewMessage, type PageQuery, type RoomAccess, type RoomInput } from '../chat/chat.ports.js';
-import { MessageEntity } from './entities/message.entity.js';
 import { RoomMemberEntity } from './entities/room-member.entity.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
@@ -60,22 +59,24 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
-  /** Keyset paging on (room_id, seq), served by the unique index; returns ascending seqs. */
+  /**
+   * Keyset paging on (room_id, seq), served by the unique index; returns ascending seqs. Plain SQL
+   * rather than a repository find: every rejoin after a reconnect runs this, and the find's query
+   * building and entity hydration cost more than the query.
+   */
   async page({ roomId, beforeSeq, afterSeq, limit }: PageQuery): Promise<HistoryPage> {
     return this.guard(async () => {
-      const where: FindOptionsWhere<MessageEntity> = { roomId };
-      if (afterSeq !== undefined) where.seq = MoreThan(afterSeq);
-      else if (beforeSeq !== undefined) where.seq = LessThan(beforeSeq);
       const ascending = afterSeq !== undefined;
-      const rows = await this.db.getRepository(MessageEntity).find({
-        where,
-        order: { seq: ascending ? 'ASC' : 'DESC' },
-        take: limit + 1,
-      });
+      const bound = ascending ? 'AND seq > $2' : beforeSeq !== undefined ? 'AND seq < $2' : 'AND $2::bigint IS NULL';
+      const rows = (await this.db.query(
+        `SELECT id, room_id, seq, sender_id, body, client_msg_id, created_at FROM messages
+         WHERE room_id = $1 ${bound} ORDER BY seq ${ascending ? 'ASC' : 'DESC'} LIMIT $3`,
+        [roomId, afterSeq ?? beforeSeq ?? null, limit + 1],
+      )) as MessageRow[];
       const hasMore = rows.length > limit;
       const pageRows = rows.slice(0, limit);
       if (!ascending) pageRows.reverse();
-      return { messages: pageRows.map(toMessage), hasMore };
+      return { messages: pageRows.map(rowToMessage), hasMore };
     });
   }
 
@@ -149,6 +150,28 @@ export class TypeOrmChatStore extends ChatStore {
   }
 }
 
+interface MessageRow {
+  id: string;
+  room_id: string;
+  seq: string;
+  sender_id: string;
+  body: string;
+  client_msg_id: string | null;
+  created_at: Date;
+}
+
+function rowToMessage(r: MessageRow): Message {
+  return {
+    id: r.id,
+    roomId: r.room_id,
+    seq: Number(r.seq),
+    senderId: r.sender_id,
+    body: r.body,
+    clientMsgId: r.client_msg_id,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
 function toAccess(row: AccessRow): RoomAccess {
   return { visibility: row.visibility, isMember: row.is_member, lastSeq: Number(row.last_seq) };
 }
@@ -160,18 +183,6 @@ function toRoom(row: RoomEntity): Room {
     title: row.title,
     metadata: row.metadata,
     lastSeq: row.lastSeq,
-    createdAt: row.createdAt.toISOString(),
-  };
-}
-
-export function toMessage(row: MessageEntity): Message {
-  return {
-    id: row.id,
-    roomId: row.roomId,
-    seq: row.seq,
-    senderId: row.senderId,
-    body: row.body,
-    clientMsgId: row.clientMsgId,
     createdAt: row.createdAt.toISOString(),
   };
 }

@@ -134,7 +134,7 @@ export class DualTransportAdapter extends AbstractWsAdapter {
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (!url) return refuseUpgrade(socket, 400, 'BAD_REQUEST', 'malformed request target');
     const { admission } = this.options;
@@ -157,6 +157,14 @@ export class DualTransportAdapter extends AbstractWsAdapter {
       (refusal: Refusal) => refuseUpgrade(socket, refusal.status, refusal.code, refusal.message),
     );
   }
+}
+
+/**
+ * A module-level listener: it stays on the socket for the connection's life, and a closure made
+ * in handleUpgrade would keep that call's request (headers, URL with its token) alive as long.
+ */
+function destroySocket(this: Duplex): void {
+  this.destroy();
 }
 
 function bearerToken(header: string | undefined): string | undefined {
