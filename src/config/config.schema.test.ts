@@ -380,7 +380,12 @@ describe('ALLOWED_ORIGINS', () => {
 
 describe('API_KEYS', () => {
   it('parses a comma-separated list of keys', () => {
-    assert.deepEqual(loadConfig({ API_KEYS: `${KEY_A}, ${KEY_B}` }).apiKeys, [KEY_A, KEY_B]);
+    assert.deepEqual(loadConfig({ API_KEYS: `${KEY_A}, ${KEY_B}` }).apiKeys, [
+      { key: KEY_A, readOnly: false },
+      { key: KEY_B, readOnly: false },
+    ]);
+    assert.deepEqual(loadConfig({ API_KEYS: `${KEY_A}:read` }).apiKeys, [{ key: KEY_A, readOnly: true }]);
+    assert.throws(() => loadConfig({ API_KEYS: 'short:read' }), /API_KEYS/);
   });
 
   it('refuses a key shorter than 16 characters, naming API_KEYS', () => {

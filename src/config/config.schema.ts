@@ -42,6 +42,13 @@ const origin = z
   }, 'each entry must be an origin such as https://chat.example.com')
   .transform((v) => new URL(v).origin);
 
+const READ_ONLY_SUFFIX = ':read';
+
+function apiKey(entry: string): { key: string; readOnly: boolean } {
+  const readOnly = entry.endsWith(READ_ONLY_SUFFIX);
+  return { key: readOnly ? entry.slice(0, -READ_ONLY_SUFFIX.length) : entry, readOnly };
+}
+
 /** Every environment variable the service reads. Empty strings count as unset. */
 const envSchema = z
   .object({
@@ -65,7 +72,20 @@ const envSchema = z
     JWKS_URL: url(['https:', 'http:']).optional(),
     JWT_ISSUER: z.string().min(1).optional(),
     JWT_AUDIENCE: z.string().min(1).optional(),
-    API_KEYS: commaList.pipe(z.array(z.string().min(16, 'each key must be at least 16 characters'))).optional(),
+    // `key` may call every route; `key:read` only reads (GET).
+    API_KEYS: commaList
+      .transform((keys) => keys.map(apiKey))
+      .pipe(z.array(z.object({ key: z.string().min(16, 'each key must be at least 16 characters (a ":read" suffix not counted)'), readOnly: z.boolean() })))
+      .optional(),
+    EVENTS_STREAM: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of letters, digits, . _ : -')
+      .default('chat.events'),
+    EVENTS_STREAM_MAXLEN: int(1000, 1_000_000_000).default(1_000_000),
+    WEBHOOK_URLS: commaList.pipe(z.array(url(['https:', 'http:']))).optional(),
+    WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
+    WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(5000),
     ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
     MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
     MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
@@ -90,6 +110,8 @@ const envSchema = z
     if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS)
       ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DRAIN_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
     const keySources = (['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'] as const).filter((k) => env[k] !== undefined);
+    if (env.WEBHOOK_URLS?.length && !env.WEBHOOK_SECRET)
+      ctx.addIssue({ code: 'custom', path: ['WEBHOOK_SECRET'], message: 'required when WEBHOOK_URLS is set (it signs every delivery)' });
     if (keySources.length > 1) ctx.addIssue({ code: 'custom', path: [keySources[1]], message: `set only one of ${keySources.join(', ')}` });
     if (env.NODE_ENV !== 'production') return;
     if (keySources.length === 0)
@@ -114,7 +136,12 @@ export interface AppConfig {
     issuer: string | null;
     audience: string | null;
   };
-  apiKeys: string[];
+  /** HTTP API keys; a read-only key may only call GET routes. */
+  apiKeys: { key: string; readOnly: boolean }[];
+  /** The outbox relay's Redis Stream (when Redis is configured). */
+  events: { stream: string; maxLen: number };
+  /** Optional webhook deliveries of the same events, signed with HMAC-SHA256. */
+  webhooks: { urls: string[]; secret: string; maxAttempts: number; timeoutMs: number } | null;
   allowedOrigins: string[] | null;
   limits: {
     maxMessageLength: number;
@@ -176,6 +203,10 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       audience: env.JWT_AUDIENCE ?? null,
     },
     apiKeys: env.API_KEYS ?? [],
+    events: { stream: env.EVENTS_STREAM, maxLen: env.EVENTS_STREAM_MAXLEN },
+    webhooks: env.WEBHOOK_URLS?.length
+      ? { urls: env.WEBHOOK_URLS, secret: env.WEBHOOK_SECRET!, maxAttempts: env.WEBHOOK_MAX_ATTEMPTS, timeoutMs: env.WEBHOOK_TIMEOUT_MS }
+      : null,
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
     limits: {
       maxMessageLength: env.MAX_MESSAGE_LENGTH,

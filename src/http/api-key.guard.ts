@@ -7,26 +7,31 @@ import type { AppConfig } from '../config/config.schema.js';
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
+/** Methods a read-only key (`key:read` in API_KEYS) may call. */
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
 /**
  * `X-API-Key` must be one of API_KEYS. Keys are compared as SHA-256 digests with timingSafeEqual,
  * every key every time, so neither the length nor the position of a match shows in the timing.
- * Without API_KEYS the HTTP API refuses everything.
+ * A read-only key gets FORBIDDEN on anything but GET. Without API_KEYS the HTTP API refuses everything.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  private readonly keys: Buffer[];
+  private readonly keys: { digest: Buffer; readOnly: boolean }[];
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.keys = config.apiKeys.map(digest);
+    this.keys = config.apiKeys.map((k) => ({ digest: digest(k.key), readOnly: k.readOnly }));
   }
 
   canActivate(context: ExecutionContext): boolean {
-    const presented = context.switchToHttp().getRequest<Request>().header('x-api-key');
+    const req = context.switchToHttp().getRequest<Request>();
+    const presented = req.header('x-api-key');
     if (!presented) throw new ChatError('UNAUTHORIZED', 'X-API-Key header required');
     const candidate = digest(presented);
-    let match = false;
-    for (const key of this.keys) match = timingSafeEqual(key, candidate) || match;
+    let match: { readOnly: boolean } | null = null;
+    for (const key of this.keys) if (timingSafeEqual(key.digest, candidate)) match = key;
     if (!match) throw new ChatError('UNAUTHORIZED', 'unknown API key');
+    if (match.readOnly && !READ_METHODS.has(req.method)) throw new ChatError('FORBIDDEN', 'this API key may only read');
     return true;
   }
 }
