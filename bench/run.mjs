@@ -4,15 +4,15 @@
 // each baseline and the load-generator processes; runs the scenarios with service and baseline
 // interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
 // and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
-//   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles); --render <results.json> only rewrites
-//   docs/performance.md from a stored run.
+//   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles);
+//   --render <results.json> re-evaluates a stored run (its file, latest.json if it is that run, docs/performance.md).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { createDatabase, Registry, ROOT, serverVersions, startBaselines, startServices } from './lib/infra.mjs';
 import { loadavg, postgresBackendsOf } from './lib/procs.mjs';
-import { evaluateTargets, renderMarkdown } from './lib/report.mjs';
+import { evaluateTargets, renderMarkdown, withHeadline } from './lib/report.mjs';
 import { WorkerPool } from './load/pool.mjs';
 import { durable } from './scenarios/durable.mjs';
 import { fanout } from './scenarios/fanout.mjs';
@@ -251,7 +251,7 @@ async function main() {
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const date = new Date(started).toISOString().slice(0, 10);
   const file = `bench/results/${date}-${commit}${quick ? '-quick' : ''}.json`;
-  const json = `${JSON.stringify(results, null, 1)}\n`;
+  const json = `${JSON.stringify(withHeadline(results), null, 1)}\n`;
   writeFileSync(`${ROOT}${file}`, json);
   writeFileSync(`${ROOT}bench/results/latest.json`, json);
   writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
@@ -262,12 +262,19 @@ async function main() {
   log('done');
 }
 
-/** --render <results.json>: re-evaluates the targets and rewrites docs/performance.md from a stored run. */
+/**
+ * --render <results.json>: re-evaluates the targets from the stored steps, rewrites the file with
+ * them and the headline figures, and rewrites docs/performance.md (and latest.json when it is that run).
+ */
 async function renderOnly(file) {
   const results = JSON.parse(readFileSync(file, 'utf8'));
   results.targets = evaluateTargets(results);
+  const json = `${JSON.stringify(withHeadline(results), null, 1)}\n`;
+  writeFileSync(file, json);
+  const latest = `${ROOT}bench/results/latest.json`;
+  if (existsSync(latest) && JSON.parse(readFileSync(latest, 'utf8')).meta?.startedAt === results.meta.startedAt) writeFileSync(latest, json);
   writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
-  process.stdout.write(`docs/performance.md rewritten from ${file}\n`);
+  process.stdout.write(`${file}, docs/performance.md rewritten from ${file}\n`);
 }
 
 (render ? renderOnly(render) : main()).then(

@@ -159,6 +159,7 @@ export function evaluateTargets(results) {
         label: `idle memory per connection, ${T[tr]} (service ÷ baseline; RSS and heap after GC)`,
         threshold: `≤ ${limit}× (both)`,
         value: r === null || rh === null ? null : `RSS ${r}×, heap ${rh}×`,
+        ratios: { rss: r, heap: rh },
         detail: `RSS ${fmt.kb(s)} vs ${fmt.kb(b)}; heap after GC ${fmt.kb(sh)} vs ${fmt.kb(bh)} per connection`,
         met: r === null || rh === null ? null : r <= limit && rh <= limit,
       });
@@ -179,6 +180,7 @@ export function evaluateTargets(results) {
         label: `reconnect storm, ${T[tr]}: time until all back and caught up (service ÷ baseline connect storm), 0 lost`,
         threshold: '≤ 1.5×, 0 lost',
         value: r,
+        lost,
         detail:
           `service ${s === null ? 'not all back' : `${s} ms`}, baseline ${b === null ? 'not all back' : `${b} ms`} (median of repeats); ` +
           `service lost ${lost} acked message(s) over ${svc.length} run(s)`,
@@ -187,6 +189,50 @@ export function evaluateTargets(results) {
     }
   }
   return targets;
+}
+
+/**
+ * The headline figures the issue asks latest.json to carry, taken from the evaluated targets (so
+ * from the measured steps, never typed in): per-transport fan-out ratios; for the durable sends,
+ * idle memory and the storm, the worst of the two transports, with both kept alongside.
+ */
+export function headline(results) {
+  const find = (id, tr) => results.targets.find((t) => t.id === id && t.transport === tr);
+  const num = (id, tr) => find(id, tr)?.value ?? null;
+  const both = (f) => ({ socketio: f('io'), ws: f('ws') });
+  const worst = (pick, values) => {
+    const v = values.filter((x) => typeof x === 'number');
+    return v.length ? pick(...v) : null;
+  };
+  const fanout = both((tr) => ({ cpuPerDeliveryRatio: num('fanout-cpu', tr), maxDeliveredRatio: num('fanout-max', tr) }));
+  const many = both((tr) => num('durable-many', tr));
+  const hot = both((tr) => num('durable-hot', tr));
+  const p99 = { manyRooms: both((tr) => num('durable-many-p99', tr)), hotRoom: both((tr) => num('durable-hot-p99', tr)) };
+  const mem = both((tr) => {
+    const r = find('idle-memory', tr)?.ratios;
+    return r ? Math.max(r.rss ?? 0, r.heap ?? 0) : null;
+  });
+  const storm = both((tr) => num('storm', tr));
+  const lost = ['io', 'ws'].map((tr) => find('storm', tr)?.lost).filter((x) => typeof x === 'number');
+  return {
+    fanout,
+    durable: {
+      manyRoomsAckedPerSec: worst(Math.min, Object.values(many)),
+      hotRoomAckedPerSec: worst(Math.min, Object.values(hot)),
+      ackP99Ms: worst(Math.max, [...Object.values(p99.manyRooms), ...Object.values(p99.hotRoom)]),
+      byTransport: { ackedPerSec: { manyRooms: many, hotRoom: hot }, ackP99Ms: p99 },
+    },
+    idle: { socketioMemRatio: mem.socketio, wsMemRatio: mem.ws },
+    storm: { ratio: worst(Math.max, Object.values(storm)), lost: lost.length ? lost.reduce((a, b) => a + b, 0) : null, byTransport: storm },
+  };
+}
+
+/** Adds `commit` and the headline figures (see headline) to a results object, next to the raw data. */
+export function withHeadline(results) {
+  const h = headline(results);
+  const scenarios = { ...results.scenarios };
+  for (const [name, fields] of Object.entries(h)) if (scenarios[name]) scenarios[name] = { ...scenarios[name], ...fields };
+  return { commit: results.meta.commit, ...results, scenarios };
 }
 
 const verdict = (m) => (m === true ? '**met**' : m === false ? '**not met**' : 'not evaluated');
@@ -428,7 +474,10 @@ export function renderMarkdown(results) {
       'creates a scratch database `bench_<random>` on the local Postgres (dropped at the end), starts 2 service instances, 2 of each baseline and ' +
       `${meta.workers} load-generator processes, runs the scenarios with service and baseline interleaved step by step, and writes ` +
       '`bench/results/<date>-<commit>.json` (`…-quick.json` for a quick run), `bench/results/latest.json` and this file. Options: `--only a,b,c,d`, ' +
-      '`--repeats N`, `--workers N`; `--render <results.json>` rewrites this file from a stored run.',
+      '`--repeats N`, `--workers N`, `--profile <dir>` (V8 CPU profiles of the service instances; `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile` ' +
+      'summarises them); `--render <results.json>` rewrites this file from a stored run.',
+    '',
+    '**Where the time goes and what stands in the way of the targets not met:** [performance-analysis.md](performance-analysis.md) (profiles, written by hand).',
     '',
     `**This run:** ${meta.quick ? '**quick** (reduced sizes, 1 repeat: indicative only, targets below are not a verdict on the full sizes)' : 'full'}, ` +
       `${meta.startedAt}, commit \`${meta.commit}\`${meta.dirty ? ' (work tree with uncommitted changes)' : ''}, ${Math.round(meta.durationSec)} s, ` +
