@@ -75,7 +75,14 @@ const envSchema = z
     // `key` may call every route; `key:read` only reads (GET).
     API_KEYS: commaList
       .transform((keys) => keys.map(apiKey))
-      .pipe(z.array(z.object({ key: z.string().min(16, 'each key must be at least 16 characters (a ":read" suffix not counted)'), readOnly: z.boolean() })))
+      .pipe(
+        z.array(
+          z.object({
+            key: z.string().min(16, 'each key must be at least 16 characters (a ":read" suffix not counted)'),
+            readOnly: z.boolean(),
+          }),
+        ),
+      )
       .optional(),
     EVENTS_STREAM: z
       .string()
