@@ -43,6 +43,8 @@ describe('loadConfig defaults', () => {
       redis: null,
       jwt: { key: { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true }, issuer: null, audience: null },
       apiKeys: [],
+      events: { stream: 'chat.events', maxLen: 1_000_000 },
+      webhooks: null,
       allowedOrigins: null,
       limits: {
         maxMessageLength: 4000,
@@ -386,6 +388,21 @@ describe('API_KEYS', () => {
     ]);
     assert.deepEqual(loadConfig({ API_KEYS: `${KEY_A}:read` }).apiKeys, [{ key: KEY_A, readOnly: true }]);
     assert.throws(() => loadConfig({ API_KEYS: 'short:read' }), /API_KEYS/);
+  });
+
+  it('webhooks need a secret, and get the configured attempts and timeout', () => {
+    assert.throws(() => loadConfig({ WEBHOOK_URLS: 'http://127.0.0.1:9/hook' }), /WEBHOOK_SECRET/);
+    assert.throws(() => loadConfig({ WEBHOOK_URLS: 'ftp://example.com/x', WEBHOOK_SECRET: 'w'.repeat(16) }), /WEBHOOK_URLS/);
+    assert.deepEqual(
+      loadConfig({ WEBHOOK_URLS: 'http://127.0.0.1:9/a, https://example.com/b', WEBHOOK_SECRET: 'w'.repeat(16), WEBHOOK_MAX_ATTEMPTS: '3' })
+        .webhooks,
+      { urls: ['http://127.0.0.1:9/a', 'https://example.com/b'], secret: 'w'.repeat(16), maxAttempts: 3, timeoutMs: 5000 },
+    );
+    assert.deepEqual(loadConfig({ EVENTS_STREAM: 'my.events', EVENTS_STREAM_MAXLEN: '5000' }).events, {
+      stream: 'my.events',
+      maxLen: 5000,
+    });
+    assert.throws(() => loadConfig({ EVENTS_STREAM: 'has space' }), /EVENTS_STREAM/);
   });
 
   it('refuses a key shorter than 16 characters, naming API_KEYS', () => {
