@@ -24,7 +24,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['socket.io', 'socket.io-*', 'ws', '@nestjs/websockets', '@nestjs/platform-*'],
+              group: ['socket.io', 'socket.io-*', 'ws', '@nestjs/websockets', '@nestjs/microservices', '@nestjs/platform-*'],
               message: 'The chat domain must not import a transport.',
             },
             { group: ['**/realtime/**', '**/persistence/**'], message: 'The chat domain depends only on its ports.' },

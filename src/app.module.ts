@@ -1,5 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ChatModule } from './chat.module.js';
+import { CommandsModule } from './commands/commands.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { HealthModule } from './health/health.module.js';
@@ -28,6 +29,8 @@ export class AppModule {
         ChatModule,
         HttpApiModule,
         HealthModule,
+        // Commands in over Nest's Redis transport need Redis; main.ts connects their server.
+        ...(config.redis ? [CommandsModule] : []),
       ],
     };
   }

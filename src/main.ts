@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { CustomStrategy } from '@nestjs/microservices';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Logger as Pino } from 'pino';
 import { AppModule } from './app.module.js';
@@ -13,6 +14,7 @@ import { applyMigrations, MigrationState } from './persistence/migration-runner.
 import { createTransportAdapter } from './realtime/create-transport-adapter.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
+import { ClaimingRedisServer } from './commands/claiming-redis.server.js';
 
 function readConfig(): AppConfig {
   try {
@@ -51,6 +53,18 @@ async function main(): Promise<void> {
   app.use(httpLogger(log));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
+
+  if (config.redis) {
+    // Commands from other Nest services over Redis (src/commands); app.close() closes it after the drain.
+    const strategy = new ClaimingRedisServer({
+      ...config.redis,
+      gate,
+      maxPayloadBytes: config.limits.maxPayloadBytes,
+      metrics: app.get(ChatMetrics),
+    });
+    app.connectMicroservice<CustomStrategy>({ strategy }, { inheritAppConfig: true });
+    await app.startAllMicroservices();
+  }
 
   app.get(MigrationState).markApplied();
   await app.listen(config.port);

@@ -63,6 +63,13 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
+  readonly commands = new Counter({
+    name: 'chat_commands_total',
+    help: 'messages on the command channels (Redis transport) by pattern and outcome: handled here, claimed_elsewhere, refused (shutting down), ignored (malformed or without id), claim_failed',
+    labelNames: ['pattern', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(@InjectDataSource() db: DataSource) {
     collectDefaultMetrics({ register: this.registry });
     const counter = () => this.connectionCounter;
