@@ -11,6 +11,7 @@ import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
 import { createTransportAdapter } from './realtime/create-transport-adapter.js';
+import { serveApiDocs } from './http/api-docs.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
 
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
   app.use(httpLogger(log));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
+  serveApiDocs(app, config);
 
   app.get(MigrationState).markApplied();
   await app.listen(config.port);
