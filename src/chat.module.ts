@@ -8,6 +8,7 @@ import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
 import { RoomFanout } from './realtime/room-fanout.js';
+import { UserDisconnector } from './realtime/user-disconnector.js';
 
 /** The chat: one service, one gateway for both transports, and the fan-out between them. */
 @Module({
@@ -17,10 +18,11 @@ import { RoomFanout } from './realtime/room-fanout.js';
     LocalConnections,
     ConnectionSupervisor,
     RoomFanout,
+    UserDisconnector,
     TokenVerifier,
     { provide: RoomBroadcaster, useExisting: RoomFanout },
     { provide: ChatLimits, inject: [APP_CONFIG], useFactory: (config: AppConfig) => config.limits },
   ],
-  exports: [ChatService, LocalConnections, RoomFanout, TokenVerifier],
+  exports: [ChatService, LocalConnections, RoomFanout, UserDisconnector, TokenVerifier],
 })
 export class ChatModule {}

@@ -12,6 +12,7 @@ import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
 import { createTransportAdapter } from './realtime/create-transport-adapter.js';
+import { serveApiDocs } from './http/api-docs.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
 import { ClaimingRedisServer } from './commands/claiming-redis.server.js';
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
   app.use(httpLogger(log));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
+  serveApiDocs(app, config);
 
   if (config.redis) {
     // Commands from other Nest services over Redis (src/commands); app.close() closes it after the drain.

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ChatError } from '../chat/chat.errors.js';
+import { SYSTEM_SENDER_ID } from '../chat/chat.events.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import { publicKeyAlgorithm, type AppConfig } from '../config/config.schema.js';
 import type { Identity } from './identity.js';
@@ -12,7 +13,7 @@ const MAX_TOKEN_LENGTH = 8192;
  * Verifies client tokens with one key source: an HS256 secret, an RS256/ES256 public key, or an
  * identity provider's JWKS. The accepted algorithms are pinned to that source, so `alg: none` and
  * key confusion (an HS256 token signed with a public key) are refused. `exp` and `sub` are
- * required; `iss` and `aud` are checked when configured.
+ * required; `iss` and `aud` are checked when configured. The `sub` of system messages is reserved.
  */
 @Injectable()
 export class TokenVerifier {
@@ -53,6 +54,8 @@ export class TokenVerifier {
     if (typeof sub !== 'string' || sub.length < 1 || sub.length > 128) {
       throw new ChatError('UNAUTHORIZED', 'token sub must be a string of 1-128 characters');
     }
+    // System messages carry this senderId; a user holding it could pass for the system.
+    if (sub === SYSTEM_SENDER_ID) throw new ChatError('UNAUTHORIZED', `the user id "${SYSTEM_SENDER_ID}" is reserved`);
     return { userId: sub, name: typeof name === 'string' ? name.slice(0, 128) : null, expiresAt: (exp ?? 0) * 1000 };
   }
 

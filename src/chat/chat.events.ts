@@ -15,6 +15,12 @@ export const SERVER_EVENTS = {
   error: 'error',
 } as const;
 
+/**
+ * The senderId of system messages (posted over HTTP with `system: true`). Reserved: a token whose
+ * `sub` is this id is refused, so no user can speak as the system.
+ */
+export const SYSTEM_SENDER_ID = 'system';
+
 export type ServerEvent = (typeof SERVER_EVENTS)[keyof typeof SERVER_EVENTS];
 
 export interface Message {

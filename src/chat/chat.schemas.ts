@@ -46,6 +46,16 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
     post: z.object({
       roomId,
       senderId: userId,
+      // `system: true` selects systemPost instead (see isSystemPost), so here it can only be false.
+      system: z.literal(false, 'must be true (a system message) or false').optional(),
+      body: body(limits.maxMessageLength),
+      clientMsgId: clientMsgId.optional(),
+    }),
+    /** A system message posted by a trusted service: it has no sender of its own (stored as SYSTEM_SENDER_ID). */
+    systemPost: z.object({
+      roomId,
+      system: z.literal(true),
+      senderId: z.never('must not be set when system is true').optional(),
       body: body(limits.maxMessageLength),
       clientMsgId: clientMsgId.optional(),
     }),
@@ -80,6 +90,14 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
 }
 
 export type ChatSchemas = ReturnType<typeof createSchemas>;
+
+/** A user named by a service (HTTP path parameter), with the same rule as a token's `sub`. */
+export const userRef = z.object({ userId });
+
+/** Whether posted data asks for a system message; decides which schema validates it. */
+export function isSystemPost(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && (data as { system?: unknown }).system === true;
+}
 
 /**
  * Parses untrusted request data. Unknown keys are dropped (so client-set sender, seq, id or

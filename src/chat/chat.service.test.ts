@@ -2,7 +2,7 @@ import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Mock } from 'node:test';
 import { ChatError, StorageUnavailableError, type ErrorCode } from './chat.errors.js';
-import type { HistoryPage, Member, Message, Room, Visibility } from './chat.events.js';
+import { SYSTEM_SENDER_ID, type HistoryPage, type Member, type Message, type Room, type Visibility } from './chat.events.js';
 import type {
   AppendResult,
   ChatStore,
@@ -370,6 +370,22 @@ describe('ChatService.post (trusted service)', () => {
     assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null }, true]);
   });
 
+  it('stores `system: true` without senderId as a system message (senderId "system"), trusted and idempotent like any post', async () => {
+    const h = setup();
+    await h.service.post({ roomId: ROOM, system: true, body: 'maintenance at noon', clientMsgId: 'notice-1' });
+    assert.deepEqual(h.append.mock.calls[0]?.arguments, [
+      { roomId: ROOM, senderId: SYSTEM_SENDER_ID, body: 'maintenance at noon', clientMsgId: 'notice-1' },
+      true,
+    ]);
+    assert.equal(h.publish.mock.callCount(), 1);
+  });
+
+  it('treats `system: false` as an ordinary post', async () => {
+    const h = setup();
+    await h.service.post({ roomId: ROOM, system: false, senderId: SENDER, body: 'hi' });
+    assert.equal(h.append.mock.calls[0]?.arguments[0].senderId, SENDER);
+  });
+
   it('accepts a senderId of 1 and of 128 characters', async () => {
     const h = setup();
     for (const senderId of ['u', 'u'.repeat(128)]) {
@@ -391,6 +407,18 @@ describe('ChatService.post (trusted service)', () => {
     { name: 'a bad roomId', data: { roomId: 'a b', senderId: SENDER, body: 'hi' }, fields: ['roomId'] },
     { name: 'a bad clientMsgId', data: { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'a.b' }, fields: ['clientMsgId'] },
     { name: 'non-object data', data: 'hi', fields: [] },
+    {
+      name: 'system: true together with a senderId',
+      data: { roomId: ROOM, system: true, senderId: SENDER, body: 'hi' },
+      fields: ['senderId'],
+    },
+    { name: 'system: true with a null senderId', data: { roomId: ROOM, system: true, senderId: null, body: 'hi' }, fields: ['senderId'] },
+    {
+      name: 'a system flag that is not a boolean',
+      data: { roomId: ROOM, system: 'yes', senderId: SENDER, body: 'hi' },
+      fields: ['system'],
+    },
+    { name: 'a system message with a bad body', data: { roomId: ROOM, system: true, body: ' ' }, fields: ['body'] },
   ];
   for (const c of refused) {
     it(`refuses ${c.name} with VALIDATION_FAILED and stores nothing`, async () => {

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { ChatError } from './chat.errors.js';
-import { SERVER_EVENTS, type HistoryPage, type JoinResult, type Member, type Message, type Room } from './chat.events.js';
+import { SERVER_EVENTS, SYSTEM_SENDER_ID, type HistoryPage, type JoinResult, type Member, type Message, type Room } from './chat.events.js';
 import { ChatLimits, ChatStore, RoomBroadcaster, type RoomAccess, type RoomSubscriber } from './chat.ports.js';
-import { createSchemas, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
+import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
 
 /**
  * The chat domain. Every entry point (socket.io, raw WebSocket, HTTP) calls these methods with
@@ -57,9 +57,14 @@ export class ChatService {
     );
   }
 
-  /** A message posted by a trusted service on behalf of a user; `created` is false for a repeated clientMsgId. */
+  /**
+   * A message posted by a trusted service on behalf of a user, or a system message (`system: true`,
+   * no senderId, stored with SYSTEM_SENDER_ID); `created` is false for a repeated clientMsgId.
+   */
   async post(data: unknown): Promise<{ message: Message; created: boolean }> {
-    const input = parseInput(this.schemas.post, data);
+    const input = isSystemPost(data)
+      ? { ...parseInput(this.schemas.systemPost, data), senderId: SYSTEM_SENDER_ID }
+      : parseInput(this.schemas.post, data);
     return this.append({ roomId: input.roomId, senderId: input.senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, true);
   }
 

@@ -7,10 +7,13 @@ import {
   TypeOrmHealthIndicator,
   type HealthIndicatorFunction,
 } from '@nestjs/terminus';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { MigrationState } from '../persistence/migration-runner.js';
 import { RedisClients } from '../redis/redis-clients.js';
+import { LivenessModel } from './health.models.js';
 
+@ApiTags('health')
 @Controller('health')
 export class HealthController {
   constructor(
@@ -24,13 +27,17 @@ export class HealthController {
 
   /** The process serves HTTP; says nothing about its dependencies. */
   @Get('live')
+  @ApiOperation({ summary: 'Liveness: 200 while the process serves (no key)' })
+  @ApiOkResponse({ type: LivenessModel })
   live() {
     return { status: 'ok' };
   }
 
   /** Ready for traffic: not draining, Postgres answers, the schema is migrated, Redis (when configured) is connected. */
   @Get('ready')
+  // @HealthCheck() documents the 200 and 503 answers (terminus's report) in the OpenAPI document.
   @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: 200 when Postgres and (when configured) Redis answer and the instance is not draining (no key)' })
   async ready(@Res({ passthrough: true }) res: Response) {
     const checks: HealthIndicatorFunction[] = [
       () => this.flag('shutdown', !this.gate.draining, 'draining'),

@@ -3,11 +3,12 @@ import { ChatModule } from '../chat.module.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { MessagesController } from './messages.controller.js';
 import { RoomsController } from './rooms.controller.js';
+import { UsersController } from './users.controller.js';
 
 /** The HTTP API under /v1 for other backend services (X-API-Key). */
 @Module({
   imports: [ChatModule],
-  controllers: [RoomsController, MessagesController],
+  controllers: [RoomsController, MessagesController, UsersController],
   providers: [ApiKeyGuard],
 })
 export class HttpApiModule {}

@@ -1,16 +1,32 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Put, Res, UseGuards } from '@nestjs/common';
+import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ChatService } from '../chat/chat.service.js';
+import { API_KEY_SCHEME, ApiErrors, ApiPathParam, schemaRef } from './api-docs.decorators.js';
+import { MemberListModel, RoomModel } from './api-docs.models.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { asObject } from './request-body.js';
 
 /** Rooms and membership for backend services: one-line delegations to ChatService. */
+@ApiTags('rooms')
+@ApiSecurity(API_KEY_SCHEME)
+@ApiPathParam('roomId', 'RoomId')
 @Controller('v1/rooms/:roomId')
 @UseGuards(ApiKeyGuard)
 export class RoomsController {
   constructor(private readonly chat: ChatService) {}
 
   @Put()
+  @ApiOperation({
+    summary: 'Create or replace a room',
+    description:
+      'Replaces: an omitted title or metadata becomes null. Making a room private takes the live connections of ' +
+      'non-members out of it on every instance (each gets `room.removed`).',
+  })
+  @ApiBody({ schema: schemaRef('RoomSettings') })
+  @ApiCreatedResponse({ description: 'The room was created', type: RoomModel })
+  @ApiOkResponse({ description: 'The room existed and was replaced', type: RoomModel })
+  @ApiErrors(400, 401, 403, 413, 503)
   async upsert(@Param('roomId') roomId: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const { room, created } = await this.chat.upsertRoom({ ...asObject(body), roomId });
     res.status(created ? 201 : 200);
@@ -18,23 +34,40 @@ export class RoomsController {
   }
 
   @Get()
+  @ApiOperation({ summary: 'Read a room' })
+  @ApiOkResponse({ type: RoomModel })
+  @ApiErrors(400, 401, 404, 503)
   get(@Param('roomId') roomId: string) {
     return this.chat.getRoom({ roomId });
   }
 
   @Put('members/:userId')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Add a member (idempotent)' })
+  @ApiPathParam('userId', 'UserId')
+  @ApiNoContentResponse({ description: 'The user is a member' })
+  @ApiErrors(400, 401, 403, 404, 503)
   async addMember(@Param('roomId') roomId: string, @Param('userId') userId: string): Promise<void> {
     await this.chat.addMember({ roomId, userId });
   }
 
   @Delete('members/:userId')
   @HttpCode(204)
+  @ApiOperation({
+    summary: 'Remove a member (idempotent)',
+    description: "The user's live connections leave the room on every instance; each gets `room.removed`.",
+  })
+  @ApiPathParam('userId', 'UserId')
+  @ApiNoContentResponse({ description: 'The user is not a member' })
+  @ApiErrors(400, 401, 403, 404, 503)
   async removeMember(@Param('roomId') roomId: string, @Param('userId') userId: string): Promise<void> {
     await this.chat.removeMember({ roomId, userId });
   }
 
   @Get('members')
+  @ApiOperation({ summary: 'List the members' })
+  @ApiOkResponse({ type: MemberListModel })
+  @ApiErrors(400, 401, 404, 503)
   async members(@Param('roomId') roomId: string) {
     return { members: await this.chat.listMembers({ roomId }) };
   }

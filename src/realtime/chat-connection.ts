@@ -8,9 +8,11 @@ export type Transport = 'socket.io' | 'ws';
  * Why the server closes a connection, which decides how:
  * - restart: the instance shuts down; the client should reconnect (to another instance);
  * - expired: the token expired; the client must not reconnect with it;
- * - abuse: the client kept sending after being rate limited.
+ * - abuse: the client kept sending after being rate limited;
+ * - disconnected: a backend service disconnected the user (POST /v1/users/{userId}/disconnect);
+ *   the client must not reconnect by itself.
  */
-export type CloseReason = 'restart' | 'expired' | 'abuse';
+export type CloseReason = 'restart' | 'expired' | 'abuse' | 'disconnected';
 
 /** Sends the reply to one request: through its ack / id, or as an `error` push when it has none. */
 export type Responder = (reply: Reply) => void;

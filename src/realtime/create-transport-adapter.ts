@@ -12,6 +12,7 @@ import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
 import { RequestDispatcher } from './request-dispatcher.js';
 import { RoomFanout } from './room-fanout.js';
+import { UserDisconnector } from './user-disconnector.js';
 
 /** Builds the one WebSocket adapter from the app's providers and the configuration. */
 export function createTransportAdapter(app: INestApplication, config: AppConfig): DualTransportAdapter {
@@ -20,6 +21,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
   const connections = app.get(LocalConnections);
   const redis = app.get(RedisClients);
   const fanout = app.get(RoomFanout);
+  const disconnector = app.get(UserDisconnector);
   const origins = new OriginPolicy(config.allowedOrigins, config.env !== 'production');
   return new DualTransportAdapter(app, {
     wsPath: '/ws',
@@ -40,6 +42,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
       if (!redis) return;
       io.adapter(redis.socketIoAdapter());
       fanout.relayThrough(io);
+      disconnector.relayThrough(io);
     },
   });
 }

@@ -42,8 +42,8 @@ export class IoConnection extends ChatConnection {
 
   /**
    * restart closes the transport, not the socket.io session: the client sees "transport close" and
-   * reconnects. Otherwise a server-side disconnect ("io server disconnect"), after which
-   * socket.io-client does not reconnect by itself.
+   * reconnects. Otherwise (expired, abuse, disconnected) a server-side disconnect ("io server
+   * disconnect"), after which socket.io-client does not reconnect by itself.
    */
   close(reason: CloseReason): void {
     if (reason === 'restart') this.socket.conn.close();

@@ -5,11 +5,15 @@ import type { Reply } from '../chat/chat.events.js';
 import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
 import type { LocalConnections } from './local-connections.js';
 
-/** 1012 "service restart" makes clients reconnect; 4001 is the contract's code for an expired token. */
+/**
+ * 1012 "service restart" makes clients reconnect; 4001 is the contract's code for an expired token;
+ * 4003 tells a client that a backend service ended its session on purpose.
+ */
 const WS_CLOSE: Record<CloseReason, [number, string]> = {
   restart: [1012, 'service restart'],
   expired: [4001, 'token expired'],
   abuse: [1008, 'rate limit exceeded'],
+  disconnected: [4003, 'disconnected by the service'],
 };
 
 interface Frame {

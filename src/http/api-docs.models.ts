@@ -1,0 +1,95 @@
+/**
+ * Response shapes of the HTTP API, for the OpenAPI document only: nothing constructs these
+ * classes. Each `implements` the domain type it describes, so the compiler reports a property
+ * that the domain renamed or retyped. Request bodies are not here: they are derived from the zod
+ * schemas that validate them (see api-docs.ts).
+ */
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
+import { SYSTEM_SENDER_ID, type HistoryPage, type Member, type Message, type Room, type Visibility } from '../chat/chat.events.js';
+
+const ROOM_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+
+@ApiSchema({ name: 'Message', description: 'A stored message, as pushed in `message.new` and returned by history' })
+export class MessageModel implements Message {
+  @ApiProperty({ description: 'Stable id of the message' })
+  id!: string;
+  @ApiProperty({ pattern: ROOM_ID_PATTERN })
+  roomId!: string;
+  @ApiProperty({ type: 'integer', minimum: 1, description: 'Per room: starts at 1 and grows by exactly 1 for each stored message' })
+  seq!: number;
+  @ApiProperty({ minLength: 1, maxLength: 128, description: `The sender's user id; \`${SYSTEM_SENDER_ID}\` for system messages` })
+  senderId!: string;
+  @ApiProperty({ description: 'Exactly as sent' })
+  body!: string;
+  @ApiProperty({ type: String, nullable: true, pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'The idempotency key it was posted with' })
+  clientMsgId!: string | null;
+  @ApiProperty({ format: 'date-time', description: 'Commit time, ISO 8601 UTC' })
+  createdAt!: string;
+}
+
+@ApiSchema({ name: 'HistoryPage', description: 'Messages ascending by seq' })
+export class HistoryPageModel implements HistoryPage {
+  @ApiProperty({ type: [MessageModel] })
+  messages!: MessageModel[];
+  @ApiProperty({ description: 'Whether more messages follow in the paging direction (older without afterSeq, newer with it)' })
+  hasMore!: boolean;
+}
+
+@ApiSchema({ name: 'Room' })
+export class RoomModel implements Room {
+  @ApiProperty({ pattern: ROOM_ID_PATTERN })
+  roomId!: string;
+  @ApiProperty({ enum: ['public', 'private'], description: 'Private rooms admit members only' })
+  visibility!: Visibility;
+  @ApiProperty({ type: String, nullable: true, maxLength: 200 })
+  title!: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'A JSON object of at most 16 KiB' })
+  metadata!: Record<string, unknown> | null;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'seq of the newest message; 0 for a room without messages' })
+  lastSeq!: number;
+  @ApiProperty({ format: 'date-time' })
+  createdAt!: string;
+}
+
+@ApiSchema({ name: 'Member' })
+export class MemberModel implements Member {
+  @ApiProperty({ minLength: 1, maxLength: 128 })
+  userId!: string;
+  @ApiProperty({ type: 'integer', minimum: 0 })
+  lastReadSeq!: number;
+}
+
+@ApiSchema({ name: 'MemberList' })
+export class MemberListModel {
+  @ApiProperty({ type: [MemberModel] })
+  members!: MemberModel[];
+}
+
+@ApiSchema({ name: 'DisconnectAccepted' })
+export class DisconnectAcceptedModel {
+  @ApiProperty({ minLength: 1, maxLength: 128 })
+  userId!: string;
+}
+
+@ApiSchema({ name: 'Error' })
+export class ErrorModel implements ErrorBody {
+  @ApiProperty({ enum: ERROR_CODES, description: 'Stable, upper case' })
+  code!: ErrorCode;
+  @ApiProperty({ description: 'For people; may change' })
+  message!: string;
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: true,
+    description: 'VALIDATION_FAILED: `fields` lists the offending field names',
+  })
+  details?: Record<string, unknown>;
+}
+
+@ApiSchema({ name: 'ErrorResponse', description: 'Every HTTP error' })
+export class ErrorResponseModel {
+  @ApiProperty({ enum: [false] })
+  ok!: false;
+  @ApiProperty({ type: ErrorModel })
+  error!: ErrorModel;
+}

@@ -1,0 +1,646 @@
+/**
+ * The HTTP API end to end on two instances sharing Redis: every /v1 route with its keys (none,
+ * wrong, read-only) and its error answers, the OpenAPI document (/docs-json) against the routes
+ * the app really maps, Swagger UI (/docs), live delivery of posted and system messages to the
+ * other instance, and POST /v1/users/{userId}/disconnect on both instances and both transports.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { io, type Socket } from 'socket.io-client';
+import { connect, handshakeRefusal, KINDS, sleep, type IoTestClient, type TestClient, type WsTestClient } from './support/clients.js';
+import { startCluster, type Cluster } from './support/cluster.js';
+import type { Instance } from './support/instance.js';
+import { tokenFor } from './support/tokens.js';
+
+const API_KEY = 'http-api-e2e-key-0123456789abcdef';
+const READ_KEY = 'http-api-e2e-read-only-key-0123456789';
+/** Long enough for a push (or a reconnect) that was going to come to have come. */
+const SETTLE_MS = 400;
+const WAIT_MS = 5000;
+
+type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+interface HttpAnswer {
+  status: number;
+  body: any;
+  text: string;
+  contentType: string;
+}
+
+interface CallOptions {
+  body?: unknown;
+  /** Sent as it is, instead of JSON.stringify(body). */
+  raw?: string;
+  /** null: no X-API-Key. */
+  key?: string | null;
+  headers?: Record<string, string>;
+}
+
+/** One HTTP call, bounded by WAIT_MS. */
+async function call(
+  inst: Instance,
+  method: Method,
+  path: string,
+  { body, raw, key = API_KEY, headers = {} }: CallOptions = {},
+): Promise<HttpAnswer> {
+  const all: Record<string, string> = { ...headers };
+  if (key !== null) all['x-api-key'] = key;
+  const payload = raw ?? (body === undefined ? undefined : JSON.stringify(body));
+  if (payload !== undefined) all['content-type'] ??= 'application/json';
+  const res = await fetch(`${inst.url}${path}`, { method, headers: all, body: payload, signal: AbortSignal.timeout(WAIT_MS) });
+  const text = await res.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, text, contentType: res.headers.get('content-type') ?? '' };
+}
+
+function assertError(r: HttpAnswer, status: number, code: string, what: string, fields?: string[]): void {
+  assert.equal(r.status, status, `${what}: ${r.text.slice(0, 300)}`);
+  assert.equal(r.body?.ok, false, `${what}: error body`);
+  assert.equal(r.body?.error?.code, code, `${what}: ${r.text.slice(0, 300)}`);
+  assert.equal(typeof r.body?.error?.message, 'string', `${what}: message`);
+  assert.deepEqual(Object.keys(r.body).sort(), ['error', 'ok'], `${what}: nothing else in the body`);
+  if (fields) assert.deepEqual(r.body.error.details?.fields, fields, `${what}: details.fields`);
+}
+
+/** Rejects when `p` has not settled within `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** `{a":{"a":...}}` nested `depth` levels. */
+const nested = (depth: number) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+/** Every /v1 route of the API, as the OpenAPI document must list them. */
+const V1_ROUTES = [
+  'PUT /v1/rooms/{roomId}',
+  'GET /v1/rooms/{roomId}',
+  'PUT /v1/rooms/{roomId}/members/{userId}',
+  'DELETE /v1/rooms/{roomId}/members/{userId}',
+  'GET /v1/rooms/{roomId}/members',
+  'POST /v1/rooms/{roomId}/messages',
+  'GET /v1/rooms/{roomId}/messages',
+  'POST /v1/users/{userId}/disconnect',
+];
+
+describe('HTTP API', () => {
+  let cluster: Cluster;
+  let A: Instance;
+  let B: Instance;
+
+  before(async () => {
+    // LOG_LEVEL info: Nest logs each route it maps, which the OpenAPI test compares with the document.
+    cluster = await startCluster(2, { API_KEYS: `${API_KEY},${READ_KEY}:read`, LOG_LEVEL: 'info' });
+    [A, B] = cluster.instances;
+  });
+  after(() => cluster.stop());
+
+  const count = async (sql: string, params: unknown[] = []) => Number((await cluster.db.query<{ n: string }>(sql, params))[0].n);
+  const storedIn = (roomId: string) => count('SELECT count(*) AS n FROM messages WHERE room_id = $1', [roomId]);
+
+  async function createRoom(roomId: string, visibility: 'public' | 'private', members: string[] = []): Promise<any> {
+    const r = await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility, title: `room ${roomId}` } });
+    assert.equal(r.status, 201, r.text);
+    for (const m of members) assert.equal((await call(A, 'PUT', `/v1/rooms/${roomId}/members/${m}`)).status, 204);
+    return r.body;
+  }
+
+  async function post(inst: Instance, roomId: string, body: object, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+    return call(inst, 'POST', `/v1/rooms/${roomId}/messages`, { body, headers });
+  }
+
+  describe('keys', () => {
+    it('every /v1 route: 401 without X-API-Key or with a wrong one; a read-only key may GET and gets 403 FORBIDDEN on writes, which change nothing', async () => {
+      const roomId = 'keys-room';
+      await createRoom(roomId, 'private', ['keys-member']);
+      const first = await post(A, roomId, { senderId: 'keys-member', body: 'before the refusals' });
+      assert.equal(first.status, 201, first.text);
+      // A live connection of the user the refused disconnect names: it must stay open.
+      const watched = cluster.track(await connect('ws', B.url, await tokenFor('keys-member')));
+
+      const routes: { route: string; path: string; body?: unknown; readOk?: (r: HttpAnswer) => void }[] = [
+        { route: 'PUT /v1/rooms/{roomId}', path: `/v1/rooms/${roomId}`, body: { visibility: 'public' } },
+        {
+          route: 'GET /v1/rooms/{roomId}',
+          path: `/v1/rooms/${roomId}`,
+          readOk: (r) => assert.deepEqual([r.status, r.body.roomId, r.body.visibility], [200, roomId, 'private']),
+        },
+        { route: 'PUT /v1/rooms/{roomId}/members/{userId}', path: `/v1/rooms/${roomId}/members/keys-intruder` },
+        { route: 'DELETE /v1/rooms/{roomId}/members/{userId}', path: `/v1/rooms/${roomId}/members/keys-member` },
+        {
+          route: 'GET /v1/rooms/{roomId}/members',
+          path: `/v1/rooms/${roomId}/members`,
+          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { members: [{ userId: 'keys-member', lastReadSeq: 0 }] }]),
+        },
+        {
+          route: 'POST /v1/rooms/{roomId}/messages',
+          path: `/v1/rooms/${roomId}/messages`,
+          body: { senderId: 'keys-member', body: 'refused' },
+        },
+        {
+          route: 'GET /v1/rooms/{roomId}/messages',
+          path: `/v1/rooms/${roomId}/messages`,
+          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { messages: [first.body], hasMore: false }]),
+        },
+        { route: 'POST /v1/users/{userId}/disconnect', path: '/v1/users/keys-member/disconnect' },
+      ];
+      assert.deepEqual(
+        routes.map((r) => r.route),
+        V1_ROUTES,
+        'every route is tried',
+      );
+
+      for (const { route, path, body, readOk } of routes) {
+        const method = route.split(' ')[0] as Method;
+        for (const key of [null, '', 'wrong-key-0123456789abcdef', `${API_KEY}x`, API_KEY.slice(0, -1), `${READ_KEY}:read`]) {
+          assertError(await call(B, method, path, { body, key }), 401, 'UNAUTHORIZED', `${route} with key ${JSON.stringify(key)}`);
+        }
+        const readOnly = await call(A, method, path, { body, key: READ_KEY });
+        if (readOk) readOk(readOnly);
+        else assertError(readOnly, 403, 'FORBIDDEN', `${route} with the read-only key`);
+      }
+
+      const room = await call(B, 'GET', `/v1/rooms/${roomId}`);
+      assert.equal(room.body.visibility, 'private', 'the refused PUT changed nothing');
+      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [{ userId: 'keys-member', lastReadSeq: 0 }]);
+      assert.equal(await storedIn(roomId), 1, 'the refused POSTs stored nothing');
+      await sleep(SETTLE_MS);
+      assert.equal(watched.isOpen, true, 'the refused disconnect closed nothing');
+    });
+  });
+
+  describe('rooms and members', () => {
+    it('PUT /v1/rooms/{roomId}: 201 then 200; 400 VALIDATION_FAILED for bad fields, a bad roomId or hostile nesting; 400 BAD_REQUEST for broken JSON; 413 for an oversized body', async () => {
+      const roomId = 'put-room';
+      const created = await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public', title: 'T', metadata: { a: 1 } } });
+      assert.equal(created.status, 201, created.text);
+      assert.deepEqual(Object.keys(created.body).sort(), ['createdAt', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
+      const replaced = await call(B, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public' } });
+      assert.equal(replaced.status, 200, replaced.text);
+      assert.deepEqual([replaced.body.title, replaced.body.metadata], [null, null]);
+
+      assertError(await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'hidden' } }), 400, 'VALIDATION_FAILED', 'visibility', [
+        'visibility',
+      ]);
+      assertError(await call(A, 'PUT', '/v1/rooms/-bad-start', { body: { visibility: 'public' } }), 400, 'VALIDATION_FAILED', 'roomId', [
+        'roomId',
+      ]);
+      assertError(
+        await call(A, 'PUT', `/v1/rooms/${'r'.repeat(129)}`, { body: { visibility: 'public' } }),
+        400,
+        'VALIDATION_FAILED',
+        'long roomId',
+        ['roomId'],
+      );
+      assertError(
+        await call(A, 'PUT', `/v1/rooms/${roomId}`, { raw: `{"visibility":"private","metadata":${nested(40)}}` }),
+        400,
+        'VALIDATION_FAILED',
+        'nesting',
+        ['metadata'],
+      );
+      assertError(await call(A, 'PUT', `/v1/rooms/${roomId}`, { raw: '{"visibility":' }), 400, 'BAD_REQUEST', 'broken JSON');
+      assertError(
+        await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'private', title: 'x'.repeat(70 * 1024) } }),
+        413,
+        'PAYLOAD_TOO_LARGE',
+        'oversized',
+      );
+      const after = await call(A, 'GET', `/v1/rooms/${roomId}`);
+      assert.deepEqual(after.body, replaced.body, 'no refused PUT changed the room');
+      assert.equal((await call(A, 'GET', '/v1/rooms/-bad-start')).status, 400);
+    });
+
+    it('GET /v1/rooms/{roomId}: 200 Room; 404 NOT_FOUND for a room that does not exist; 400 for a bad roomId', async () => {
+      const room = await createRoom('get-room', 'private');
+      const read = await call(B, 'GET', '/v1/rooms/get-room');
+      assert.equal(read.status, 200);
+      assert.deepEqual(read.body, room);
+      assertError(await call(B, 'GET', '/v1/rooms/no-such-room'), 404, 'NOT_FOUND', 'missing room');
+      assertError(await call(B, 'GET', '/v1/rooms/bad%20room'), 400, 'VALIDATION_FAILED', 'bad roomId', ['roomId']);
+    });
+
+    it('members: PUT and DELETE 204 (idempotent), GET 200 { members }; 404 NOT_FOUND on a missing room; 400 for a bad userId', async () => {
+      const roomId = 'members-room';
+      await createRoom(roomId, 'private');
+      for (let i = 0; i < 2; i++) {
+        const added = await call(i ? B : A, 'PUT', `/v1/rooms/${roomId}/members/mia`);
+        assert.deepEqual([added.status, added.text], [204, ''], 'PUT member');
+      }
+      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body, { members: [{ userId: 'mia', lastReadSeq: 0 }] });
+      for (let i = 0; i < 2; i++) {
+        const removed = await call(i ? A : B, 'DELETE', `/v1/rooms/${roomId}/members/mia`);
+        assert.deepEqual([removed.status, removed.text], [204, ''], 'DELETE member');
+      }
+      const listed = await call(A, 'GET', `/v1/rooms/${roomId}/members`);
+      assert.deepEqual([listed.status, listed.body], [200, { members: [] }]);
+
+      for (const [method, path] of [
+        ['PUT', '/v1/rooms/members-missing/members/mia'],
+        ['DELETE', '/v1/rooms/members-missing/members/mia'],
+        ['GET', '/v1/rooms/members-missing/members'],
+      ] as const) {
+        assertError(await call(A, method, path), 404, 'NOT_FOUND', `${method} ${path}`);
+      }
+      const longUser = 'u'.repeat(129);
+      for (const method of ['PUT', 'DELETE'] as const) {
+        assertError(await call(A, method, `/v1/rooms/${roomId}/members/${longUser}`), 400, 'VALIDATION_FAILED', `${method} long userId`, [
+          'userId',
+        ]);
+      }
+      assertError(await call(A, 'GET', '/v1/rooms/bad%20room/members'), 400, 'VALIDATION_FAILED', 'GET members, bad roomId', ['roomId']);
+      assert.equal((await call(A, 'GET', '/v1/rooms/members-missing')).status, 404, 'member routes created no room');
+    });
+  });
+
+  describe('messages', () => {
+    it('POST /v1/rooms/{roomId}/messages: 201 Message, 200 with the stored one for a repeated clientMsgId or Idempotency-Key; 400 and 413 otherwise', async () => {
+      const roomId = 'post-room';
+      const made = await post(A, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
+      assert.equal(made.status, 201, made.text);
+      assert.deepEqual(Object.keys(made.body).sort(), ['body', 'clientMsgId', 'createdAt', 'id', 'roomId', 'senderId', 'seq']);
+      assert.deepEqual([made.body.roomId, made.body.seq, made.body.senderId, made.body.clientMsgId], [roomId, 1, 'svc-user', 'post-1']);
+      const again = await post(B, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
+      assert.deepEqual([again.status, again.body], [200, made.body]);
+
+      const keyed = await post(A, roomId, { senderId: 'svc-user', body: 'keyed' }, { 'Idempotency-Key': 'idem-1' });
+      assert.equal(keyed.status, 201, keyed.text);
+      assert.equal(keyed.body.clientMsgId, 'idem-1', 'the Idempotency-Key is the clientMsgId');
+      const keyedAgain = await post(B, roomId, { senderId: 'svc-user', body: 'keyed' }, { 'Idempotency-Key': 'idem-1' });
+      assert.deepEqual([keyedAgain.status, keyedAgain.body], [200, keyed.body]);
+      const bodyWins = await post(
+        A,
+        roomId,
+        { senderId: 'svc-user', body: 'both', clientMsgId: 'from-body' },
+        { 'Idempotency-Key': 'idem-1' },
+      );
+      assert.deepEqual([bodyWins.status, bodyWins.body.clientMsgId], [201, 'from-body'], 'a clientMsgId in the body wins over the header');
+      assert.equal(await storedIn(roomId), 3);
+
+      const refusals: [string, HttpAnswer, string, string[] | undefined][] = [
+        ['missing senderId', await post(A, roomId, { body: 'x' }), 'VALIDATION_FAILED', ['senderId']],
+        ['empty body', await post(A, roomId, { senderId: 'u', body: '   ' }), 'VALIDATION_FAILED', ['body']],
+        ['bad clientMsgId', await post(A, roomId, { senderId: 'u', body: 'x', clientMsgId: 'a b' }), 'VALIDATION_FAILED', ['clientMsgId']],
+        [
+          'bad Idempotency-Key',
+          await post(A, roomId, { senderId: 'u', body: 'x' }, { 'Idempotency-Key': 'k'.repeat(65) }),
+          'VALIDATION_FAILED',
+          ['clientMsgId'],
+        ],
+        ['array body', await call(A, 'POST', `/v1/rooms/${roomId}/messages`, { body: [1] }), 'VALIDATION_FAILED', []],
+        ['bad roomId', await post(A, 'bad%20room', { senderId: 'u', body: 'x' }), 'VALIDATION_FAILED', ['roomId']],
+        [
+          'nesting',
+          await call(A, 'POST', `/v1/rooms/${roomId}/messages`, { raw: `{"senderId":"u","body":"x","x":${nested(40)}}` }),
+          'VALIDATION_FAILED',
+          ['x'],
+        ],
+        ['broken JSON', await call(A, 'POST', `/v1/rooms/${roomId}/messages`, { raw: '{"senderId":' }), 'BAD_REQUEST', undefined],
+      ];
+      for (const [what, r, code, fields] of refusals) assertError(r, 400, code, what, fields);
+      assertError(await post(A, roomId, { senderId: 'u', body: 'x'.repeat(70 * 1024) }), 413, 'PAYLOAD_TOO_LARGE', 'oversized');
+      assert.equal(await storedIn(roomId), 3, 'no refused post was stored');
+    });
+
+    it('GET /v1/rooms/{roomId}/messages pages by beforeSeq, afterSeq and limit; 400 VALIDATION_FAILED for bad or combined cursors', async () => {
+      const roomId = 'history-room';
+      const posted: any[] = [];
+      for (let i = 1; i <= 5; i++) posted.push((await post(i % 2 ? A : B, roomId, { senderId: 'h', body: `m${i}` })).body);
+      const seqs = (r: HttpAnswer) => r.body.messages.map((m: any) => m.seq);
+      const get = (query: string) => call(B, 'GET', `/v1/rooms/${roomId}/messages${query}`);
+
+      const all = await get('');
+      assert.deepEqual([all.status, all.body], [200, { messages: posted, hasMore: false }]);
+      const newest = await get('?limit=2');
+      assert.deepEqual([seqs(newest), newest.body.hasMore], [[4, 5], true]);
+      const before = await get('?beforeSeq=4&limit=2');
+      assert.deepEqual([seqs(before), before.body.hasMore], [[2, 3], true]);
+      const afterSeq = await get('?afterSeq=3&limit=5');
+      assert.deepEqual([seqs(afterSeq), afterSeq.body.hasMore], [[4, 5], false]);
+      assert.deepEqual((await call(A, 'GET', '/v1/rooms/never-used/messages')).body, { messages: [], hasMore: false });
+
+      for (const [query, fields] of [
+        ['?beforeSeq=3&afterSeq=1', ['beforeSeq']],
+        ['?limit=0', ['limit']],
+        ['?limit=101', ['limit']],
+        ['?limit=ten', ['limit']],
+        ['?beforeSeq=-1', ['beforeSeq']],
+        ['?afterSeq=1.5', ['afterSeq']],
+      ] as const) {
+        assertError(await get(query), 400, 'VALIDATION_FAILED', query, [...fields]);
+      }
+      assertError(await call(A, 'GET', '/v1/rooms/bad%20room/messages'), 400, 'VALIDATION_FAILED', 'bad roomId', ['roomId']);
+    });
+
+    it('a message posted over HTTP on one instance reaches a ws and a socket.io client on the other exactly once', async () => {
+      const roomId = 'http-live';
+      const watchers = [
+        cluster.track(await connect('ws', B.url, await tokenFor('live-ws'))),
+        cluster.track(await connect('io', B.url, await tokenFor('live-io'))),
+      ];
+      for (const w of watchers) await w.ok('room.join', { roomId });
+      const posted = await post(A, roomId, { senderId: 'live-svc', body: 'over HTTP, to B' });
+      assert.equal(posted.status, 201, posted.text);
+      for (const w of watchers) assert.deepEqual(await w.waitFor('message.new', (m) => m.id === posted.body.id), posted.body, w.kind);
+
+      // A repeat is answered 200 and not delivered again.
+      const repeat = await post(A, roomId, { senderId: 'live-svc', body: 'twice' }, { 'Idempotency-Key': 'live-1' });
+      assert.equal((await post(B, roomId, { senderId: 'live-svc', body: 'twice' }, { 'Idempotency-Key': 'live-1' })).status, 200);
+      for (const w of watchers) await w.waitFor('message.new', (m) => m.id === repeat.body.id);
+      await sleep(SETTLE_MS);
+      for (const w of watchers) {
+        assert.deepEqual(
+          w.messagesIn(roomId).map((m) => m.id),
+          [posted.body.id, repeat.body.id],
+          `${w.kind}: each message exactly once`,
+        );
+      }
+    });
+  });
+
+  describe('system messages', () => {
+    it('{ body, system: true } posts a system message (senderId "system"), delivered live on both instances and idempotent; with a senderId it is VALIDATION_FAILED', async () => {
+      const roomId = 'system-room';
+      await createRoom(roomId, 'private', ['sys-member']);
+      const watchers = [
+        cluster.track(await connect('ws', A.url, await tokenFor('sys-member'))),
+        cluster.track(await connect('io', B.url, await tokenFor('sys-member'))),
+      ];
+      for (const w of watchers) await w.ok('room.join', { roomId });
+
+      const made = await post(A, roomId, { body: 'Maintenance at noon', system: true }, { 'Idempotency-Key': 'notice-1' });
+      assert.equal(made.status, 201, made.text);
+      assert.deepEqual(
+        { ...made.body, id: 'x', createdAt: 'x' },
+        { id: 'x', roomId, seq: 1, senderId: 'system', body: 'Maintenance at noon', clientMsgId: 'notice-1', createdAt: 'x' },
+      );
+      for (const w of watchers) assert.deepEqual(await w.waitFor('message.new', (m) => m.id === made.body.id), made.body, w.kind);
+
+      const again = await post(B, roomId, { body: 'Maintenance at noon', system: true, clientMsgId: 'notice-1' });
+      assert.deepEqual([again.status, again.body], [200, made.body], 'a repeated clientMsgId returns the stored system message');
+      const plain = await post(B, roomId, { body: 'no key', system: true });
+      assert.deepEqual([plain.status, plain.body.senderId, plain.body.clientMsgId], [201, 'system', null]);
+
+      assertError(
+        await post(A, roomId, { body: 'x', system: true, senderId: 'someone' }),
+        400,
+        'VALIDATION_FAILED',
+        'system with senderId',
+        ['senderId'],
+      );
+      assertError(
+        await post(A, roomId, { body: 'x', system: 'yes', senderId: 'someone' }),
+        400,
+        'VALIDATION_FAILED',
+        'system not a boolean',
+        ['system'],
+      );
+      assertError(await post(A, roomId, { body: '', system: true }), 400, 'VALIDATION_FAILED', 'system with an empty body', ['body']);
+
+      await sleep(SETTLE_MS);
+      for (const w of watchers) {
+        assert.deepEqual(
+          w.messagesIn(roomId).map((m) => m.seq),
+          [1, 2],
+          `${w.kind}: each system message once`,
+        );
+      }
+      const history = await call(A, 'GET', `/v1/rooms/${roomId}/messages`);
+      assert.deepEqual(
+        history.body.messages.map((m: any) => m.senderId),
+        ['system', 'system'],
+      );
+      assert.deepEqual((await call(A, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [{ userId: 'sys-member', lastReadSeq: 0 }]);
+    });
+
+    it('a token whose sub is "system" is refused at the handshake with UNAUTHORIZED on every transport', async () => {
+      const token = await tokenFor('system');
+      for (const kind of KINDS) {
+        const expected = kind === 'ws' ? 'HTTP 401' : 'UNAUTHORIZED';
+        assert.equal(await handshakeRefusal(kind, A.url, token), expected, kind);
+      }
+      assert.equal(await handshakeRefusal('ws', B.url, token, { queryToken: true }), 'HTTP 401', 'ws, token in the query');
+      // Only that exact id is reserved.
+      const lookalike = cluster.track(await connect('ws', A.url, await tokenFor('system2')));
+      assert.equal(lookalike.session?.userId, 'system2');
+    });
+  });
+
+  describe('POST /v1/users/{userId}/disconnect', () => {
+    /** A socket.io client that would reconnect by itself if allowed to. */
+    function reconnectingSocket(url: string, token: string): Socket {
+      return io(url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100, auth: { token } });
+    }
+
+    it("closes all of a user's socket.io and ws connections on both instances (io server disconnect; ws 4003) and leaves other users connected", async () => {
+      const roomId = 'disconnect-room';
+      const doomedToken = await tokenFor('dc-doomed');
+      const doomed: TestClient[] = [];
+      const others: TestClient[] = [];
+      for (const inst of [A, B]) {
+        for (const kind of KINDS) {
+          doomed.push(cluster.track(await connect(kind, inst.url, doomedToken)));
+          others.push(cluster.track(await connect(kind, inst.url, await tokenFor('dc-bystander'))));
+        }
+      }
+      for (const c of [...doomed, ...others]) await c.ok('room.join', { roomId });
+      const reconnecting = [A, B].map((inst) => reconnectingSocket(inst.url, doomedToken));
+      try {
+        let connects = 0;
+        await Promise.all(
+          reconnecting.map((s) =>
+            within(
+              new Promise<void>((resolve) =>
+                s.on('connect', () => {
+                  connects++;
+                  resolve();
+                }),
+              ),
+              WAIT_MS,
+              'reconnecting socket connects',
+            ),
+          ),
+        );
+        const reconnectingEnded = reconnecting.map((s) => new Promise<string>((resolve) => s.once('disconnect', resolve)));
+        const endings = doomed.map((c) =>
+          c.kind === 'ws'
+            ? (c as WsTestClient).closed.then(({ code, reason }) => `${code} ${reason}`)
+            : new Promise<string>((resolve) => (c as IoTestClient).socket.once('disconnect', resolve)),
+        );
+
+        const r = await call(A, 'POST', '/v1/users/dc-doomed/disconnect');
+        assert.deepEqual([r.status, r.body], [202, { userId: 'dc-doomed' }]);
+
+        const how = await within(Promise.all(endings), WAIT_MS, 'every connection of the user closes');
+        assert.deepEqual(
+          how,
+          doomed.map((c) => (c.kind === 'ws' ? '4003 disconnected by the service' : 'io server disconnect')),
+        );
+        assert.deepEqual(await within(Promise.all(reconnectingEnded), WAIT_MS, 'reconnecting sockets'), [
+          'io server disconnect',
+          'io server disconnect',
+        ]);
+        await sleep(SETTLE_MS); // a reconnection attempt (50-100 ms) would have happened by now
+        assert.deepEqual(
+          reconnecting.map((s) => [s.connected, s.active]),
+          [
+            [false, false],
+            [false, false],
+          ],
+          'socket.io-client does not reconnect by itself',
+        );
+        assert.equal(connects, 2);
+
+        for (const c of others) assert.equal(c.isOpen, true, `${c.kind}: another user stays connected`);
+        const after = await post(B, roomId, { senderId: 'svc', body: 'still here?' });
+        await Promise.all(others.map((c) => c.waitFor('message.new', (m) => m.id === after.body.id)));
+        for (const c of doomed) assert.equal(c.isOpen, false, c.kind);
+
+        // Not a ban: the user may connect again with a valid token.
+        const back = cluster.track(await connect('ws', B.url, doomedToken));
+        assert.equal(back.session?.userId, 'dc-doomed');
+        // A user without connections is accepted the same way.
+        assert.deepEqual((await call(B, 'POST', '/v1/users/nobody-here/disconnect')).body, { userId: 'nobody-here' });
+      } finally {
+        for (const s of reconnecting) s.close();
+      }
+    });
+
+    it('answers 400 VALIDATION_FAILED for a userId over 128 characters', async () => {
+      assertError(await call(A, 'POST', `/v1/users/${'u'.repeat(129)}/disconnect`), 400, 'VALIDATION_FAILED', 'long userId', ['userId']);
+      assert.equal((await call(A, 'POST', `/v1/users/${'u'.repeat(128)}/disconnect`)).status, 202);
+    });
+  });
+
+  describe('OpenAPI', () => {
+    /** The routes Nest mapped, from its "Mapped {/path, METHOD} route" log lines, in OpenAPI's path syntax. */
+    function mappedRoutes(inst: Instance): string[] {
+      const routes = new Set<string>();
+      for (const m of inst.output().matchAll(/Mapped \{([^,}]+), (\w+)\} route/g)) {
+        routes.add(`${m[2]} ${m[1].replace(/:(\w+)/g, '{$1}')}`);
+      }
+      return [...routes].sort();
+    }
+
+    it('/docs-json (no key) is a valid OpenAPI 3 document listing exactly the routes the app maps', async () => {
+      const r = await call(A, 'GET', '/docs-json', { key: null });
+      assert.equal(r.status, 200);
+      assert.match(r.contentType, /application\/json/);
+      const doc = r.body;
+      assert.match(doc.openapi, /^3\.\d+\.\d+$/);
+      await SwaggerParser.validate(structuredClone(doc));
+
+      const documented = Object.entries(doc.paths as Record<string, object>)
+        .flatMap(([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`))
+        .sort();
+      const mapped = mappedRoutes(A);
+      assert.ok(mapped.length >= V1_ROUTES.length + 3, `found the mapped routes in the log: ${mapped.join(', ')}`);
+      assert.deepEqual(documented, mapped);
+      for (const route of [...V1_ROUTES, 'GET /health/live', 'GET /health/ready']) assert.ok(documented.includes(route), route);
+    });
+
+    it('documents the X-API-Key scheme on every /v1 route, the error body and statuses, the schemas and the Idempotency-Key header', async () => {
+      const doc = (await call(B, 'GET', '/docs-json', { key: null })).body;
+      const schemes = doc.components.securitySchemes;
+      const [schemeName] = Object.keys(schemes);
+      assert.deepEqual(schemes[schemeName], { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'One of API_KEYS' });
+      const op = (route: string) => {
+        const [method, path] = route.split(' ');
+        return doc.paths[path][method.toLowerCase()];
+      };
+      const statuses: Record<string, string[]> = {
+        'PUT /v1/rooms/{roomId}': ['200', '201', '400', '401', '403', '413', '503'],
+        'GET /v1/rooms/{roomId}': ['200', '400', '401', '404', '503'],
+        'PUT /v1/rooms/{roomId}/members/{userId}': ['204', '400', '401', '403', '404', '503'],
+        'DELETE /v1/rooms/{roomId}/members/{userId}': ['204', '400', '401', '403', '404', '503'],
+        'GET /v1/rooms/{roomId}/members': ['200', '400', '401', '404', '503'],
+        'POST /v1/rooms/{roomId}/messages': ['200', '201', '400', '401', '403', '413', '503'],
+        'GET /v1/rooms/{roomId}/messages': ['200', '400', '401', '503'],
+        'POST /v1/users/{userId}/disconnect': ['202', '400', '401', '403'],
+      };
+      assert.deepEqual(Object.keys(statuses), V1_ROUTES);
+      const errorRef = '#/components/schemas/ErrorResponse';
+      for (const route of V1_ROUTES) {
+        const o = op(route);
+        assert.deepEqual(o.security, [{ [schemeName]: [] }], `${route}: security`);
+        assert.deepEqual(Object.keys(o.responses).sort(), statuses[route], `${route}: statuses`);
+        for (const [status, res] of Object.entries<any>(o.responses)) {
+          if (Number(status) >= 400) assert.equal(res.content['application/json'].schema.$ref, errorRef, `${route} ${status}`);
+        }
+        for (const name of route.match(/\{(\w+)\}/g)!.map((p) => p.slice(1, -1))) {
+          const param = o.parameters.find((p: any) => p.in === 'path' && p.name === name);
+          assert.ok(param?.schema, `${route}: path parameter ${name}`);
+        }
+      }
+      for (const route of ['GET /health/live', 'GET /health/ready']) assert.equal(op(route).security, undefined, `${route} needs no key`);
+      assert.deepEqual(Object.keys(op('GET /health/ready').responses).sort(), ['200', '503']);
+
+      const post = op('POST /v1/rooms/{roomId}/messages');
+      const idem = post.parameters.find((p: any) => p.in === 'header' && p.name === 'Idempotency-Key');
+      assert.equal(idem?.required, false, 'Idempotency-Key header documented, optional');
+      assert.deepEqual(
+        op('GET /v1/rooms/{roomId}/messages')
+          .parameters.filter((p: any) => p.in === 'query')
+          .map((p: any) => [p.name, p.required])
+          .sort(),
+        [
+          ['afterSeq', false],
+          ['beforeSeq', false],
+          ['limit', false],
+        ],
+      );
+
+      // The schemas say what the responses really carry.
+      const schemas = doc.components.schemas;
+      const props = (name: string) => Object.keys(schemas[name].properties).sort();
+      assert.deepEqual(props('ErrorResponse'), ['error', 'ok']);
+      assert.deepEqual(props('Error'), ['code', 'details', 'message']);
+      assert.deepEqual(schemas.Error.required.sort(), ['code', 'message']);
+      assert.ok(schemas.Error.properties.code.enum.includes('VALIDATION_FAILED'));
+      const message = (await postForSchema(B, { senderId: 'doc-user', body: 'for the schema check' })).body;
+      assert.deepEqual(props('Message'), Object.keys(message).sort());
+      assert.deepEqual(schemas.Message.required.sort(), Object.keys(message).sort());
+      const room = (await call(B, 'GET', '/v1/rooms/doc-room')).body;
+      assert.deepEqual(props('Room'), Object.keys(room).sort());
+      assert.deepEqual(props('HistoryPage'), ['hasMore', 'messages']);
+      assert.deepEqual(props('MemberList'), ['members']);
+      assert.deepEqual(props('Member'), ['lastReadSeq', 'userId']);
+      assert.deepEqual(props('DisconnectAccepted'), ['userId']);
+      // Request bodies come from the zod schemas that validate them.
+      assert.deepEqual(props('RoomSettings'), ['metadata', 'title', 'visibility']);
+      assert.deepEqual(schemas.RoomSettings.required, ['visibility']);
+      assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'senderId', 'system']);
+      assert.deepEqual(schemas.PostUserMessage.required.sort(), ['body', 'senderId']);
+      assert.deepEqual(schemas.PostSystemMessage.required.sort(), ['body', 'system']);
+      assert.equal(schemas.RoomId.pattern, '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
+      assert.deepEqual([schemas.PageLimit.minimum, schemas.PageLimit.maximum, schemas.PageLimit.default], [1, 100, 50]);
+      assert.deepEqual(post.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/PostMessage' });
+    });
+
+    async function postForSchema(inst: Instance, body: object): Promise<HttpAnswer> {
+      await call(inst, 'PUT', '/v1/rooms/doc-room', { body: { visibility: 'public' } });
+      return call(inst, 'POST', '/v1/rooms/doc-room/messages', { body });
+    }
+
+    it('/docs serves Swagger UI (no key) whose scripts and styles load', async () => {
+      const page = await call(A, 'GET', '/docs', { key: null });
+      assert.equal(page.status, 200);
+      assert.match(page.contentType, /text\/html/);
+      assert.match(page.text, /swagger-ui/i);
+      const assets = [...page.text.matchAll(/(?:src|href)="([^"]+\.(?:js|css))"/g)].map((m) => m[1]);
+      assert.ok(assets.length >= 2, `assets referenced: ${assets.join(', ')}`);
+      for (const asset of assets) {
+        const res = await fetch(new URL(asset, `${A.url}/docs`), { signal: AbortSignal.timeout(WAIT_MS) });
+        assert.equal(res.status, 200, asset);
+        await res.arrayBuffer();
+      }
+    });
+  });
+});
