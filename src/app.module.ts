@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ChatModule } from './chat.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
+import { EventsModule } from './events/events.module.js';
 import { HealthModule } from './health/health.module.js';
 import { HttpApiModule } from './http/http.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
@@ -26,6 +27,7 @@ export class AppModule {
           timeoutMs: config.db.timeoutMs,
         }),
         ChatModule,
+        EventsModule,
         HttpApiModule,
         HealthModule,
       ],

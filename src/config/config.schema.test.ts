@@ -500,6 +500,36 @@ describe('rate limits and connection caps', () => {
   }
 });
 
+describe('WEBHOOK_*', () => {
+  const URLS = 'https://hooks.example.com/chat, http://127.0.0.1:9000/in';
+  const WEBHOOK_SECRET = 'webhook-secret-0123456789';
+
+  it('reads the URLs, the secret and the retry settings, with defaults', () => {
+    assert.deepEqual(loadConfig({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET }).webhooks, {
+      urls: ['https://hooks.example.com/chat', 'http://127.0.0.1:9000/in'],
+      secret: WEBHOOK_SECRET,
+      maxAttempts: 8,
+      timeoutMs: 5000,
+      retryBaseMs: 5000,
+    });
+    const tuned = loadConfig({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, WEBHOOK_MAX_ATTEMPTS: '3', WEBHOOK_RETRY_BASE_MS: '10' }).webhooks;
+    assert.equal(tuned?.maxAttempts, 3);
+    assert.equal(tuned?.retryBaseMs, 10);
+  });
+
+  it('refuses URLs without a secret, naming WEBHOOK_SECRET', () => {
+    assert.deepEqual(namedVariables(configError({ WEBHOOK_URLS: URLS })), ['WEBHOOK_SECRET']);
+  });
+
+  for (const value of ['9', '3600001', 'soon', '1.5']) {
+    it(`refuses WEBHOOK_RETRY_BASE_MS=${value}, naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, WEBHOOK_RETRY_BASE_MS: value })), [
+        'WEBHOOK_RETRY_BASE_MS',
+      ]);
+    });
+  }
+});
+
 describe('several bad variables', () => {
   it('reports every bad variable in one ConfigError', () => {
     const err = configError({
