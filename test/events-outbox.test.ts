@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { after, before, describe, it } from 'node:test';
 import { connect, sleep, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
+import { createTestDatabase, setDatabaseReachable, type TestDatabase } from './support/database.js';
 import { EventsStreamReader, firstAppearances, relayLeader, relays, uniqueStreamName, type StreamEvent } from './support/events-stream.js';
-import { UNLIMITED_RATES, type Instance } from './support/instance.js';
+import { startInstance, UNLIMITED_RATES, type Instance } from './support/instance.js';
+import { PrivateRedis } from './support/private-infra.js';
 import { ReliableClient } from './support/reliable-client.js';
 import { tokenFor } from './support/tokens.js';
 
@@ -203,5 +206,85 @@ describe('events out: outbox relayed to a Redis Stream', () => {
     assertSeqOrder(events, rooms, perRoom);
     assert.equal(await relays(survivor), true, 'the survivor relays now');
     assert.deepEqual(await cluster.db.query('SELECT count(*)::int AS n FROM outbox'), [{ n: 0 }], 'the outbox is drained');
+  });
+});
+
+describe('events out: the relay rides out outages', () => {
+  const redis = new PrivateRedis();
+  const name = uniqueStreamName();
+  let db: TestDatabase;
+  let inst: Instance;
+  /** Reads the stream on the private Redis (answers nothing while it is down). */
+  let reader: Redis;
+
+  before(async () => {
+    await redis.start();
+    db = await createTestDatabase();
+    inst = await startInstance('outages', { DATABASE_URL: db.url, REDIS_URL: redis.url, EVENTS_STREAM: name, API_KEYS: API_KEY });
+    reader = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    reader.on('error', () => undefined);
+  });
+  after(async () => {
+    reader.disconnect();
+    await inst.stop();
+    await redis.stop();
+    await db.drop();
+  });
+
+  const post = async (body: string, clientMsgId?: string) =>
+    api(inst, 'POST', '/v1/rooms/outage-room/messages', { body, senderId: 'outage-svc', clientMsgId });
+  /** The ids of the messages whose events are on the stream. */
+  const published = async () => {
+    const entries = (await reader.xrange(name, '-', '+').catch(() => [])) as [string, string[]][];
+    return new Set(entries.map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]).id as string));
+  };
+  const until = async (what: string, cond: () => Promise<boolean>, timeoutMs = 15_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs} ms:\n${inst.output()}`);
+      await sleep(100);
+    }
+  };
+
+  it('keeps events in the outbox while Redis is down and publishes them when it is back, without crashing', async () => {
+    const first = (await post('before the outage')).body;
+    await until('the first event', async () => (await published()).has(first.id));
+    await redis.stop();
+    const during: any[] = [];
+    for (let n = 0; n < 3; n++) {
+      const r = await post(`during the outage ${n}`);
+      assert.equal(r.status, 201, 'stored while Redis is down');
+      during.push(r.body);
+    }
+    await sleep(1500);
+    assert.equal(inst.proc.exitCode, null, 'still running');
+    assert.deepEqual(await db.query('SELECT count(*)::int AS n FROM outbox'), [{ n: 3 }], 'kept in the outbox');
+    const restarted = Date.now();
+    await redis.start();
+    await until('the events of the outage', async () => {
+      const ids = await published();
+      return during.every((m) => ids.has(m.id));
+    });
+    console.log(`Redis outage: the events were on the stream ${Date.now() - restarted} ms after Redis came back`);
+    assert.match(inst.output(), /cannot append \d+ events to/, 'the failed appends were logged');
+    assert.equal(inst.proc.exitCode, null);
+  });
+
+  it('takes the relay up again after the database dropped every session', async () => {
+    assert.equal(await relays(inst), true);
+    await setDatabaseReachable(db.name, false);
+    await sleep(1500);
+    await setDatabaseReachable(db.name, true);
+    const reconnected = Date.now();
+    let message: any = null;
+    await until('a message stored again', async () => {
+      const r = await post('after the database outage', 'after-db');
+      if (r.status === 201 || r.status === 200) message = r.body;
+      return message !== null;
+    });
+    await until('its event', async () => (await published()).has(message.id));
+    console.log(`database outage: relaying again ${Date.now() - reconnected} ms after the database came back`);
+    assert.equal(await relays(inst), true);
+    assert.equal(inst.proc.exitCode, null, 'still running');
   });
 });

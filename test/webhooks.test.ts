@@ -205,6 +205,25 @@ describe('webhooks', () => {
     const failures = FLAKY_FAILURES * 3 + MAX_ATTEMPTS * 6;
     assert.match(text, new RegExp(`^chat_webhook_failures_total ${failures}$`, 'm'), 'every failed attempt counted');
   });
+
+  it('the relaying instance exits promptly on SIGTERM with a webhook request in flight, and the other takes over', async () => {
+    const leader = await relayLeader(cluster.instances);
+    const other = cluster.instances.find((i) => i !== leader)!;
+    const posted = (await api(other, 'POST', '/v1/rooms/wh-room/messages', { body: 'during a shutdown', senderId: 'wh-service' })).body;
+    const [event] = (await stream.waitUntil('its event', (all) => all.some((e) => e.data.id === posted.id))).filter(
+      (e) => e.data.id === posted.id,
+    );
+    await receiver.until('a request hanging at /hang', () => receiver.from('/hang', event.id).length >= 1);
+    const started = Date.now();
+    leader.proc.kill('SIGTERM');
+    const exit = await leader.exited;
+    const exitMs = Date.now() - started;
+    assert.equal(exit.code, 0);
+    assert.ok(exitMs < 4000, `exited ${exitMs} ms after SIGTERM`);
+    assert.equal(await relayLeader([other]), other, 'the other instance relays now');
+    await receiver.until('the event at /ok', () => receiver.from('/ok', event.id).length >= 1);
+    console.log(`SIGTERM with a webhook request in flight: exited in ${exitMs} ms`);
+  });
 });
 
 describe('webhooks without Redis', () => {
