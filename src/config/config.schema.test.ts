@@ -396,7 +396,13 @@ describe('API_KEYS', () => {
     assert.deepEqual(
       loadConfig({ WEBHOOK_URLS: 'http://127.0.0.1:9/a, https://example.com/b', WEBHOOK_SECRET: 'w'.repeat(16), WEBHOOK_MAX_ATTEMPTS: '3' })
         .webhooks,
-      { urls: ['http://127.0.0.1:9/a', 'https://example.com/b'], secret: 'w'.repeat(16), maxAttempts: 3, timeoutMs: 5000 },
+      {
+        urls: ['http://127.0.0.1:9/a', 'https://example.com/b'],
+        secret: 'w'.repeat(16),
+        maxAttempts: 3,
+        timeoutMs: 5000,
+        retryBaseMs: 5000,
+      },
     );
     assert.deepEqual(loadConfig({ EVENTS_STREAM: 'my.events', EVENTS_STREAM_MAXLEN: '5000' }).events, {
       stream: 'my.events',
