@@ -3,6 +3,7 @@ import { ChatModule } from './chat.module.js';
 import { CommandsModule } from './commands/commands.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
+import { EventsModule } from './events/events.module.js';
 import { HealthModule } from './health/health.module.js';
 import { HttpApiModule } from './http/http.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
@@ -27,6 +28,7 @@ export class AppModule {
           timeoutMs: config.db.timeoutMs,
         }),
         ChatModule,
+        EventsModule,
         HttpApiModule,
         HealthModule,
         // Commands in over Nest's Redis transport need Redis; main.ts connects their server.

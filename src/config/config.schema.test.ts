@@ -396,7 +396,13 @@ describe('API_KEYS', () => {
     assert.deepEqual(
       loadConfig({ WEBHOOK_URLS: 'http://127.0.0.1:9/a, https://example.com/b', WEBHOOK_SECRET: 'w'.repeat(16), WEBHOOK_MAX_ATTEMPTS: '3' })
         .webhooks,
-      { urls: ['http://127.0.0.1:9/a', 'https://example.com/b'], secret: 'w'.repeat(16), maxAttempts: 3, timeoutMs: 5000 },
+      {
+        urls: ['http://127.0.0.1:9/a', 'https://example.com/b'],
+        secret: 'w'.repeat(16),
+        maxAttempts: 3,
+        timeoutMs: 5000,
+        retryBaseMs: 5000,
+      },
     );
     assert.deepEqual(loadConfig({ EVENTS_STREAM: 'my.events', EVENTS_STREAM_MAXLEN: '5000' }).events, {
       stream: 'my.events',
@@ -496,6 +502,32 @@ describe('rate limits and connection caps', () => {
   for (const [name, value] of refused) {
     it(`refuses ${name}=${value}, naming it`, () => {
       assert.deepEqual(namedVariables(configError({ [name]: value })), [name]);
+    });
+  }
+});
+
+describe('WEBHOOK_*', () => {
+  const URLS = 'https://hooks.example.com/chat, http://127.0.0.1:9000/in';
+  const WEBHOOK_SECRET = 'webhook-secret-0123456789';
+
+  it('reads the URLs, the secret and the retry settings, with defaults', () => {
+    assert.deepEqual(loadConfig({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET }).webhooks, {
+      urls: ['https://hooks.example.com/chat', 'http://127.0.0.1:9000/in'],
+      secret: WEBHOOK_SECRET,
+      maxAttempts: 8,
+      timeoutMs: 5000,
+      retryBaseMs: 5000,
+    });
+    const tuned = loadConfig({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, WEBHOOK_MAX_ATTEMPTS: '3', WEBHOOK_RETRY_BASE_MS: '10' }).webhooks;
+    assert.equal(tuned?.maxAttempts, 3);
+    assert.equal(tuned?.retryBaseMs, 10);
+  });
+
+  for (const value of ['9', '3600001', 'soon', '1.5']) {
+    it(`refuses WEBHOOK_RETRY_BASE_MS=${value}, naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, WEBHOOK_RETRY_BASE_MS: value })), [
+        'WEBHOOK_RETRY_BASE_MS',
+      ]);
     });
   }
 });

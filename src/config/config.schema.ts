@@ -93,6 +93,7 @@ const envSchema = z
     WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
     WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(5000),
+    WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(5000),
     ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
     MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
     MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
@@ -147,8 +148,11 @@ export interface AppConfig {
   apiKeys: { key: string; readOnly: boolean }[];
   /** The outbox relay's Redis Stream (when Redis is configured). */
   events: { stream: string; maxLen: number };
-  /** Optional webhook deliveries of the same events, signed with HMAC-SHA256. */
-  webhooks: { urls: string[]; secret: string; maxAttempts: number; timeoutMs: number } | null;
+  /**
+   * Optional webhook deliveries of the same events, signed with HMAC-SHA256. A failed attempt is
+   * retried after about retryBaseMs, doubling each time, up to maxAttempts attempts in all.
+   */
+  webhooks: { urls: string[]; secret: string; maxAttempts: number; timeoutMs: number; retryBaseMs: number } | null;
   allowedOrigins: string[] | null;
   limits: {
     maxMessageLength: number;
@@ -212,7 +216,13 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     apiKeys: env.API_KEYS ?? [],
     events: { stream: env.EVENTS_STREAM, maxLen: env.EVENTS_STREAM_MAXLEN },
     webhooks: env.WEBHOOK_URLS?.length
-      ? { urls: env.WEBHOOK_URLS, secret: env.WEBHOOK_SECRET!, maxAttempts: env.WEBHOOK_MAX_ATTEMPTS, timeoutMs: env.WEBHOOK_TIMEOUT_MS }
+      ? {
+          urls: env.WEBHOOK_URLS,
+          secret: env.WEBHOOK_SECRET!,
+          maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+          timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+          retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+        }
       : null,
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
     limits: {

@@ -11,6 +11,11 @@ interface PoolCounts {
   waitingCount: number;
 }
 
+interface EventsSource {
+  leading(): boolean;
+  backlog(): Promise<number>;
+}
+
 /**
  * Every metric the service exports at /metrics (names documented in docs/operations.md), plus
  * Node's defaults (event-loop lag, heap, GC, handles). Gauges that mirror state are read at
@@ -20,6 +25,7 @@ interface PoolCounts {
 export class ChatMetrics {
   readonly registry = new Registry();
   private connectionCounter: (transport: Transport) => number = () => 0;
+  private eventsSource: EventsSource | null = null;
 
   readonly messagesReceived = new Counter({
     name: 'chat_messages_received_total',
@@ -70,6 +76,30 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
+  readonly eventsPublished = new Counter({
+    name: 'chat_events_published_total',
+    help: 'outbox events this instance relayed: appended to the Redis Stream and/or queued for webhook delivery',
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveries = new Counter({
+    name: 'chat_webhook_deliveries_total',
+    help: 'webhook requests answered with a 2xx status',
+    registers: [this.registry],
+  });
+
+  readonly webhookFailures = new Counter({
+    name: 'chat_webhook_failures_total',
+    help: 'webhook attempts that failed (another status, a network error or no answer in time)',
+    registers: [this.registry],
+  });
+
+  readonly webhookDeadLetters = new Counter({
+    name: 'chat_webhook_dead_letters_total',
+    help: 'webhook deliveries given up after WEBHOOK_MAX_ATTEMPTS failures',
+    registers: [this.registry],
+  });
+
   constructor(@InjectDataSource() db: DataSource) {
     collectDefaultMetrics({ register: this.registry });
     const counter = () => this.connectionCounter;
@@ -95,6 +125,30 @@ export class ChatMetrics {
         this.set({ state: 'waiting' }, pool.waitingCount);
       },
     });
+    const events = () => this.eventsSource;
+    new Gauge({
+      name: 'chat_events_relay_leader',
+      help: '1 on the one instance that relays events now, 0 on the others',
+      registers: [this.registry],
+      collect() {
+        this.set(events()?.leading() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'chat_events_outbox_backlog',
+      help: 'events committed but not relayed yet (counted up to 100000), read from the database at scrape time',
+      registers: [this.registry],
+      async collect() {
+        const source = events();
+        // While the database is down the backlog is unknown (NaN); the scrape itself still answers.
+        if (source) this.set(await source.backlog().catch(() => NaN));
+      },
+    });
+  }
+
+  /** Where the event gauges read from (the relay, and the outbox table). */
+  watchEventsWith(source: EventsSource): void {
+    this.eventsSource = source;
   }
 
   /** Where the connection gauge reads from (the instance's connection registry). */

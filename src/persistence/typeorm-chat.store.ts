@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { StorageUnavailableError } from '../chat/chat.errors.js';
 import type { HistoryPage, Member, Message, Room, Visibility } from '../chat/chat.events.js';
 import { ChatStore, type AppendResult, type NewMessage, type PageQuery, type RoomAccess, type RoomInput } from '../chat/chat.ports.js';
+import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
 import { RoomMemberEntity } from './entities/room-member.entity.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
@@ -80,7 +81,10 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
-  /** Locks the room row (when it exists) to read the visibility it had, so concurrent upserts see each other's result. */
+  /**
+   * Locks the room row (when it exists) to read the visibility it had, so concurrent upserts see
+   * each other's result; the `room.upserted` event is written in the same transaction.
+   */
   async upsertRoom(input: RoomInput): Promise<{ room: Room; previous: Visibility | null }> {
     return this.guard(() =>
       this.db.transaction(async (tx) => {
@@ -92,8 +96,9 @@ export class TypeOrmChatStore extends ChatStore {
            ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, title = EXCLUDED.title, metadata = EXCLUDED.metadata`,
           [input.roomId, input.visibility, input.title, input.metadata === null ? null : JSON.stringify(input.metadata)],
         );
-        const room = await tx.getRepository(RoomEntity).findOneByOrFail({ id: input.roomId });
-        return { room: toRoom(room), previous: before?.visibility ?? null };
+        const room = toRoom(await tx.getRepository(RoomEntity).findOneByOrFail({ id: input.roomId }));
+        await tx.query(OUTBOX_SQL, outboxParams(EVENT_TYPES.roomUpserted, room.roomId, room));
+        return { room, previous: before?.visibility ?? null };
       }),
     );
   }
@@ -105,20 +110,32 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
+  /**
+   * One transaction, which writes the member event when membership changed. It locks the room row
+   * first, as chat_append and upsertRoom do: a room's events then take outbox positions in commit
+   * order, which is the order the relay publishes them in.
+   */
   async setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null> {
-    return this.guard(async () => {
-      const [exists] = await this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
-      if (!exists) return null;
-      const rows = member
-        ? await this.db.query('INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id', [
-            roomId,
-            userId,
-          ])
-        : await this.db.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id', [roomId, userId]);
-      // DELETE ... RETURNING comes back from TypeORM as [rows, count].
-      const changed = member ? rows.length > 0 : (rows[0] as unknown[]).length > 0;
-      return { changed };
-    });
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        const [exists] = await tx.query('SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE', [roomId]);
+        if (!exists) return null;
+        const rows = member
+          ? await tx.query('INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id', [
+              roomId,
+              userId,
+            ])
+          : await tx.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id', [roomId, userId]);
+        // DELETE ... RETURNING comes back from TypeORM as [rows, count].
+        const changed = member ? rows.length > 0 : (rows[0] as unknown[]).length > 0;
+        if (changed)
+          await tx.query(
+            OUTBOX_SQL,
+            outboxParams(member ? EVENT_TYPES.memberAdded : EVENT_TYPES.memberRemoved, roomId, { roomId, userId }),
+          );
+        return { changed };
+      }),
+    );
   }
 
   async listMembers(roomId: string): Promise<Member[] | null> {
@@ -148,6 +165,13 @@ export class TypeOrmChatStore extends ChatStore {
       clearTimeout(timer);
     }
   }
+}
+
+/** An event for the relay (see the CreateEventTables migration); the outbox generates its id. */
+const OUTBOX_SQL = 'INSERT INTO outbox (type, room_id, data) VALUES ($1, $2, $3::jsonb)';
+
+function outboxParams(type: EventType, roomId: string, data: unknown): [string, string, string] {
+  return [type, roomId, JSON.stringify(data)];
 }
 
 interface MessageRow {

@@ -10,7 +10,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  *    room has committed by now), judges every input: forbidden (a non-member sending to a private
  *    room, unless p_check is false), existing (its clientMsgId is stored, or repeats an earlier input
  *    of the batch), or created with the room's next gap-free seq, and inserts the new rows. Every
- *    lookup is a key probe, whatever the table statistics say.
+ *    lookup is a key probe, whatever the table statistics say. Each created message also gets its
+ *    `message.created` row in the outbox (table of the CreateEventTables migration; PL/pgSQL
+ *    resolves tables when the function first runs, after every migration), in the same statement.
  * 3. Advances the rooms' last_seq.
  * 4. Raises when the batch ran past p_budget_ms, so nothing is committed for callers who have been
  *    answered UNAVAILABLE in the meantime.
@@ -69,7 +71,20 @@ export class CreateAppendFunction1764200000000 implements MigrationInterface {
         inserted AS (
           INSERT INTO messages (id, room_id, seq, sender_id, body, client_msg_id)
           SELECT gen_random_uuid(), f.room, f.seq, f.sender, f.body, f.client FROM fresh f
-          RETURNING messages.id, messages.room_id, messages.seq, messages.body, messages.created_at
+          RETURNING messages.id, messages.room_id, messages.seq, messages.sender_id, messages.body, messages.client_msg_id,
+                    messages.created_at
+        ),
+        -- Runs although nothing reads it (data-modifying CTEs always run to completion). Rows are
+        -- inserted in (room, seq) order, so a room's outbox positions follow its seqs; the rooms are
+        -- locked, so they also follow commit order across batches. data is the protocol's Message,
+        -- createdAt as Date.toISOString() writes it (UTC, milliseconds truncated), like the reply.
+        outboxed AS (
+          INSERT INTO outbox (type, room_id, data)
+          SELECT 'message.created', ins.room_id,
+                 jsonb_build_object('id', ins.id, 'roomId', ins.room_id, 'seq', ins.seq, 'senderId', ins.sender_id, 'body', ins.body,
+                                    'clientMsgId', ins.client_msg_id,
+                                    'createdAt', to_char(ins.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+          FROM inserted ins ORDER BY ins.room_id, ins.seq
         )
         SELECT j.i,
                CASE WHEN j.forbidden THEN 'forbidden' WHEN j.e_id IS NOT NULL OR j.first_i <> j.i THEN 'existing' ELSE 'created' END,

@@ -1,6 +1,12 @@
 import { CreateRoomsAndMessages1764180000000 } from './1764180000000-CreateRoomsAndMessages.js';
 import { CreateRoomMembers1764190000000 } from './1764190000000-CreateRoomMembers.js';
 import { CreateAppendFunction1764200000000 } from './1764200000000-CreateAppendFunction.js';
+import { CreateEventTables1764210000000 } from './1764210000000-CreateEventTables.js';
 
 /** Every migration, oldest first. */
-export const migrations = [CreateRoomsAndMessages1764180000000, CreateRoomMembers1764190000000, CreateAppendFunction1764200000000];
+export const migrations = [
+  CreateRoomsAndMessages1764180000000,
+  CreateRoomMembers1764190000000,
+  CreateAppendFunction1764200000000,
+  CreateEventTables1764210000000,
+];

@@ -1,0 +1,34 @@
+/**
+ * "Events out" in code: the event types the service writes to its outbox, and the shapes they
+ * leave in (Redis Stream entries, webhook bodies). Pure, so persistence and the relay share it.
+ */
+
+export const EVENT_TYPES = {
+  /** data: the protocol's Message. Written by chat_append (SQL), which spells the name itself. */
+  messageCreated: 'message.created',
+  /** data: Room; explicit upserts only. */
+  roomUpserted: 'room.upserted',
+  /** data: { roomId, userId }; only when membership actually changes. */
+  memberAdded: 'member.added',
+  memberRemoved: 'member.removed',
+} as const;
+
+export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
+
+/** An event as stored in the outbox and published: `id` is generated once, at insert, and never changes. */
+export interface ChatEventOut {
+  id: string;
+  type: string;
+  roomId: string;
+  data: unknown;
+}
+
+/** The field/value list of the event's stream entry: `id`, `type`, `roomId`, and `data` as a JSON string. */
+export function streamFields(event: ChatEventOut): string[] {
+  return ['id', event.id, 'type', event.type, 'roomId', event.roomId, 'data', JSON.stringify(event.data)];
+}
+
+/** The raw JSON body POSTed to webhooks: `{ id, type, roomId, data }`, the same bytes on every attempt. */
+export function webhookBody(event: ChatEventOut): string {
+  return JSON.stringify({ id: event.id, type: event.type, roomId: event.roomId, data: event.data });
+}

@@ -1,0 +1,152 @@
+import { Logger } from '@nestjs/common';
+import type { AppConfig } from '../config/config.schema.js';
+import type { ChatMetrics } from '../metrics/chat-metrics.js';
+import { webhookBody } from './chat-events-out.js';
+import type { LeaderSession } from './leadership.js';
+import { pause, retryDelayMs } from './retry-delay.js';
+import { signWebhook } from './webhook-signature.js';
+
+type WebhookConfig = NonNullable<AppConfig['webhooks']>;
+
+/** Requests in flight at once, over all URLs. */
+const MAX_IN_FLIGHT = 32;
+/** How often due deliveries are looked for: the granularity of the retry schedule. */
+const POLL_MS = 50;
+/** However many attempts are allowed, retries are never further apart than this. */
+const MAX_RETRY_DELAY_MS = 3_600_000;
+
+interface DeliveryRow {
+  id: string;
+  event_id: string;
+  url: string;
+  type: string;
+  room_id: string;
+  data: unknown;
+  attempts: number;
+}
+
+type Outcome = { ok: true } | { ok: false; error: string };
+
+const DUE_SQL = `
+  SELECT id, event_id, url, type, room_id, data, attempts FROM webhook_deliveries
+  WHERE next_attempt_at <= now() AND NOT (id = ANY ($1::bigint[]))
+  ORDER BY next_attempt_at, id LIMIT $2`;
+const DELIVERED_SQL = 'DELETE FROM webhook_deliveries WHERE id = $1';
+const RETRY_SQL = `
+  UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $3,
+         next_attempt_at = now() + make_interval(secs => $2::double precision / 1000)
+  WHERE id = $1`;
+const DEAD_LETTER_SQL = `
+  WITH failed AS (DELETE FROM webhook_deliveries WHERE id = $1 RETURNING event_id, url, type, room_id, data, attempts, created_at)
+  INSERT INTO webhook_dead_letters (event_id, url, type, room_id, data, attempts, last_error, created_at)
+  SELECT event_id, url, type, room_id, data, attempts + 1, $2, created_at FROM failed`;
+
+/**
+ * Delivers the webhook queue while this instance leads: POSTs each due delivery, signed, and
+ * records the outcome — deleted on 2xx, rescheduled with exponential backoff on anything else
+ * (another status, a network error, no answer within the timeout), moved to the dead letters on
+ * the last allowed attempt. A delivery whose outcome could not be recorded (leadership lost,
+ * database down) is attempted again: receivers get each event at least once and de-duplicate by
+ * `X-Chat-Event-Id`. Deliveries are independent, so their order is not the events' order.
+ */
+export class WebhookDispatcher {
+  private readonly logger = new Logger('Events');
+
+  constructor(
+    private readonly config: WebhookConfig,
+    private readonly metrics: ChatMetrics,
+  ) {}
+
+  /** Delivers until `signal` aborts; requests still in flight then are cancelled and left to the next leader. */
+  async run(session: LeaderSession, signal: AbortSignal): Promise<void> {
+    const inFlight = new Map<string, Promise<void>>();
+    try {
+      while (!signal.aborted) {
+        const free = MAX_IN_FLIGHT - inFlight.size;
+        if (free > 0) {
+          const due = await session.query<DeliveryRow>(DUE_SQL, [[...inFlight.keys()], free]);
+          for (const delivery of due) {
+            inFlight.set(
+              delivery.id,
+              this.attempt(session, delivery, signal).finally(() => inFlight.delete(delivery.id)),
+            );
+          }
+        }
+        await pause(POLL_MS, signal);
+      }
+    } finally {
+      await Promise.allSettled(inFlight.values());
+    }
+  }
+
+  private async attempt(session: LeaderSession, delivery: DeliveryRow, signal: AbortSignal): Promise<void> {
+    const outcome = await this.post(delivery, signal);
+    if (signal.aborted) return;
+    try {
+      if (outcome.ok) {
+        await session.query(DELIVERED_SQL, [delivery.id]);
+        this.metrics.webhookDeliveries.inc();
+        return;
+      }
+      this.metrics.webhookFailures.inc();
+      const attempts = delivery.attempts + 1;
+      if (attempts < this.config.maxAttempts) {
+        await session.query(RETRY_SQL, [delivery.id, retryDelayMs(attempts, this.config.retryBaseMs, MAX_RETRY_DELAY_MS), outcome.error]);
+        return;
+      }
+      await session.query(DEAD_LETTER_SQL, [delivery.id, outcome.error]);
+      this.metrics.webhookDeadLetters.inc();
+      this.logger.warn(
+        `webhook delivery of event ${delivery.event_id} (${delivery.type}) to ${delivery.url} failed ${attempts} times ` +
+          `(last: ${outcome.error}); moved to webhook_dead_letters`,
+      );
+    } catch (err) {
+      // The next leader (or this one, next term) attempts it again.
+      this.logger.debug(`outcome of webhook delivery ${delivery.id} not recorded: ${(err as Error).message}`);
+    }
+  }
+
+  /** One signed POST; never throws. Redirects are not followed: only a 2xx answer counts. */
+  private async post(delivery: DeliveryRow, signal: AbortSignal): Promise<Outcome> {
+    const body = webhookBody({ id: delivery.event_id, type: delivery.type, roomId: delivery.room_id, data: delivery.data });
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    // The request ends at the timeout or with the leadership term, whichever comes first.
+    const request = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      request.abort();
+    }, this.config.timeoutMs);
+    const endTerm = () => request.abort();
+    signal.addEventListener('abort', endTerm, { once: true });
+    try {
+      const res = await fetch(delivery.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'chat-service-webhooks/1',
+          'x-chat-event-id': delivery.event_id,
+          'x-chat-timestamp': timestamp,
+          'x-chat-signature': signWebhook(this.config.secret, timestamp, body),
+          'x-chat-attempt': String(delivery.attempts + 1),
+        },
+        body,
+        redirect: 'manual',
+        signal: request.signal,
+      });
+      await res.body?.cancel();
+      return res.status >= 200 && res.status < 300 ? { ok: true } : { ok: false, error: `HTTP ${res.status}` };
+    } catch (err) {
+      return { ok: false, error: timedOut ? `no answer within ${this.config.timeoutMs} ms` : describeFailure(err) };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', endTerm);
+    }
+  }
+}
+
+/** fetch reports network failures as "fetch failed" with the reason (ECONNREFUSED, ...) in `cause`. */
+function describeFailure(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+}
