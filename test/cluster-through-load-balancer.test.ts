@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { IoTestClient, sleep, type Kind } from './support/clients.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { PROJECT_ROOT, redisPrefix, SHARED_REDIS_URL, UNLIMITED_RATES } from './support/instance.js';
+import { eventsStreamOf, PROJECT_ROOT, redisPrefix, SHARED_REDIS_URL, UNLIMITED_RATES } from './support/instance.js';
 import { TEST_JWT_SECRET, tokenFor } from './support/tokens.js';
 
 interface LocalCluster {
@@ -134,6 +134,7 @@ describe('three replicas behind HAProxy (npm run cluster)', () => {
 
   before(async () => {
     db = await createTestDatabase();
+    const prefix = redisPrefix();
     const { startLocalCluster } = (await import(`${PROJECT_ROOT}scripts/cluster.mjs`)) as {
       startLocalCluster: (o: object) => Promise<LocalCluster>;
     };
@@ -141,7 +142,14 @@ describe('three replicas behind HAProxy (npm run cluster)', () => {
       replicas: 3,
       databaseUrl: db.url,
       redisUrl: SHARED_REDIS_URL,
-      env: { NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', REDIS_PREFIX: redisPrefix(), ...UNLIMITED_RATES },
+      env: {
+        NODE_ENV: 'test',
+        JWT_SECRET: TEST_JWT_SECRET,
+        LOG_LEVEL: 'info',
+        REDIS_PREFIX: prefix,
+        EVENTS_STREAM: eventsStreamOf(prefix),
+        ...UNLIMITED_RATES,
+      },
       output: (name: string, line: string) => logs.set(name, [...(logs.get(name) ?? []), line]),
     });
     const kinds: Kind[] = ['io-polling', 'io', 'ws'];

@@ -1,7 +1,7 @@
 // Starting and stopping what the bench measures: the service (node dist/main.js) and the
 // baselines, each as its own process on 127.0.0.1, plus the bench database. Everything started
 // here is registered, so one cleanup() stops it all (also on Ctrl-C and on errors).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -194,6 +194,7 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
   const gcDir = `${tmpdir()}/chat-bench-gc-${randomBytes(4).toString('hex')}`;
   mkdirSync(gcDir, { recursive: true });
   registry.onCleanup(() => rmSync(gcDir, { recursive: true, force: true }));
+  registry.onCleanup(() => execFileSync('redis-cli', ['-u', REDIS_URL, 'DEL', `${prefix}.events`], { stdio: 'ignore' }));
   const instances = [];
   for (let i = 0; i < count; i++) {
     const port = await freePort();
@@ -205,6 +206,8 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
       DATABASE_URL: databaseUrl,
       REDIS_URL,
       REDIS_PREFIX: prefix,
+      // The outbox relay's stream: the bench's own, removed at the end (see startServices).
+      EVENTS_STREAM: `${prefix}.events`,
       JWT_SECRET: secret,
       BENCH_GC_DIR: gcDir,
       ...SERVICE_RATES,

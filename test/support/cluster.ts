@@ -1,5 +1,6 @@
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { clusterEnv, redisPrefix, startInstance, type Instance } from './instance.js';
+import { Redis } from 'ioredis';
+import { clusterEnv, eventsStreamOf, redisPrefix, SHARED_REDIS_URL, startInstance, type Instance } from './instance.js';
 import type { TestClient } from './clients.js';
 
 export interface Cluster {
@@ -35,6 +36,18 @@ export async function startCluster(count: number, env: Record<string, string | u
       for (const c of clients) c.close();
       await Promise.all(instances.map((i) => i.stop()));
       await db.drop();
+      await deleteStream(eventsStreamOf(prefix));
     },
   };
+}
+
+/** The deployment's event stream lives on the shared Redis; remove it with the deployment. */
+async function deleteStream(key: string): Promise<void> {
+  const redis = new Redis(SHARED_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    await redis.del(key);
+  } finally {
+    redis.disconnect();
+  }
 }
