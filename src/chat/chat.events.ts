@@ -6,6 +6,10 @@ export const CLIENT_EVENTS = {
   messageSend: 'message.send',
   messageHistory: 'message.history',
   authRefresh: 'auth.refresh',
+  typingStart: 'typing.start',
+  typingStop: 'typing.stop',
+  messageRead: 'message.read',
+  roomsList: 'rooms.list',
 } as const;
 
 export const SERVER_EVENTS = {
@@ -13,6 +17,8 @@ export const SERVER_EVENTS = {
   messageNew: 'message.new',
   roomRemoved: 'room.removed',
   error: 'error',
+  typing: 'typing',
+  receipt: 'receipt',
 } as const;
 
 /**
@@ -57,8 +63,33 @@ export interface SessionPayload {
 export interface JoinResult {
   roomId: string;
   lastSeq: number;
+  lastReadSeq: number;
+  /** lastSeq − lastReadSeq. */
+  unread: number;
   missed?: Message[];
   hasMore?: boolean;
+}
+
+/** A room in `rooms.list`, with the user's read position. */
+export interface RoomReadState {
+  roomId: string;
+  lastSeq: number;
+  lastReadSeq: number;
+  unread: number;
+}
+
+/** The `typing` push. */
+export interface TypingEvent {
+  roomId: string;
+  userId: string;
+  typing: boolean;
+}
+
+/** The `receipt` push: a user's read position in a room grew to `seq`. */
+export interface ReceiptEvent {
+  roomId: string;
+  userId: string;
+  seq: number;
 }
 
 export interface HistoryPage {

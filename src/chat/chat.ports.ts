@@ -1,4 +1,4 @@
-import type { HistoryPage, Member, Message, Room, Visibility } from './chat.events.js';
+import type { HistoryPage, Member, Message, Room, RoomReadState, Visibility } from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
@@ -19,7 +19,12 @@ export interface RoomAccess {
   visibility: Visibility;
   isMember: boolean;
   lastSeq: number;
+  /** The user's read position in the room (0 before any message.read). */
+  lastReadSeq: number;
 }
+
+/** What message.read did: `grew` when the stored read position moved forward. */
+export type ReadResult = { outcome: 'read'; lastReadSeq: number; grew: boolean } | { outcome: 'forbidden' };
 
 export interface RoomInput {
   roomId: string;
@@ -41,7 +46,10 @@ export abstract class ChatStore {
    * gets `forbidden` and nothing is stored.
    */
   abstract append(input: NewMessage, trusted: boolean): Promise<AppendResult>;
-  /** Access to a room, creating it (public) when it does not exist yet. */
+  /**
+   * Access to a room, creating it (public) when it does not exist yet. A user allowed in is recorded
+   * as having joined it (for rooms.list), in the same round trip.
+   */
   abstract openRoom(roomId: string, userId: string): Promise<RoomAccess>;
   /** Access to a room, or null when it does not exist. */
   abstract roomAccess(roomId: string, userId: string): Promise<RoomAccess | null>;
@@ -53,11 +61,20 @@ export abstract class ChatStore {
   abstract setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null>;
   /** The members, or null when the room does not exist. */
   abstract listMembers(roomId: string): Promise<Member[] | null>;
+  /**
+   * Moves the user's read position forward to `seq`, capped at the room's lastSeq; never back. A
+   * room that does not exist reads as an empty public room (nothing is stored).
+   */
+  abstract markRead(roomId: string, userId: string, seq: number): Promise<ReadResult>;
+  /** The public rooms the user ever joined and the private rooms they are a member of now, by roomId. */
+  abstract listRooms(userId: string): Promise<RoomReadState[]>;
 }
 
 /** Live delivery to every connection that joined a room, on every instance. */
 export abstract class RoomBroadcaster {
   abstract publish(roomId: string, event: string, data: unknown): void;
+  /** Like publish, but none of `exceptUserId`'s connections get it. */
+  abstract publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void;
   /** Takes these users' connections out of the room everywhere; each gets `room.removed`. */
   abstract removeUsers(roomId: string, userIds: string[]): void;
   /** Takes every connection whose user is not among `memberIds` out of the room everywhere (the room became private). */
@@ -70,6 +87,11 @@ export interface RoomSubscriber {
   assertCanJoin(roomId: string): void;
   join(roomId: string): void;
   leave(roomId: string): void;
+}
+
+/** A connection that can type: the tracker keys typing state by it and stops it when it closes. */
+export interface TypingSubscriber {
+  onClose(listener: () => void): void;
 }
 
 /** Limits the chat domain enforces; provided from the validated configuration. */

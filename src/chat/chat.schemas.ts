@@ -74,6 +74,9 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
         .default(null),
     }),
     roomRef: z.object({ roomId }),
+    read: z.object({ roomId, seq }),
+    /** rooms.list takes no arguments; unknown keys are dropped like everywhere else. */
+    roomsList: z.object({}),
     member: z.object({ roomId, userId }),
     history: z
       .object({

@@ -2,12 +2,21 @@ import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Mock } from 'node:test';
 import { ChatError, StorageUnavailableError, type ErrorCode } from './chat.errors.js';
-import { SYSTEM_SENDER_ID, type HistoryPage, type Member, type Message, type Room, type Visibility } from './chat.events.js';
+import {
+  SYSTEM_SENDER_ID,
+  type HistoryPage,
+  type Member,
+  type Message,
+  type Room,
+  type RoomReadState,
+  type Visibility,
+} from './chat.events.js';
 import type {
   AppendResult,
   ChatStore,
   NewMessage,
   PageQuery,
+  ReadResult,
   RoomAccess,
   RoomBroadcaster,
   RoomInput,
@@ -44,8 +53,8 @@ function makeRoom(overrides: Partial<Room> = {}): Room {
   };
 }
 
-function access(visibility: Visibility, isMember: boolean, lastSeq = 0): RoomAccess {
-  return { visibility, isMember, lastSeq };
+function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastReadSeq = 0): RoomAccess {
+  return { visibility, isMember, lastSeq, lastReadSeq };
 }
 
 interface FakeBehaviour {
@@ -57,6 +66,8 @@ interface FakeBehaviour {
   getRoom?: (roomId: string) => Promise<Room | null>;
   setMember?: (roomId: string, userId: string, member: boolean) => Promise<{ changed: boolean } | null>;
   listMembers?: (roomId: string) => Promise<Member[] | null>;
+  markRead?: (roomId: string, userId: string, seq: number) => Promise<ReadResult>;
+  listRooms?: (userId: string) => Promise<RoomReadState[]>;
   maxMessageLength?: number;
   maxHistoryPage?: number;
 }
@@ -71,7 +82,10 @@ interface Harness {
   getRoom: Mock<ChatStore['getRoom']>;
   setMember: Mock<ChatStore['setMember']>;
   listMembers: Mock<ChatStore['listMembers']>;
+  markRead: Mock<ChatStore['markRead']>;
+  listRooms: Mock<ChatStore['listRooms']>;
   publish: Mock<RoomBroadcaster['publish']>;
+  publishToOthers: Mock<RoomBroadcaster['publishToOthers']>;
   removeUsers: Mock<RoomBroadcaster['removeUsers']>;
   removeNonMembers: Mock<RoomBroadcaster['removeNonMembers']>;
   /** A connection whose join/leave calls are recorded in `calls` as subscribe:/unsubscribe:. */
@@ -121,8 +135,19 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     calls.push(`listMembers:${roomId}`);
     return behaviour.listMembers ? behaviour.listMembers(roomId) : [];
   });
+  const markRead = mock.fn<ChatStore['markRead']>(async (roomId, userId, seq) => {
+    calls.push(`markRead:${roomId}:${userId}:${seq}`);
+    return behaviour.markRead ? behaviour.markRead(roomId, userId, seq) : { outcome: 'read', lastReadSeq: seq, grew: seq > 0 };
+  });
+  const listRooms = mock.fn<ChatStore['listRooms']>(async (userId) => {
+    calls.push(`listRooms:${userId}`);
+    return behaviour.listRooms ? behaviour.listRooms(userId) : [];
+  });
   const publish = mock.fn<RoomBroadcaster['publish']>((roomId, event) => {
     calls.push(`publish:${roomId}:${event}`);
+  });
+  const publishToOthers = mock.fn<RoomBroadcaster['publishToOthers']>((roomId, event, _data, exceptUserId) => {
+    calls.push(`publishToOthers:${roomId}:${event}:${exceptUserId}`);
   });
   const removeUsers = mock.fn<RoomBroadcaster['removeUsers']>((roomId, userIds) => {
     calls.push(`removeUsers:${roomId}:${userIds.join(',')}`);
@@ -130,8 +155,8 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   const removeNonMembers = mock.fn<RoomBroadcaster['removeNonMembers']>((roomId) => {
     calls.push(`removeNonMembers:${roomId}`);
   });
-  const store: ChatStore = { append, openRoom, roomAccess, page, upsertRoom, getRoom, setMember, listMembers };
-  const broadcaster: RoomBroadcaster = { publish, removeUsers, removeNonMembers };
+  const store: ChatStore = { append, openRoom, roomAccess, page, upsertRoom, getRoom, setMember, listMembers, markRead, listRooms };
+  const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers };
   const service = new ChatService(store, broadcaster, {
     maxMessageLength: behaviour.maxMessageLength ?? 4000,
     maxHistoryPage: behaviour.maxHistoryPage ?? 100,
@@ -155,7 +180,10 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     getRoom,
     setMember,
     listMembers,
+    markRead,
+    listRooms,
     publish,
+    publishToOthers,
     removeUsers,
     removeNonMembers,
     subscriber,
@@ -451,7 +479,7 @@ describe('ChatService.join', () => {
     const h = setup({ openRoom: async () => access('public', false, 15), roomAccess: async () => access('public', false, 17) });
     const subscriber = h.subscriber();
     const result = await h.service.join(USER, { roomId: ROOM }, subscriber);
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17 });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17, lastReadSeq: 0, unread: 17 });
     assert.equal(Object.hasOwn(result, 'missed'), false);
     assert.equal(Object.hasOwn(result, 'hasMore'), false);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`]);
@@ -466,7 +494,7 @@ describe('ChatService.join', () => {
     const missed = [makeMessage({ id: 'a', seq: 6 }), makeMessage({ id: 'b', seq: 7 })];
     const h = setup({ roomAccess: async () => access('public', false, 7), page: async () => ({ messages: missed, hasMore: true }) });
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 5 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, missed, hasMore: true });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, lastReadSeq: 0, unread: 7, missed, hasMore: true });
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, afterSeq: 5, limit: 100 }]);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `page:${ROOM}`]);
   });
@@ -490,7 +518,7 @@ describe('ChatService.join', () => {
   it('with sinceSeq on an empty room returns missed [] and hasMore false with lastSeq 0', async () => {
     const h = setup();
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, missed: [], hasMore: false });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, lastReadSeq: 0, unread: 0, missed: [], hasMore: false });
   });
 
   it('refuses a bad roomId or sinceSeq without subscribing or touching the store', async () => {
@@ -512,7 +540,7 @@ describe('ChatService.join', () => {
   it('lets a member join a private room', async () => {
     const h = setup({ openRoom: async () => access('private', true, 4), roomAccess: async () => access('private', true, 4) });
     const subscriber = h.subscriber();
-    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4 });
+    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4, lastReadSeq: 0, unread: 4 });
     assert.equal(subscriber.join.mock.callCount(), 1);
     assert.equal(subscriber.leave.mock.callCount(), 0);
   });
@@ -963,5 +991,104 @@ describe('ChatService.removeMember', () => {
     const h = setup({ setMember: async () => Promise.reject(failure) });
     await assert.rejects(h.service.removeMember({ roomId: ROOM, userId: USER }), (err: unknown) => err === failure);
     assert.equal(h.removeUsers.mock.callCount(), 0);
+  });
+});
+
+describe('ChatService read state', () => {
+  it('join replies carry lastReadSeq and unread from the access read after subscribing', async () => {
+    const h = setup({ roomAccess: async () => access('public', false, 10, 4) });
+    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, h.subscriber()), {
+      roomId: ROOM,
+      lastSeq: 10,
+      lastReadSeq: 4,
+      unread: 6,
+    });
+  });
+
+  it('counts unread against the newest missed seq', async () => {
+    const missed = [makeMessage({ seq: 11 }), makeMessage({ seq: 12 })];
+    const h = setup({ roomAccess: async () => access('public', false, 10, 4), page: async () => ({ messages: missed, hasMore: false }) });
+    const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 10 }, h.subscriber());
+    assert.equal(result.lastSeq, 12);
+    assert.equal(result.unread, 8);
+  });
+
+  it('message.read pushes a receipt to the room only when the position grew', async () => {
+    const h = setup({ markRead: async (_r, _u, seq) => ({ outcome: 'read', lastReadSeq: 5, grew: seq === 5 }) });
+    assert.deepEqual(await h.service.read(USER, { roomId: ROOM, seq: 5 }), { roomId: ROOM, lastReadSeq: 5 });
+    assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'receipt', { roomId: ROOM, userId: USER, seq: 5 }]);
+    assert.deepEqual(await h.service.read(USER, { roomId: ROOM, seq: 3 }), { roomId: ROOM, lastReadSeq: 5 });
+    assert.equal(h.publish.mock.callCount(), 1);
+  });
+
+  it('message.read answers FORBIDDEN for a non-member of a private room', async () => {
+    const h = setup({ markRead: async () => ({ outcome: 'forbidden' }) });
+    await assert.rejects(h.service.read(USER, { roomId: ROOM, seq: 1 }), chatError('FORBIDDEN'));
+    assert.equal(h.publish.mock.callCount(), 0);
+  });
+
+  for (const data of [{ roomId: ROOM }, { roomId: ROOM, seq: -1 }, { roomId: ROOM, seq: 1.5 }, { roomId: ROOM, seq: '3' }]) {
+    it(`message.read refuses ${JSON.stringify(data)} without touching the store`, async () => {
+      const h = setup();
+      await assert.rejects(h.service.read(USER, data), validationFailed(['seq']));
+      assert.deepEqual(h.calls, []);
+    });
+  }
+
+  it('rooms.list returns the store’s rooms for the user', async () => {
+    const rooms = [{ roomId: 'a', lastSeq: 3, lastReadSeq: 1, unread: 2 }];
+    const h = setup({ listRooms: async () => rooms });
+    assert.deepEqual(await h.service.listRooms(USER, {}), { rooms });
+    assert.deepEqual(h.listRooms.mock.calls[0]?.arguments, [USER]);
+    await assert.rejects(h.service.listRooms(USER, null), validationFailed([]));
+  });
+});
+
+describe('ChatService typing', () => {
+  function typingConnection() {
+    const closers: (() => void)[] = [];
+    return { onClose: (l: () => void) => void closers.push(l), close: () => closers.forEach((l) => l()) };
+  }
+
+  it('pushes typing to the others once per start, not on renewals, and false on stop', async () => {
+    const h = setup();
+    const conn = typingConnection();
+    assert.deepEqual(await h.service.typingStart(USER, { roomId: ROOM }, conn), { roomId: ROOM });
+    await h.service.typingStart(USER, { roomId: ROOM }, conn);
+    assert.equal(h.roomAccess.mock.callCount(), 1, 'a renewal does not read access again');
+    assert.deepEqual(await h.service.typingStop(USER, { roomId: ROOM }, conn), { roomId: ROOM });
+    assert.deepEqual(
+      h.publishToOthers.mock.calls.map((c) => c.arguments),
+      [
+        [ROOM, 'typing', { roomId: ROOM, userId: USER, typing: true }, USER],
+        [ROOM, 'typing', { roomId: ROOM, userId: USER, typing: false }, USER],
+      ],
+    );
+  });
+
+  it('stops typing when the connection leaves the room or closes', async () => {
+    const h = setup();
+    const conn = Object.assign(typingConnection(), h.subscriber());
+    await h.service.typingStart(USER, { roomId: ROOM }, conn);
+    await h.service.leave({ roomId: ROOM }, conn);
+    await h.service.typingStart(USER, { roomId: 'other' }, conn);
+    conn.close();
+    assert.deepEqual(
+      h.publishToOthers.mock.calls.map((c) => [c.arguments[0], (c.arguments[2] as { typing: boolean }).typing]),
+      [
+        [ROOM, true],
+        [ROOM, false],
+        ['other', true],
+        ['other', false],
+      ],
+    );
+  });
+
+  it('answers FORBIDDEN to a non-member of a private room on start and stop, and pushes nothing', async () => {
+    const h = setup({ roomAccess: async () => access('private', false) });
+    const conn = typingConnection();
+    await assert.rejects(h.service.typingStart(USER, { roomId: ROOM }, conn), chatError('FORBIDDEN'));
+    await assert.rejects(h.service.typingStop(USER, { roomId: ROOM }, conn), chatError('FORBIDDEN'));
+    assert.equal(h.publishToOthers.mock.callCount(), 0);
   });
 });

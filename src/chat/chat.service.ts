@@ -1,8 +1,20 @@
 import { Injectable } from '@nestjs/common';
 import { ChatError } from './chat.errors.js';
-import { SERVER_EVENTS, SYSTEM_SENDER_ID, type HistoryPage, type JoinResult, type Member, type Message, type Room } from './chat.events.js';
-import { ChatLimits, ChatStore, RoomBroadcaster, type RoomAccess, type RoomSubscriber } from './chat.ports.js';
+import {
+  SERVER_EVENTS,
+  SYSTEM_SENDER_ID,
+  type HistoryPage,
+  type JoinResult,
+  type Member,
+  type Message,
+  type ReceiptEvent,
+  type Room,
+  type RoomReadState,
+  type TypingEvent,
+} from './chat.events.js';
+import { ChatLimits, ChatStore, RoomBroadcaster, type RoomAccess, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
 import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
+import { TypingTracker } from './typing-tracker.js';
 
 /**
  * The chat domain. Every entry point (socket.io, raw WebSocket, HTTP) calls these methods with
@@ -12,6 +24,10 @@ import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } f
 @Injectable()
 export class ChatService {
   private readonly schemas: ChatSchemas;
+  /** Typing is never stored: each instance tracks its own connections' typing (see TypingTracker). */
+  private readonly typing: TypingTracker<object>;
+  /** Connections whose close already ends their typing. */
+  private readonly typingClosers = new WeakSet<TypingSubscriber>();
 
   constructor(
     private readonly store: ChatStore,
@@ -19,6 +35,9 @@ export class ChatService {
     limits: ChatLimits,
   ) {
     this.schemas = createSchemas(limits);
+    this.typing = new TypingTracker((roomId, userId, typing) =>
+      this.broadcaster.publishToOthers(roomId, SERVER_EVENTS.typing, { roomId, userId, typing } satisfies TypingEvent, userId),
+    );
   }
 
   /**
@@ -33,10 +52,11 @@ export class ChatService {
     subscriber.join(roomId);
     try {
       const access = allow(await this.store.roomAccess(roomId, userId));
-      if (sinceSeq === undefined) return { roomId, lastSeq: access.lastSeq };
+      const { lastReadSeq } = access;
+      if (sinceSeq === undefined) return { roomId, lastSeq: access.lastSeq, ...readPosition(access.lastSeq, lastReadSeq) };
       const { messages, hasMore } = await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE });
-      const newest = messages.at(-1)?.seq ?? 0;
-      return { roomId, lastSeq: Math.max(access.lastSeq, newest), missed: messages, hasMore };
+      const lastSeq = Math.max(access.lastSeq, messages.at(-1)?.seq ?? 0);
+      return { roomId, lastSeq, ...readPosition(lastSeq, lastReadSeq), missed: messages, hasMore };
     } catch (err) {
       subscriber.leave(roomId);
       throw err;
@@ -46,7 +66,46 @@ export class ChatService {
   async leave(data: unknown, subscriber: RoomSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.leave, data);
     subscriber.leave(roomId);
+    this.typing.stop(subscriber, roomId);
     return { roomId };
+  }
+
+  /**
+   * Starts or renews the connection's typing in a room; others' joined connections get `typing`
+   * only when the user starts. Access is checked when the connection starts, not on each renewal
+   * (clients renew every few seconds while typing); joining is not required.
+   */
+  async typingStart(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
+    const { roomId } = parseInput(this.schemas.roomRef, data);
+    if (!this.typing.isTyping(conn, roomId)) await this.checkAccess(roomId, userId);
+    this.typing.start(conn, userId, roomId);
+    if (!this.typingClosers.has(conn)) {
+      this.typingClosers.add(conn);
+      conn.onClose(() => this.typing.drop(conn));
+    }
+    return { roomId };
+  }
+
+  async typingStop(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
+    const { roomId } = parseInput(this.schemas.roomRef, data);
+    if (!this.typing.isTyping(conn, roomId)) await this.checkAccess(roomId, userId);
+    this.typing.stop(conn, roomId);
+    return { roomId };
+  }
+
+  /** Marks messages read up to `seq`; the room's joined connections get `receipt` when the position grows. */
+  async read(userId: string, data: unknown): Promise<{ roomId: string; lastReadSeq: number }> {
+    const { roomId, seq } = parseInput(this.schemas.read, data);
+    const result = await this.store.markRead(roomId, userId, seq);
+    if (result.outcome === 'forbidden') throw forbidden(roomId);
+    if (result.grew)
+      this.broadcaster.publish(roomId, SERVER_EVENTS.receipt, { roomId, userId, seq: result.lastReadSeq } satisfies ReceiptEvent);
+    return { roomId, lastReadSeq: result.lastReadSeq };
+  }
+
+  async listRooms(userId: string, data: unknown): Promise<{ rooms: RoomReadState[] }> {
+    parseInput(this.schemas.roomsList, data);
+    return { rooms: await this.store.listRooms(userId) };
   }
 
   /** A user's message. Resolves only after COMMIT; a repeated clientMsgId returns the stored message without a new broadcast. */
@@ -120,12 +179,22 @@ export class ChatService {
     return (await this.store.listMembers(roomId)) ?? notFound(roomId);
   }
 
+  /** A room that does not exist yet acts as an empty public room. */
+  private async checkAccess(roomId: string, userId: string): Promise<void> {
+    const access = await this.store.roomAccess(roomId, userId);
+    if (access) allow(access);
+  }
+
   private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {
     const result = await this.store.append(input, trusted);
     if (result.outcome === 'forbidden') throw forbidden(input.roomId);
     if (result.outcome === 'created') this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, result.message);
     return { message: result.message, created: result.outcome === 'created' };
   }
+}
+
+function readPosition(lastSeq: number, lastReadSeq: number): { lastReadSeq: number; unread: number } {
+  return { lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq) };
 }
 
 function allow(access: RoomAccess | null): RoomAccess {

@@ -2,10 +2,17 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { StorageUnavailableError } from '../chat/chat.errors.js';
-import type { HistoryPage, Member, Message, Room, Visibility } from '../chat/chat.events.js';
-import { ChatStore, type AppendResult, type NewMessage, type PageQuery, type RoomAccess, type RoomInput } from '../chat/chat.ports.js';
+import type { HistoryPage, Member, Message, Room, RoomReadState, Visibility } from '../chat/chat.events.js';
+import {
+  ChatStore,
+  type AppendResult,
+  type NewMessage,
+  type PageQuery,
+  type ReadResult,
+  type RoomAccess,
+  type RoomInput,
+} from '../chat/chat.ports.js';
 import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
-import { RoomMemberEntity } from './entities/room-member.entity.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
 import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
@@ -14,12 +21,64 @@ interface AccessRow {
   last_seq: string;
   visibility: Visibility;
   is_member: boolean;
+  last_read_seq: string;
 }
 
-const ACCESS_SQL = `
-  SELECT r.last_seq, r.visibility,
-         EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member
-  FROM rooms r WHERE r.id = $1`;
+/** A room's access for a user, with the user's read state; $1 room, $2 user. */
+const ACCESS_CTE = `
+  access AS (
+    SELECT r.last_seq, r.visibility,
+           EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member,
+           COALESCE(rr.last_read_seq, 0) AS last_read_seq, rr.joined_at IS NOT NULL AS joined
+    FROM rooms r LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
+    WHERE r.id = $1)`;
+
+const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, visibility, is_member, last_read_seq FROM access`;
+
+/**
+ * ACCESS_SQL that also records a first join the user is allowed (for rooms.list). A rejoin, the
+ * common case after reconnects, inserts no row and so writes nothing.
+ */
+const OPEN_SQL = `
+  WITH ${ACCESS_CTE},
+  joined AS (
+    INSERT INTO room_reads (user_id, room_id, joined_at)
+    SELECT $2, $1, now() FROM access WHERE (visibility = 'public' OR is_member) AND NOT joined
+    ON CONFLICT (user_id, room_id) DO UPDATE SET joined_at = EXCLUDED.joined_at WHERE room_reads.joined_at IS NULL)
+  SELECT last_seq, visibility, is_member, last_read_seq FROM access`;
+
+/**
+ * Moves the read position to min($3, lastSeq) when that is ahead; the conflict clause re-checks
+ * against the newest row, so concurrent reads never move it back. `moved_to` is null when nothing grew.
+ */
+const READ_SQL = `
+  WITH ${ACCESS_CTE},
+  target AS (
+    SELECT visibility, is_member, last_read_seq, LEAST($3::bigint, last_seq) AS seq,
+           visibility = 'public' OR is_member AS allowed
+    FROM access),
+  moved AS (
+    INSERT INTO room_reads (user_id, room_id, last_read_seq)
+    SELECT $2, $1, seq FROM target WHERE allowed AND seq > last_read_seq
+    ON CONFLICT (user_id, room_id) DO UPDATE SET last_read_seq = EXCLUDED.last_read_seq
+    WHERE room_reads.last_read_seq < EXCLUDED.last_read_seq
+    RETURNING last_read_seq)
+  SELECT allowed, last_read_seq, seq, (SELECT last_read_seq FROM moved) AS moved_to FROM target`;
+
+/**
+ * rooms.list: driven by the user's own rows (room_reads' key, room_members' user index), then each
+ * room's current visibility decides which of the two makes it count. Sorted by code point.
+ */
+const ROOMS_SQL = `
+  SELECT r.id AS room_id, r.last_seq, COALESCE(rr.last_read_seq, 0) AS last_read_seq
+  FROM rooms r LEFT JOIN room_reads rr ON rr.user_id = $1 AND rr.room_id = r.id
+  WHERE r.id IN (SELECT room_id FROM room_reads WHERE user_id = $1 AND joined_at IS NOT NULL
+                 UNION ALL SELECT room_id FROM room_members WHERE user_id = $1)
+    AND CASE r.visibility
+          WHEN 'public' THEN rr.joined_at IS NOT NULL
+          ELSE EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $1)
+        END
+  ORDER BY r.id COLLATE "C"`;
 
 @Injectable()
 export class TypeOrmChatStore extends ChatStore {
@@ -41,13 +100,16 @@ export class TypeOrmChatStore extends ChatStore {
     );
   }
 
-  /** Most joins are of rooms that exist (every rejoin after a reconnect): one read, and an insert only for a new room. */
+  /**
+   * Most joins are of rooms that exist (every rejoin after a reconnect): one statement, and an
+   * insert only for a new room. The join is recorded by the same statement (OPEN_SQL).
+   */
   async openRoom(roomId: string, userId: string): Promise<RoomAccess> {
     return this.guard(async () => {
-      let [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+      let [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
       if (!row) {
         await this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]);
-        [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
+        [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
       }
       return toAccess(row);
     });
@@ -142,8 +204,40 @@ export class TypeOrmChatStore extends ChatStore {
     return this.guard(async () => {
       const [exists] = await this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
       if (!exists) return null;
-      const rows = await this.db.getRepository(RoomMemberEntity).find({ where: { roomId }, order: { userId: 'ASC' } });
-      return rows.map((r) => ({ userId: r.userId, lastReadSeq: r.lastReadSeq }));
+      const rows = (await this.db.query(
+        `SELECT m.user_id, COALESCE(rr.last_read_seq, 0) AS last_read_seq
+         FROM room_members m LEFT JOIN room_reads rr ON rr.user_id = m.user_id AND rr.room_id = m.room_id
+         WHERE m.room_id = $1 ORDER BY m.user_id`,
+        [roomId],
+      )) as { user_id: string; last_read_seq: string }[];
+      return rows.map((r) => ({ userId: r.user_id, lastReadSeq: Number(r.last_read_seq) }));
+    });
+  }
+
+  async markRead(roomId: string, userId: string, seq: number): Promise<ReadResult> {
+    return this.guard(async () => {
+      const [row] = (await this.db.query(READ_SQL, [roomId, userId, seq])) as {
+        allowed: boolean;
+        last_read_seq: string;
+        seq: string;
+        moved_to: string | null;
+      }[];
+      if (!row) return { outcome: 'read', lastReadSeq: 0, grew: false };
+      if (!row.allowed) return { outcome: 'forbidden' };
+      if (row.moved_to !== null) return { outcome: 'read', lastReadSeq: Number(row.moved_to), grew: true };
+      // Not moved: already at or past the target, possibly moved further by a concurrent read.
+      return { outcome: 'read', lastReadSeq: Math.max(Number(row.last_read_seq), Number(row.seq)), grew: false };
+    });
+  }
+
+  async listRooms(userId: string): Promise<RoomReadState[]> {
+    return this.guard(async () => {
+      const rows = (await this.db.query(ROOMS_SQL, [userId])) as { room_id: string; last_seq: string; last_read_seq: string }[];
+      return rows.map((r) => {
+        const lastSeq = Number(r.last_seq);
+        const lastReadSeq = Number(r.last_read_seq);
+        return { roomId: r.room_id, lastSeq, lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq) };
+      });
     });
   }
 
@@ -197,7 +291,7 @@ function rowToMessage(r: MessageRow): Message {
 }
 
 function toAccess(row: AccessRow): RoomAccess {
-  return { visibility: row.visibility, isMember: row.is_member, lastSeq: Number(row.last_seq) };
+  return { visibility: row.visibility, isMember: row.is_member, lastSeq: Number(row.last_seq), lastReadSeq: Number(row.last_read_seq) };
 }
 
 function toRoom(row: RoomEntity): Room {

@@ -39,6 +39,26 @@ export class ChatGateway implements OnGatewayConnection {
     return this.chat.history(conn.user.userId, data);
   }
 
+  @SubscribeMessage(CLIENT_EVENTS.typingStart)
+  typingStart(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.typingStart(conn.user.userId, data, conn);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.typingStop)
+  typingStop(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.typingStop(conn.user.userId, data, conn);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.messageRead)
+  read(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.read(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.roomsList)
+  roomsList(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.listRooms(conn.user.userId, data);
+  }
+
   @SubscribeMessage(CLIENT_EVENTS.authRefresh)
   async refresh(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
     const identity = await this.tokens.refresh(conn.user, data);

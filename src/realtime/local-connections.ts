@@ -2,6 +2,7 @@ import { Injectable, Optional } from '@nestjs/common';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { Server } from 'socket.io';
 import { SERVER_EVENTS } from '../chat/chat.events.js';
+import type { Identity } from '../auth/identity.js';
 import type { ChatConnection, Transport } from './chat-connection.js';
 import type { WsConnection } from './ws-connection.js';
 
@@ -73,5 +74,22 @@ export class LocalConnections {
     if (!members?.size) return;
     const frame = JSON.stringify({ event, data });
     for (const conn of members) conn.sendFrame(frame);
+  }
+
+  /**
+   * Delivers to this instance's members of the room whose user is not `exceptUserId`. Walks the
+   * room's own members (not every connection), encoding per socket: these pushes are small and rare
+   * next to messages.
+   */
+  deliverToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
+    const sockets = this.io?.sockets;
+    for (const socketId of sockets?.adapter.rooms.get(roomId) ?? []) {
+      const socket = sockets?.sockets.get(socketId);
+      if (socket && (socket.data.user as Identity).userId !== exceptUserId) socket.emit(event, data);
+    }
+    const members = this.wsRooms.get(roomId);
+    if (!members?.size) return;
+    const frame = JSON.stringify({ event, data });
+    for (const conn of members) if (conn.user.userId !== exceptUserId) conn.sendFrame(frame);
   }
 }

@@ -8,6 +8,7 @@ import { LocalConnections } from './local-connections.js';
 /** Carried between instances by the socket.io adapter's serverSideEmit. */
 const RELAY_EVENT = 'chat:room-event';
 const EVICT_EVENT = 'chat:room-evict';
+const RELAY_TO_OTHERS_EVENT = 'chat:room-event-to-others';
 
 /** Whom to take out of a room: these users, or everybody but these members. */
 type Eviction = { userIds: string[] } | { keepMembers: string[] };
@@ -38,12 +39,20 @@ export class RoomFanout extends RoomBroadcaster {
         this.metrics?.fanoutLag.observe((Date.now() - Date.parse((data as Message).createdAt)) / 1000);
     });
     io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.evictLocally(roomId, who));
+    io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
+      this.local.deliverToOthers(roomId, event, data, exceptUserId),
+    );
   }
 
   publish(roomId: string, event: string, data: unknown): void {
     if (event === SERVER_EVENTS.messageNew) this.metrics?.messagesStored.inc();
     this.local.deliver(roomId, event, data);
     this.relay?.serverSideEmit(RELAY_EVENT, roomId, event, data);
+  }
+
+  publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
+    this.local.deliverToOthers(roomId, event, data, exceptUserId);
+    this.relay?.serverSideEmit(RELAY_TO_OTHERS_EVENT, roomId, event, data, exceptUserId);
   }
 
   removeUsers(roomId: string, userIds: string[]): void {

@@ -1,7 +1,9 @@
-import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
-import { bigintAsNumber } from './bigint.transformer.js';
+import { CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
 
-/** Membership of private rooms (managed over HTTP), and each member's read position. */
+/**
+ * Membership of private rooms (managed over HTTP). Read positions live in room_reads (see the
+ * CreateRoomReads migration); the table's old last_read_seq column is no longer mapped.
+ */
 @Entity({ name: 'room_members' })
 export class RoomMemberEntity {
   @PrimaryColumn({ name: 'room_id', type: 'text', primaryKeyConstraintName: 'PK_room_members' })
@@ -9,9 +11,6 @@ export class RoomMemberEntity {
 
   @PrimaryColumn({ name: 'user_id', type: 'text', primaryKeyConstraintName: 'PK_room_members' })
   userId!: string;
-
-  @Column({ name: 'last_read_seq', type: 'bigint', default: 0, transformer: bigintAsNumber })
-  lastReadSeq!: number;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -2,6 +2,7 @@ import { CreateRoomsAndMessages1764180000000 } from './1764180000000-CreateRooms
 import { CreateRoomMembers1764190000000 } from './1764190000000-CreateRoomMembers.js';
 import { CreateAppendFunction1764200000000 } from './1764200000000-CreateAppendFunction.js';
 import { CreateEventTables1764210000000 } from './1764210000000-CreateEventTables.js';
+import { CreateRoomReads1764220000000 } from './1764220000000-CreateRoomReads.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -9,4 +10,5 @@ export const migrations = [
   CreateRoomMembers1764190000000,
   CreateAppendFunction1764200000000,
   CreateEventTables1764210000000,
+  CreateRoomReads1764220000000,
 ];
