@@ -64,7 +64,14 @@ describe('history paging and recovery with sinceSeq', () => {
 
   it('answers sinceSeq at the head with an empty missed list, and a fresh room with lastSeq 0', async () => {
     const r = readers[1];
-    assert.deepEqual(await r.ok('room.join', { roomId: room, sinceSeq: 130 }), { roomId: room, lastSeq: 130, missed: [], hasMore: false });
-    assert.deepEqual(await r.ok('room.join', { roomId: 'empty-room' }), { roomId: 'empty-room', lastSeq: 0 });
+    assert.deepEqual(await r.ok('room.join', { roomId: room, sinceSeq: 130 }), {
+      roomId: room,
+      lastSeq: 130,
+      lastReadSeq: 0,
+      unread: 130,
+      missed: [],
+      hasMore: false,
+    });
+    assert.deepEqual(await r.ok('room.join', { roomId: 'empty-room' }), { roomId: 'empty-room', lastSeq: 0, lastReadSeq: 0, unread: 0 });
   });
 });

@@ -1,10 +1,8 @@
-import { CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+import { CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
 
-/**
- * Membership of private rooms (managed over HTTP). Read positions live in room_reads (see the
- * CreateRoomReads migration); the table's old last_read_seq column is no longer mapped.
- */
+/** Membership of private rooms (managed over HTTP). Read positions live in room_reads (see the CreateRoomReads migration). */
 @Entity({ name: 'room_members' })
+@Index('IDX_room_members_user', ['userId'])
 export class RoomMemberEntity {
   @PrimaryColumn({ name: 'room_id', type: 'text', primaryKeyConstraintName: 'PK_room_members' })
   roomId!: string;
