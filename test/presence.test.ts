@@ -95,7 +95,10 @@ describe('presence across instances and transports', () => {
         assert.equal(bad.error?.code, 'VALIDATION_FAILED');
         assert.deepEqual(bad.error?.details, { fields: ['roomId'] });
         assert.equal((await stranger.request('presence.list', 'lobby')).error?.code, 'VALIDATION_FAILED');
-        assert.deepEqual(await stranger.ok('presence.list', { roomId: 'presence-nobody-here' }), { roomId: 'presence-nobody-here', users: [] });
+        assert.deepEqual(await stranger.ok('presence.list', { roomId: 'presence-nobody-here' }), {
+          roomId: 'presence-nobody-here',
+          users: [],
+        });
       }
     }
   });

@@ -30,7 +30,12 @@ describe('MemoryPresenceStore', () => {
   it('keeps rooms apart, ignores exits of connections never entered, and lists users sorted', async () => {
     const { store, changes } = tracked();
     store.exit('r', 'ghost');
-    for (const [user, conn] of [['zed', 'c1'], ['amy', 'c2'], ['Bob', 'c3']]) store.enter('r', user, conn);
+    for (const [user, conn] of [
+      ['zed', 'c1'],
+      ['amy', 'c2'],
+      ['Bob', 'c3'],
+    ])
+      store.enter('r', user, conn);
     store.enter('other', 'amy', 'c2');
     assert.deepEqual(await store.list('r'), ['Bob', 'amy', 'zed']);
     assert.deepEqual(await store.list('other'), ['amy']);
