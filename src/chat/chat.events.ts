@@ -6,12 +6,15 @@ export const CLIENT_EVENTS = {
   messageSend: 'message.send',
   messageHistory: 'message.history',
   authRefresh: 'auth.refresh',
+  presenceList: 'presence.list',
 } as const;
 
 export const SERVER_EVENTS = {
   session: 'session',
   messageNew: 'message.new',
   roomRemoved: 'room.removed',
+  presenceJoined: 'presence.joined',
+  presenceLeft: 'presence.left',
   error: 'error',
 } as const;
 
@@ -59,6 +62,11 @@ export interface JoinResult {
   lastSeq: number;
   missed?: Message[];
   hasMore?: boolean;
+}
+
+export interface PresenceList {
+  roomId: string;
+  users: { userId: string }[];
 }
 
 export interface HistoryPage {
