@@ -2,8 +2,10 @@ import { Module } from '@nestjs/common';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { ChatLimits, RoomBroadcaster } from './chat/chat.ports.js';
 import { ChatService } from './chat/chat.service.js';
+import { PresenceService } from './chat/presence.service.js';
 import { APP_CONFIG } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
+import { presenceStoreProvider } from './presence/presence-store.provider.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
@@ -20,9 +22,11 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     RoomFanout,
     UserDisconnector,
     TokenVerifier,
+    PresenceService,
+    presenceStoreProvider,
     { provide: RoomBroadcaster, useExisting: RoomFanout },
     { provide: ChatLimits, inject: [APP_CONFIG], useFactory: (config: AppConfig) => config.limits },
   ],
-  exports: [ChatService, LocalConnections, RoomFanout, UserDisconnector, TokenVerifier],
+  exports: [ChatService, PresenceService, LocalConnections, RoomFanout, UserDisconnector, TokenVerifier],
 })
 export class ChatModule {}

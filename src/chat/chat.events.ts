@@ -10,12 +10,15 @@ export const CLIENT_EVENTS = {
   typingStop: 'typing.stop',
   messageRead: 'message.read',
   roomsList: 'rooms.list',
+  presenceList: 'presence.list',
 } as const;
 
 export const SERVER_EVENTS = {
   session: 'session',
   messageNew: 'message.new',
   roomRemoved: 'room.removed',
+  presenceJoined: 'presence.joined',
+  presenceLeft: 'presence.left',
   error: 'error',
   typing: 'typing',
   receipt: 'receipt',
@@ -90,6 +93,11 @@ export interface ReceiptEvent {
   roomId: string;
   userId: string;
   seq: number;
+}
+
+export interface PresenceList {
+  roomId: string;
+  users: { userId: string }[];
 }
 
 export interface HistoryPage {

@@ -99,3 +99,24 @@ export abstract class ChatLimits {
   abstract readonly maxMessageLength: number;
   abstract readonly maxHistoryPage: number;
 }
+
+/** A user appearing in a room (first connection joined) or leaving it (last connection gone). */
+export interface PresenceChange {
+  kind: 'joined' | 'left';
+  roomId: string;
+  userId: string;
+}
+
+/**
+ * Which users have a connection joined to each room, across every instance. enter/exit never
+ * throw and never wait: presence degrades on its own (e.g. while Redis is down) instead of
+ * failing joins. Each change is reported to the listeners of exactly one instance (the one that
+ * decided it), so publishing it from there pushes it once everywhere.
+ */
+export abstract class PresenceStore {
+  abstract enter(roomId: string, userId: string, connectionId: string): void;
+  abstract exit(roomId: string, connectionId: string): void;
+  /** The users present in the room, sorted; throws ChatError UNAVAILABLE when it cannot tell. */
+  abstract list(roomId: string): Promise<string[]>;
+  abstract onChange(listener: (change: PresenceChange) => void): void;
+}

@@ -97,6 +97,9 @@ export type ChatSchemas = ReturnType<typeof createSchemas>;
 /** A user named by a service (HTTP path parameter), with the same rule as a token's `sub`. */
 export const userRef = z.object({ userId });
 
+/** `presence.list { roomId }`. */
+export const presenceQuery = z.object({ roomId });
+
 /** Whether posted data asks for a system message; decides which schema validates it. */
 export function isSystemPost(data: unknown): boolean {
   return typeof data === 'object' && data !== null && (data as { system?: unknown }).system === true;

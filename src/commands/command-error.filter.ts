@@ -1,6 +1,6 @@
 import { Catch, Injectable, Logger, Optional, type RpcExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
-import { ChatError, StorageUnavailableError, type ErrorBody } from '../chat/chat.errors.js';
+import { errorBodyOf } from '../common/error-body.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 
 /**
@@ -16,22 +16,8 @@ export class CommandErrorFilter implements RpcExceptionFilter<unknown> {
   constructor(@Optional() private readonly metrics?: ChatMetrics) {}
 
   catch(exception: unknown): Observable<never> {
-    const error = this.toBody(exception);
+    const error = errorBodyOf(exception, this.logger);
     this.metrics?.errors.inc({ code: error.code });
     return throwError(() => error);
   }
-
-  private toBody(exception: unknown): ErrorBody {
-    if (exception instanceof StorageUnavailableError) {
-      this.logger.warn(`storage unavailable: ${describe(exception.cause)}`);
-      return exception.toBody();
-    }
-    if (exception instanceof ChatError) return exception.toBody();
-    this.logger.error(`unexpected failure: ${describe(exception)}`);
-    return { code: 'INTERNAL', message: 'internal error' };
-  }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }

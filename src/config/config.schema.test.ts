@@ -61,6 +61,7 @@ describe('loadConfig defaults', () => {
       },
       db: { poolSize: 10, timeoutMs: 2000 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
+      presence: { leaseMs: 15000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
       logLevel: 'info',
     });
@@ -91,6 +92,7 @@ describe('loadConfig defaults', () => {
       'SHUTDOWN_DRAIN_MS',
       'HEARTBEAT_INTERVAL_MS',
       'HEARTBEAT_TIMEOUT_MS',
+      'PRESENCE_LEASE_MS',
       'MAX_BUFFERED_BYTES',
       'RATE_LIMIT_PER_SECOND',
       'RATE_LIMIT_BURST',
@@ -339,6 +341,21 @@ describe('DATABASE_URL', () => {
       assert.match(err.message, /DATABASE_URL: must be a URL starting with postgres:\/\/ or postgresql:\/\//);
     });
   }
+});
+
+describe('PRESENCE_LEASE_MS', () => {
+  it("defaults to 15 s, so a dead instance's users leave within 20 s", () => {
+    assert.deepEqual(loadConfig({}).presence, { leaseMs: 15000 });
+  });
+
+  it('reads a shorter lease', () => {
+    assert.deepEqual(loadConfig({ PRESENCE_LEASE_MS: '1500' }).presence, { leaseMs: 1500 });
+  });
+
+  it('refuses a lease outside 1000-20000 ms (longer would break the 30 s bound), naming it', () => {
+    for (const value of ['999', '20001', 'soon', '1.5'])
+      assert.deepEqual(namedVariables(configError({ PRESENCE_LEASE_MS: value })), ['PRESENCE_LEASE_MS'], value);
+  });
 });
 
 describe('REDIS_URL and REDIS_PREFIX', () => {

@@ -104,6 +104,8 @@ const envSchema = z
     SHUTDOWN_DRAIN_MS: int(0, 300_000).default(1000),
     HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
     HEARTBEAT_TIMEOUT_MS: int(100, 300_000).default(20_000),
+    // Presence leases (with Redis): a dead instance's users leave within about 4/3 of this, so at most ~27 s.
+    PRESENCE_LEASE_MS: int(1000, 20_000).default(15_000),
     MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024).default(1024 * 1024),
     RATE_LIMIT_PER_SECOND: int(1, 100_000).default(20),
     RATE_LIMIT_BURST: int(1, 1_000_000).default(100),
@@ -173,6 +175,8 @@ export interface AppConfig {
   /** Pool size for an external database; every storage call answers within timeoutMs. */
   db: { poolSize: number; timeoutMs: number };
   heartbeat: { intervalMs: number; timeoutMs: number };
+  /** Each instance's presence lease in Redis, renewed every leaseMs/3. */
+  presence: { leaseMs: number };
   shutdown: { drainMs: number; timeoutMs: number };
   logLevel: Env['LOG_LEVEL'];
 }
@@ -240,6 +244,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     },
     db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS },
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
+    presence: { leaseMs: env.PRESENCE_LEASE_MS },
     shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },
     logLevel: env.LOG_LEVEL,
   };

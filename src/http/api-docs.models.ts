@@ -6,7 +6,15 @@
  */
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
-import { SYSTEM_SENDER_ID, type HistoryPage, type Member, type Message, type Room, type Visibility } from '../chat/chat.events.js';
+import {
+  SYSTEM_SENDER_ID,
+  type HistoryPage,
+  type Member,
+  type Message,
+  type PresenceList,
+  type Room,
+  type Visibility,
+} from '../chat/chat.events.js';
 
 const ROOM_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 
@@ -64,6 +72,23 @@ export class MemberModel implements Member {
 export class MemberListModel {
   @ApiProperty({ type: [MemberModel] })
   members!: MemberModel[];
+}
+
+@ApiSchema({ name: 'PresentUser' })
+export class PresentUserModel {
+  @ApiProperty({ minLength: 1, maxLength: 128 })
+  userId!: string;
+}
+
+@ApiSchema({ name: 'PresenceList' })
+export class PresenceListModel implements PresenceList {
+  @ApiProperty({ pattern: ROOM_ID_PATTERN })
+  roomId!: string;
+  @ApiProperty({
+    type: [PresentUserModel],
+    description: 'Users with at least one connection joined to the room, on any instance; sorted by userId',
+  })
+  users!: PresentUserModel[];
 }
 
 @ApiSchema({ name: 'DisconnectAccepted' })

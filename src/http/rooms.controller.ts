@@ -2,8 +2,9 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Put, Res, UseGuards } f
 import { ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ChatService } from '../chat/chat.service.js';
+import { PresenceService } from '../chat/presence.service.js';
 import { API_KEY_SCHEME, ApiErrors, ApiPathParam, schemaRef } from './api-docs.decorators.js';
-import { MemberListModel, RoomModel } from './api-docs.models.js';
+import { MemberListModel, PresenceListModel, RoomModel } from './api-docs.models.js';
 import { ApiKeyGuard } from './api-key.guard.js';
 import { asObject } from './request-body.js';
 
@@ -14,7 +15,10 @@ import { asObject } from './request-body.js';
 @Controller('v1/rooms/:roomId')
 @UseGuards(ApiKeyGuard)
 export class RoomsController {
-  constructor(private readonly chat: ChatService) {}
+  constructor(
+    private readonly chat: ChatService,
+    private readonly presence: PresenceService,
+  ) {}
 
   @Put()
   @ApiOperation({
@@ -70,5 +74,18 @@ export class RoomsController {
   @ApiErrors(400, 401, 404, 503)
   async members(@Param('roomId') roomId: string) {
     return { members: await this.chat.listMembers({ roomId }) };
+  }
+
+  @Get('presence')
+  @ApiOperation({
+    summary: 'List the users present',
+    description:
+      'Users with at least one live connection joined to the room, on any instance and transport. A dead ' +
+      "instance's users disappear once its presence lease runs out (PRESENCE_LEASE_MS, about 4/3 of it at most).",
+  })
+  @ApiOkResponse({ type: PresenceListModel })
+  @ApiErrors(400, 401, 404, 503)
+  presenceList(@Param('roomId') roomId: string) {
+    return this.presence.list(null, { roomId });
   }
 }

@@ -27,6 +27,7 @@ const MAX_ECHOED_EVENT_LENGTH = 128;
  */
 export abstract class ChatConnection {
   private closeListeners: ((reason: string) => void)[] = [];
+  private leaveListeners: ((roomId: string) => void)[] = [];
   private closed = false;
   private identity: Identity;
   private readonly joined = new Set<string>();
@@ -67,8 +68,20 @@ export abstract class ChatConnection {
     this.subscribe(roomId);
   }
 
+  /** Leaving, however it happens (room.leave, a failed join, an eviction), tells the leave listeners. */
   leave(roomId: string): void {
-    if (this.joined.delete(roomId)) this.unsubscribe(roomId);
+    if (!this.joined.delete(roomId)) return;
+    this.unsubscribe(roomId);
+    for (const l of this.leaveListeners) l(roomId);
+  }
+
+  onLeave(listener: (roomId: string) => void): void {
+    this.leaveListeners.push(listener);
+  }
+
+  /** Closed for good; `rooms` still lists the rooms it was in when it closed. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** The token expired without a refresh: say so, then disconnect. */
@@ -98,6 +111,7 @@ export abstract class ChatConnection {
     this.closed = true;
     for (const l of this.closeListeners) l(reason);
     this.closeListeners = [];
+    this.leaveListeners = [];
   }
 
   /** Builds the responder for one request; `reply` is undefined when the client asked for none. */

@@ -1,27 +1,44 @@
 import { UseFilters } from '@nestjs/common';
-import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
+import {
+  ConnectedSocket,
+  MessageBody,
+  SubscribeMessage,
+  WebSocketGateway,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+} from '@nestjs/websockets';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { CLIENT_EVENTS, SERVER_EVENTS } from '../chat/chat.events.js';
 import { ChatService } from '../chat/chat.service.js';
+import { PresenceService } from '../chat/presence.service.js';
 import { ChatConnection } from './chat-connection.js';
 import { ReplyExceptionFilter } from './reply-exception.filter.js';
 
 /** The one gateway for socket.io and raw WebSocket clients; each handler delegates. */
 @WebSocketGateway()
 @UseFilters(ReplyExceptionFilter)
-export class ChatGateway implements OnGatewayConnection {
+export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
   constructor(
     private readonly chat: ChatService,
     private readonly tokens: TokenVerifier,
+    private readonly presence: PresenceService,
   ) {}
 
   handleConnection(conn: ChatConnection): void {
     conn.push(SERVER_EVENTS.session, { userId: conn.user.userId, connectionId: conn.id });
+    conn.onLeave((roomId) => this.presence.exit(roomId, conn.id));
   }
 
+  handleDisconnect(conn: ChatConnection): void {
+    for (const roomId of conn.rooms) this.presence.exit(roomId, conn.id);
+  }
+
+  /** Presence counts the connection only once the join succeeded, and not if it closed or was evicted meanwhile. */
   @SubscribeMessage(CLIENT_EVENTS.roomJoin)
-  join(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
-    return this.chat.join(conn.user.userId, data, conn);
+  async join(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    const result = await this.chat.join(conn.user.userId, data, conn);
+    if (!conn.isClosed && conn.rooms.has(result.roomId)) this.presence.enter(result.roomId, conn.user.userId, conn.id);
+    return result;
   }
 
   @SubscribeMessage(CLIENT_EVENTS.roomLeave)
@@ -57,6 +74,11 @@ export class ChatGateway implements OnGatewayConnection {
   @SubscribeMessage(CLIENT_EVENTS.roomsList)
   roomsList(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
     return this.chat.listRooms(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.presenceList)
+  presenceList(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.presence.list(conn.user.userId, data);
   }
 
   @SubscribeMessage(CLIENT_EVENTS.authRefresh)

@@ -1,5 +1,5 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
-import { ChatError, StorageUnavailableError, type ErrorBody } from '../chat/chat.errors.js';
+import { errorBodyOf } from '../common/error-body.js';
 import type { Responder } from './chat-connection.js';
 
 /**
@@ -12,21 +12,7 @@ export class ReplyExceptionFilter implements WsExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const respond = host.getArgByIndex<Responder | undefined>(2);
-    const error = this.toBody(exception);
+    const error = errorBodyOf(exception, this.logger);
     respond?.({ ok: false, error });
   }
-
-  private toBody(exception: unknown): ErrorBody {
-    if (exception instanceof StorageUnavailableError) {
-      this.logger.warn(`storage unavailable: ${describe(exception.cause)}`);
-      return exception.toBody();
-    }
-    if (exception instanceof ChatError) return exception.toBody();
-    this.logger.error(`unexpected failure: ${describe(exception)}`);
-    return { code: 'INTERNAL', message: 'internal error' };
-  }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { ChatError } from './chat.errors.js';
+import { SERVER_EVENTS, type PresenceList } from './chat.events.js';
+import { ChatStore, PresenceStore, RoomBroadcaster } from './chat.ports.js';
+import { parseInput, presenceQuery } from './chat.schemas.js';
+
+/**
+ * Presence: who has a connection joined to a room. The transports report connections entering
+ * and leaving rooms; each change the store decides is published to the room's joined
+ * connections on every instance (`presence.joined` / `presence.left`).
+ */
+@Injectable()
+export class PresenceService {
+  constructor(
+    private readonly store: ChatStore,
+    private readonly presence: PresenceStore,
+    broadcaster: RoomBroadcaster,
+  ) {
+    presence.onChange(({ kind, roomId, userId }) =>
+      broadcaster.publish(roomId, kind === 'joined' ? SERVER_EVENTS.presenceJoined : SERVER_EVENTS.presenceLeft, { roomId, userId }),
+    );
+  }
+
+  /** A connection is in the room (after a successful join); repeated calls are harmless. */
+  enter(roomId: string, userId: string, connectionId: string): void {
+    this.presence.enter(roomId, userId, connectionId);
+  }
+
+  /** A connection is out of the room (left, evicted or closed); harmless when it never entered. */
+  exit(roomId: string, connectionId: string): void {
+    this.presence.exit(roomId, connectionId);
+  }
+
+  /**
+   * `presence.list` for a user (private rooms need membership; a room that does not exist has
+   * nobody in it), or for a trusted service (userId null: NOT_FOUND for a missing room).
+   */
+  async list(userId: string | null, data: unknown): Promise<PresenceList> {
+    const { roomId } = parseInput(presenceQuery, data);
+    if (userId === null) {
+      if (!(await this.store.getRoom(roomId))) throw new ChatError('NOT_FOUND', `room ${roomId} does not exist`);
+    } else {
+      const access = await this.store.roomAccess(roomId, userId);
+      if (access?.visibility === 'private' && !access.isMember) throw new ChatError('FORBIDDEN', `not a member of private room ${roomId}`);
+    }
+    const users = await this.presence.list(roomId);
+    return { roomId, users: users.map((u) => ({ userId: u })) };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The Lua scripts behind Redis presence. Each runs atomically, so of all instances exactly one
+ * sees a user's count go 0 → 1 (it reports `joined`) or 1 → 0 (it reports `left`). Layout,
+ * under the deployment's prefix P:
+ * - P:presence:conns:{roomId}   hash connectionId → userId (connections joined to the room)
+ * - P:presence:users:{roomId}   hash userId → number of that user's connections in the room
+ * - P:presence:instance:{id}    set of "roomId\nconnectionId" entered through instance id
+ * - P:presence:instances        zset instance id → lease expiry (ms on Redis's clock)
+ * Room ids cannot contain a newline (see chat.schemas), so the set's members split unambiguously.
+ */
+
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * KEYS: conns, users, instance set, instances; ARGV: connectionId, userId, set member, instance id.
+ * Returns 1 when the user just appeared, 0 when not (already there, or a repeat), and -1 when the
+ * instance holds no lease (it was swept as dead, or Redis lost its data): then it must re-register.
+ */
+export const ENTER = `
+if not redis.call('ZSCORE', KEYS[4], ARGV[4]) then return -1 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[3])
+if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then return 1 end
+return 0`;
+
+/** KEYS: conns, users, instance set; ARGV: connectionId, set member. Returns the userId that just left the room, or nil. */
+export const EXIT = `
+redis.call('SREM', KEYS[3], ARGV[2])
+local userId = redis.call('HGET', KEYS[1], ARGV[1])
+if not userId then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HINCRBY', KEYS[2], userId, -1) > 0 then return false end
+redis.call('HDEL', KEYS[2], userId)
+return userId`;
+
+/** KEYS: instances; ARGV: instance id, lease ms. Renews the lease; returns 1 when the instance had none. */
+export const HEARTBEAT = `
+${NOW_MS}
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])`;
+
+/**
+ * KEYS: instances; ARGV: prefix, and an instance id to release (its own, at shutdown) or nothing
+ * to drop every instance whose lease expired (at most 16 per call). Removes their connections and
+ * returns what that changed as a flat list: roomId, userId, roomId, userId, ...
+ */
+export const SWEEP = `
+local instances
+if ARGV[2] then
+  instances = { ARGV[2] }
+else
+  ${NOW_MS}
+  instances = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
+end
+local left = {}
+for _, id in ipairs(instances) do
+  local set = ARGV[1] .. ':presence:instance:' .. id
+  for _, member in ipairs(redis.call('SMEMBERS', set)) do
+    local sep = string.find(member, '\\n', 1, true)
+    local roomId = string.sub(member, 1, sep - 1)
+    local connId = string.sub(member, sep + 1)
+    local conns = ARGV[1] .. ':presence:conns:' .. roomId
+    local users = ARGV[1] .. ':presence:users:' .. roomId
+    local userId = redis.call('HGET', conns, connId)
+    if userId then
+      redis.call('HDEL', conns, connId)
+      if redis.call('HINCRBY', users, userId, -1) <= 0 then
+        redis.call('HDEL', users, userId)
+        left[#left + 1] = roomId
+        left[#left + 1] = userId
+      end
+    end
+  end
+  redis.call('DEL', set)
+  redis.call('ZREM', KEYS[1], id)
+end
+return left`;
