@@ -1,4 +1,4 @@
-import { CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
 
 /** Membership of private rooms (managed over HTTP). Read positions live in room_reads (see the CreateRoomReads migration). */
 @Entity({ name: 'room_members' })
@@ -9,6 +9,13 @@ export class RoomMemberEntity {
 
   @PrimaryColumn({ name: 'user_id', type: 'text', primaryKeyConstraintName: 'PK_room_members' })
   userId!: string;
+
+  /**
+   * Superseded by room_reads and never read or written by this version; kept for one release so the
+   * previous version keeps working during a rolling update, then dropped by a later migration.
+   */
+  @Column({ name: 'last_read_seq', type: 'bigint', default: 0, select: false })
+  legacyLastReadSeq!: string;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
