@@ -92,6 +92,8 @@ export interface RoomSubscriber {
 /** A connection that can type: the tracker keys typing state by it and stops it when it closes. */
 export interface TypingSubscriber {
   onClose(listener: () => void): void;
+  /** Leaving a joined room, however it happens (room.leave, an eviction). */
+  onLeave(listener: (roomId: string) => void): void;
 }
 
 /** Limits the chat domain enforces; provided from the validated configuration. */

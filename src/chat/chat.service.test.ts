@@ -1047,7 +1047,14 @@ describe('ChatService read state', () => {
 describe('ChatService typing', () => {
   function typingConnection() {
     const closers: (() => void)[] = [];
-    return { onClose: (l: () => void) => void closers.push(l), close: () => closers.forEach((l) => l()) };
+    const leavers: ((roomId: string) => void)[] = [];
+    return {
+      onClose: (l: () => void) => void closers.push(l),
+      close: () => closers.forEach((l) => l()),
+      onLeave: (l: (roomId: string) => void) => void leavers.push(l),
+      /** What an eviction does: the connection leaves without a room.leave request. */
+      evict: (roomId: string) => leavers.forEach((l) => l(roomId)),
+    };
   }
 
   it('pushes typing to the others once per start, not on renewals, and false on stop', async () => {
@@ -1081,6 +1088,17 @@ describe('ChatService typing', () => {
         ['other', true],
         ['other', false],
       ],
+    );
+  });
+
+  it('stops typing when the connection is evicted from the room', async () => {
+    const h = setup();
+    const conn = typingConnection();
+    await h.service.typingStart(USER, { roomId: ROOM }, conn);
+    conn.evict(ROOM);
+    assert.deepEqual(
+      h.publishToOthers.mock.calls.map((c) => (c.arguments[2] as { typing: boolean }).typing),
+      [true, false],
     );
   });
 

@@ -26,7 +26,7 @@ export class ChatService {
   private readonly schemas: ChatSchemas;
   /** Typing is never stored: each instance tracks its own connections' typing (see TypingTracker). */
   private readonly typing: TypingTracker<object>;
-  /** Connections whose close already ends their typing. */
+  /** Connections whose close and leaves already end their typing. */
   private readonly typingClosers = new WeakSet<TypingSubscriber>();
 
   constructor(
@@ -82,6 +82,8 @@ export class ChatService {
     if (!this.typingClosers.has(conn)) {
       this.typingClosers.add(conn);
       conn.onClose(() => this.typing.drop(conn));
+      // An eviction (room.removed) takes the connection out without a room.leave request.
+      conn.onLeave((left) => this.typing.stop(conn, left));
     }
     return { roomId };
   }
