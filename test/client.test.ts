@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import WebSocket from 'ws';
+import { once } from 'node:events';
+import WebSocket, { WebSocketServer } from 'ws';
 import {
   connect,
   ChatRequestError,
@@ -12,7 +13,7 @@ import {
 } from '../client/src/index.js';
 import { sleep } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
-import { UNLIMITED_RATES } from './support/instance.js';
+import { freePort, UNLIMITED_RATES } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 
 const API_KEY = 'client-test-api-key-0123456789';
@@ -200,6 +201,23 @@ describe('client library (@chat-service/client)', () => {
     }
   });
 
+  it('tries a list of URLs round-robin, with backoff, until one answers', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    for (const transport of ['socket.io', 'ws'] as Transport[]) {
+      const w = await open(transport, [dead, dead, cluster.instances[1].url], `cl-rr-${transport}`, {
+        reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+      });
+      await until('open on the third URL', () => w.client.state === 'OPEN');
+      assert.deepEqual(
+        w.reconnects.map((r) => r.attempt),
+        [1, 2],
+      );
+      assert.ok(w.reconnects.every((r) => r.delayMs >= 25 && r.delayMs <= 200));
+      assert.deepEqual(w.states, ['CONNECTING', 'OPEN']);
+      w.client.close();
+    }
+  });
+
   for (const transport of ['socket.io', 'ws'] as Transport[]) {
     it(`${transport}: refreshes the token before exp through getToken, staying on the same connection`, async () => {
       const url = cluster.instances[1].url;
@@ -251,5 +269,90 @@ describe('client library (@chat-service/client)', () => {
     assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: '', transport: 'ws', WebSocket }), /token/);
     assert.throws(() => connect({ url: [], token: 't', transport: 'socket.io' }), /url/);
     assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: 't', transport: 'carrier-pigeon' as Transport }), /transport/);
+  });
+});
+
+describe('client library against a scripted ws server', () => {
+  let server: WebSocketServer;
+  let url: string;
+  const frames: { event: string; data: any; id?: string }[] = [];
+  let sendAttempts = 0;
+
+  const message = (seq: number, clientMsgId: string | null = null) => ({
+    id: `m${seq}`,
+    roomId: 'scripted',
+    seq,
+    senderId: 'other',
+    body: `body ${seq}`,
+    clientMsgId,
+    createdAt: new Date(0).toISOString(),
+  });
+
+  before(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server.on('connection', (sock) => {
+      const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
+      const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
+      push('session', { userId: 'scripted-user', connectionId: 'c1' });
+      sock.on('message', (raw) => {
+        const frame = JSON.parse(raw.toString());
+        frames.push(frame);
+        if (frame.event === 'room.join') {
+          reply(frame.id, { ok: true, data: { roomId: 'scripted', lastSeq: 0, lastReadSeq: 0, unread: 0 } });
+          // Live pushes with a hole at seq 2 (a push lost between instances), 4 before 3.
+          push('message.new', message(1));
+          push('message.new', message(4));
+          push('message.new', message(3));
+          push('unknown.future.push', { roomId: 'scripted' });
+        } else if (frame.event === 'message.history') {
+          reply(frame.id, {
+            ok: true,
+            data: { messages: [2, 3, 4].filter((s) => s > frame.data.afterSeq).map((s) => message(s)), hasMore: false },
+          });
+        } else if (frame.event === 'message.send') {
+          sendAttempts++;
+          // 1: no answer (timeout); 2: UNAVAILABLE; 3: RATE_LIMITED; 4: stored, and pushed as well.
+          if (sendAttempts === 2) reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
+          if (sendAttempts === 3)
+            reply(frame.id, { ok: false, error: { code: 'RATE_LIMITED', message: 'slow', details: { retryAfterMs: 50 } } });
+          if (sendAttempts === 4) {
+            reply(frame.id, { ok: true, data: { ...message(5, frame.data.clientMsgId), body: frame.data.body } });
+            push('message.new', { ...message(5, frame.data.clientMsgId), body: frame.data.body });
+          }
+        }
+      });
+    });
+  });
+
+  after(async () => {
+    for (const c of server.clients) c.terminate();
+    server.close();
+  });
+
+  it('fills a live gap from the history, orders by seq, and retries a send on timeout, UNAVAILABLE and RATE_LIMITED with one clientMsgId', async () => {
+    const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 300, reconnect: { minDelayMs: 20, maxDelayMs: 40 } });
+    await w.client.join('scripted');
+    await until('gap filled', () => w.messages.length >= 4, 3000);
+    assert.deepEqual(
+      w.messages.map((m) => m.seq),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(
+      frames.filter((f) => f.event === 'message.history').map((f) => f.data),
+      [{ roomId: 'scripted', afterSeq: 1, limit: 100 }],
+    );
+    const sent = await w.client.send('scripted', 'retried');
+    assert.equal(sent.seq, 5);
+    const sends = frames.filter((f) => f.event === 'message.send');
+    assert.equal(sends.length, 4);
+    assert.equal(new Set(sends.map((f) => f.data.clientMsgId)).size, 1, 'one clientMsgId for every attempt');
+    await sleep(100);
+    assert.deepEqual(
+      w.messages.map((m) => m.seq),
+      [1, 2, 3, 4, 5],
+    );
+    w.client.close();
   });
 });

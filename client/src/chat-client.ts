@@ -105,8 +105,8 @@ export class ChatClientImpl implements ChatClient {
   async join(roomId: string): Promise<RoomInfo> {
     let room = this.joined.get(roomId);
     if (!room) {
-      room = { stream: new RoomStream(roomId, (m) => this.deliver(m)), sync: null, syncGen: 0, filling: false };
-      this.joined.set(roomId, room);
+      const entry: JoinedRoom = { stream: new RoomStream(roomId, (m) => this.deliver(entry, m)), sync: null, syncGen: 0, filling: false };
+      this.joined.set(roomId, (room = entry));
     }
     // Joining is idempotent, so it is retried like a send until the server answers it.
     for (let failures = 0; ;) {
@@ -210,10 +210,17 @@ export class ChatClientImpl implements ChatClient {
       closed: (kind, detail) => gen === this.gen && this.onClosed(kind, detail),
     };
     this.setState('CONNECTING');
-    this.conn =
-      this.WebSocketCtor !== null
-        ? new WsConnection(this.WebSocketCtor, url, this.token, this.timeoutMs, handlers)
-        : new SocketIoConnection(url, this.token, this.timeoutMs, handlers);
+    try {
+      this.conn =
+        this.WebSocketCtor !== null
+          ? new WsConnection(this.WebSocketCtor, url, this.token, this.timeoutMs, handlers)
+          : new SocketIoConnection(url, this.token, this.timeoutMs, handlers);
+    } catch (err) {
+      // e.g. a browser refusing ws:// from an https page: report it and keep retrying like any failure.
+      this.conn = null;
+      this.events.emit('error', { code: 'CONNECT_FAILED', message: errorText(err) });
+      this.scheduleReconnect(false);
+    }
   }
 
   private onSession(session: { userId: string; connectionId: string }): void {
@@ -471,8 +478,9 @@ export class ChatClientImpl implements ChatClient {
     if (room.stream.hasGap) this.scheduleFill(room);
   }
 
-  private deliver(m: Message): void {
-    if (this.joined.has(m.roomId)) this.events.emit('message', m);
+  /** Only the room's current entry speaks: a join still running for a room left (and maybe rejoined) stays silent. */
+  private deliver(room: JoinedRoom, m: Message): void {
+    if (this.joined.get(m.roomId) === room) this.events.emit('message', m);
   }
 
   /** Fetches the messages missing behind a gap, unless a join is already catching the room up. */
