@@ -239,6 +239,30 @@ describe('client library (@chat-service/client)', () => {
       w.client.close();
     });
 
+    it(`${transport}: reconnects with a token from getToken after the server expired the old one, and rejoins`, async () => {
+      const url = cluster.instances[1].url;
+      const sub = `cl-reauth-${transport}`;
+      let calls = 0;
+      const w = await open(transport, url, sub, {
+        token: await tokenFor(sub, { expiresInSec: 2 }),
+        getToken: async () => {
+          // The refresh before exp fails, so the server disconnects at exp; the reconnect asks again.
+          if (++calls === 1) throw new Error('token service down');
+          return tokenFor(sub, { expiresInSec: 3600 });
+        },
+      });
+      const room = `client-reauth-${transport === 'ws' ? 'ws' : 'io'}`;
+      await w.client.join(room);
+      await until('second session', () => w.sessions.length === 2 && w.client.state === 'OPEN', 10_000);
+      assert.ok(calls >= 2);
+      assert.ok(w.errors.some((e) => e.code === 'TOKEN_REFRESH_FAILED'));
+      const other = await open('ws', url, `${sub}-peer`);
+      const m = await other.client.send(room, 'after the reauth');
+      await until('message in the rejoined room', () => w.messages.some((x) => x.id === m.id));
+      w.client.close();
+      other.client.close();
+    });
+
     it(`${transport}: stays closed after the token expires when there is no getToken`, async () => {
       const w = await open(transport, cluster.instances[1].url, `cl-expire-${transport}`, {
         token: await tokenFor(`cl-expire-${transport}`, { expiresInSec: 2 }),

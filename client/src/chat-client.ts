@@ -314,7 +314,7 @@ export class ChatClientImpl implements ChatClient {
     const exp = tokenExpiresAt(this.token);
     if (!this.options.getToken || exp === undefined) return;
     const left = exp - Date.now();
-    const refreshAt = exp - Math.min(REFRESH_MARGIN_MS, left / 2);
+    const refreshAt = exp - Math.min(REFRESH_MARGIN_MS, Math.max(0, left) / 2);
     const gen = this.gen;
     this.refreshTimer = setTimer(
       () => {
