@@ -13,6 +13,8 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The chat page at / (static files; the client library's build is served from client/dist).
+COPY --chown=node:node public ./public
 # Writable by the service for the embedded database (DATA_DIR), used only without DATABASE_URL.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
