@@ -1,0 +1,14 @@
+import { ChatClientImpl } from './chat-client.js';
+import type { ChatClient, ConnectOptions } from './types.js';
+
+export { ChatRequestError } from './errors.js';
+export type { ChatClient, ChatClientEvents, ConnectOptions, ConnectionState, Message, RoomInfo, Transport } from './types.js';
+
+/**
+ * Connects to the chat service and keeps connecting: the client reconnects with backoff, rejoins
+ * its rooms and resumes their messages without gaps until close(). Throws a TypeError for options
+ * it cannot work with (unknown transport, empty token, bad URL, no WebSocket implementation).
+ */
+export function connect(options: ConnectOptions): ChatClient {
+  return new ChatClientImpl(options);
+}
