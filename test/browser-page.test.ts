@@ -274,6 +274,23 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     assert.deepEqual(bob.errors, []);
   });
 
+  it('counts unread messages of other rooms in the room list and clears them when the room is shown', async () => {
+    const page = alice.page;
+    const SIDE = 'browser-side';
+    await joinRoom(page, SIDE, 'alice');
+    await joinRoom(page, ROOM, 'alice');
+    const carol = clients[0];
+    await carol.ok('room.join', { roomId: SIDE });
+    for (const body of ['side 1', 'side 2']) await carol.ok('message.send', { roomId: SIDE, body });
+    const unread = page.locator(`#rooms button[data-room="${SIDE}"] .unread`);
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '2', `#rooms button[data-room="${SIDE}"] .unread`);
+    await screenshot(page, 'unread');
+    await page.locator(`#rooms button[data-room="${SIDE}"]`).click();
+    await waitForBodies(page, ['side 1', 'side 2']);
+    assert.equal(await unread.textContent(), '');
+    await joinRoom(page, ROOM, 'alice');
+  });
+
   it('signs in with only a name in development, is usable from the keyboard and at phone width', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     try {
