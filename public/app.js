@@ -178,6 +178,7 @@ async function join(roomId) {
     el.messages.scrollTop = el.messages.scrollHeight;
     markRead();
     await loadPresence(roomId);
+    await fillView();
   } catch (err) {
     showError(err);
   }
@@ -264,6 +265,11 @@ async function loadOlder() {
   } finally {
     target.loadingOlder = false;
   }
+}
+
+/** Without a scroll bar there is no scrolling to the top: load older pages until one shows or none are left. */
+async function fillView() {
+  for (let i = 0; i < 10 && shown?.hasMore && el.messages.scrollHeight <= el.messages.clientHeight; i++) await loadOlder();
 }
 
 /** The newest message shown counts as read while the page is visible. */

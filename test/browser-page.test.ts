@@ -10,7 +10,15 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { connect, type TestClient } from './support/clients.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { clusterEnv, PROJECT_ROOT, redisPrefix, startInstance, waitUntilReady, type Instance } from './support/instance.js';
+import {
+  clusterEnv,
+  PROJECT_ROOT,
+  redisPrefix,
+  startInstance,
+  UNLIMITED_RATES,
+  waitUntilReady,
+  type Instance,
+} from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -51,7 +59,8 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
   let context: BrowserContext;
   const clients: TestClient[] = [];
 
-  const instanceEnv = (port?: number) => ({ ...clusterEnv(db.url, prefix), ...(port ? { PORT: String(port) } : {}) });
+  // The scroll-back test sends a few hundred messages quickly.
+  const instanceEnv = (port?: number) => ({ ...clusterEnv(db.url, prefix), ...UNLIMITED_RATES, ...(port ? { PORT: String(port) } : {}) });
 
   /** Instance B again on the port it had, where the page keeps trying to reconnect. */
   async function restartOn(port: number): Promise<Instance> {
@@ -288,6 +297,43 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     await page.locator(`#rooms button[data-room="${SIDE}"]`).click();
     await waitForBodies(page, ['side 1', 'side 2']);
     assert.equal(await unread.textContent(), '');
+    await joinRoom(page, ROOM, 'alice');
+  });
+
+  it('loads older messages when scrolled to the top, in seq order, each once, and marks what it shows as read', async () => {
+    const page = alice.page;
+    const LONG = 'browser-long';
+    const carol = clients[0];
+    await carol.ok('room.join', { roomId: LONG });
+    const TOTAL = 130;
+    for (let i = 1; i <= TOTAL; i++) await carol.ok('message.send', { roomId: LONG, body: `old ${i}` });
+    await joinRoom(page, LONG, 'alice');
+    await waitForBodies(page, [`old ${TOTAL}`]);
+    const count = () => page.locator('[data-testid="message"]').count();
+    const first = await count();
+    assert.ok(first < TOTAL, `only the newest page at first (${first})`);
+    for (let i = 0; i < 10 && (await count()) < TOTAL; i++) {
+      const before = await count();
+      await page.getByTestId('messages').evaluate((e) => e.scrollTo(0, 0));
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length > n, before);
+    }
+    const messages = await shown(page);
+    assert.deepEqual(
+      messages.map((m) => m.seq),
+      Array.from({ length: TOTAL }, (_, i) => i + 1),
+    );
+    assert.ok(messages.every((m, i) => m.text.includes(`old ${i + 1}`)));
+    // The page marked the newest message read: a second connection of alice sees nothing unread.
+    const again = await connect('ws', A.url, await tokenFor('alice'));
+    clients.push(again);
+    const deadline = Date.now() + WAIT_MS;
+    let unread = -1;
+    while (Date.now() < deadline && unread !== 0) {
+      const { rooms } = await again.ok('rooms.list', {});
+      unread = rooms.find((r: { roomId: string }) => r.roomId === LONG)?.unread ?? -1;
+      if (unread !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(unread, 0);
     await joinRoom(page, ROOM, 'alice');
   });
 

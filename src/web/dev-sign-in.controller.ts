@@ -1,11 +1,12 @@
 import { Body, Controller, HttpCode, Inject, Post } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SignJWT } from 'jose';
 import { z } from 'zod';
 import { SYSTEM_SENDER_ID } from '../chat/chat.events.js';
 import { parseInput } from '../chat/chat.schemas.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
+import { ApiErrors } from '../http/api-docs.decorators.js';
 
 /** Short enough that a token copied out of a development page is soon useless; the page fetches a new one before it runs out. */
 export const DEV_TOKEN_TTL_SECONDS = 15 * 60;
@@ -22,10 +23,10 @@ const signIn = z.object({
 /**
  * `POST /dev/token { name }` → `{ token, userId, expiresAt }`: lets the chat page sign in with only
  * a name. Development only, and only with an HS256 secret (app.module.ts registers it under those
- * conditions), because it hands out a valid token for any user to anyone who asks. Not part of the
- * documented API.
+ * conditions), because it hands out a valid token for any user to anyone who asks. The OpenAPI
+ * document lists it only where it exists.
  */
-@ApiExcludeController()
+@ApiTags('development')
 @Controller('dev')
 export class DevSignInController {
   private readonly secret: Uint8Array;
@@ -38,6 +39,28 @@ export class DevSignInController {
 
   @Post('token')
   @HttpCode(200)
+  @ApiOperation({
+    summary: 'A short-lived client token for a name (development only)',
+    description:
+      'For the chat page at `/`: a token whose `sub` and `name` are the given name, valid for 15 minutes, signed with ' +
+      'JWT_SECRET (or the development secret). Not mapped when NODE_ENV=production or when tokens are verified with ' +
+      'JWT_PUBLIC_KEY or JWKS_URL. No API key.',
+  })
+  @ApiBody({
+    schema: {
+      type: 'object',
+      required: ['name'],
+      properties: { name: { type: 'string', minLength: 1, maxLength: 128, description: `The user id; not \`${SYSTEM_SENDER_ID}\`` } },
+    },
+  })
+  @ApiOkResponse({
+    schema: {
+      type: 'object',
+      required: ['token', 'userId', 'expiresAt'],
+      properties: { token: { type: 'string' }, userId: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } },
+    },
+  })
+  @ApiErrors(400)
   async token(@Body() body: unknown) {
     const { name } = parseInput(signIn, body ?? {});
     const expiresAt = Math.floor(Date.now() / 1000) + DEV_TOKEN_TTL_SECONDS;
