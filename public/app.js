@@ -53,7 +53,7 @@ function renderConnection() {
   el.state.textContent = state;
   el.banner.hidden = !(client && client.reconnecting && state !== 'OPEN');
   el.me.textContent = client?.userId ? `as ${client.userId}` : '';
-  el.connect.textContent = client ? 'Disconnect' : 'Connect';
+  el.connect.textContent = client && state !== 'CLOSED' ? 'Disconnect' : 'Connect';
 }
 
 async function tokenFor(name) {
@@ -137,6 +137,8 @@ async function refreshRooms() {
 }
 
 function renderRooms() {
+  // The list is rebuilt on every message: keep the keyboard focus on the room it was on.
+  const focused = el.rooms.contains(document.activeElement) ? document.activeElement.dataset.room : undefined;
   const items = [...rooms.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([roomId, r]) => {
@@ -158,6 +160,7 @@ function renderRooms() {
       return li;
     });
   el.rooms.replaceChildren(...items);
+  if (focused !== undefined) el.rooms.querySelector(`button[data-room="${CSS.escape(focused)}"]`)?.focus();
 }
 
 async function join(roomId) {
@@ -343,7 +346,8 @@ function stoppedComposing(roomId) {
 
 async function send() {
   const body = el.composer.value;
-  if (!client || !shown || body.trim() === '') return;
+  if (body.trim() === '') return;
+  if (!client || !shown) return showError(new Error(client ? 'join a room first' : 'connect first'));
   const roomId = shown.roomId;
   el.composer.value = '';
   stoppedComposing(roomId);
@@ -359,8 +363,10 @@ async function send() {
 
 el.signIn.addEventListener('submit', (e) => {
   e.preventDefault();
+  // A client that gave up (refused token, closed by the service) is replaced by a new attempt.
+  const again = !client || client.state === 'CLOSED';
   if (client) stop();
-  else void start();
+  if (again) void start();
 });
 el.joinForm.addEventListener('submit', (e) => {
   e.preventDefault();
