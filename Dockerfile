@@ -5,6 +5,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# The client library: npm run build compiles it too, and the chat page loads it from client/dist.
+COPY client/package.json client/tsconfig.json ./client/
+COPY client/src ./client/src
 RUN npm run build && npm prune --omit=dev
 
 FROM node:22.20.0-bookworm-slim
@@ -13,6 +16,9 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The chat page at /: static files and the client library's browser build.
+COPY --chown=node:node public ./public
+COPY --from=build --chown=node:node /app/client/dist ./client/dist
 # Writable by the service for the embedded database (DATA_DIR), used only without DATABASE_URL.
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node

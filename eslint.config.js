@@ -41,4 +41,9 @@ export default tseslint.config(
     files: ['scripts/**/*.mjs', 'examples/**/*.mjs', 'eslint.config.js'],
     languageOptions: { globals: globals.node },
   },
+  {
+    // The chat page: browser modules served as they are.
+    files: ['public/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+  },
 );

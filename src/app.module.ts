@@ -10,6 +10,7 @@ import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { DevSignInModule } from './web/dev-sign-in.module.js';
 
 @Module({})
 export class AppModule {
@@ -33,6 +34,8 @@ export class AppModule {
         HealthModule,
         // Commands in over Nest's Redis transport need Redis; main.ts connects their server.
         ...(config.redis ? [CommandsModule] : []),
+        // POST /dev/token for the chat page's sign-in with a name: development with an HS256 secret only.
+        ...(DevSignInModule.enabled(config) ? [DevSignInModule] : []),
       ],
     };
   }

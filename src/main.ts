@@ -16,6 +16,7 @@ import { serveApiDocs } from './http/api-docs.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
 import { ClaimingRedisServer } from './commands/claiming-redis.server.js';
+import { servePage } from './web/serve-page.js';
 
 function readConfig(): AppConfig {
   try {
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
   serveApiDocs(app, config);
+  servePage(app);
 
   if (config.redis) {
     // Commands from other Nest services over Redis (src/commands); app.close() closes it after the drain.

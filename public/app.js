@@ -1,0 +1,390 @@
+// The chat page: plain ES modules served by the service, on top of the client library
+// (/client/index.js). Message bodies, names and room ids are only ever set as textContent.
+import { connect } from '/client/index.js';
+
+const HISTORY_PAGE = 50;
+/** Typing pings are repeated at most this often while typing; the indicator drops a user after TYPING_SHOWN_MS without one. */
+const TYPING_PING_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+const TYPING_SHOWN_MS = 6000;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  signIn: $('sign-in'),
+  name: $('name'),
+  token: $('token'),
+  transport: $('transport'),
+  connect: $('connect'),
+  state: $('state'),
+  me: $('me'),
+  banner: $('reconnect-banner'),
+  error: $('error'),
+  joinForm: $('join-form'),
+  room: $('room'),
+  rooms: $('rooms'),
+  presence: $('presence'),
+  roomTitle: $('room-title'),
+  messages: $('messages'),
+  typing: $('typing'),
+  composerForm: $('composer-form'),
+  composer: $('composer'),
+};
+
+/** @type {import('/client/index.js').ChatClient | null} */
+let client = null;
+let unsubscribe = [];
+/** The room shown: its messages by seq (each rendered once), the oldest seq loaded, whether older ones exist. */
+let shown = null;
+/** roomId → { lastSeq, lastReadSeq, unread } for the room list. */
+const rooms = new Map();
+/** userId → timer: who is typing in the shown room. */
+const typists = new Map();
+let typingSentAt = 0;
+let typingIdle = null;
+
+function showError(err) {
+  el.error.textContent = err ? `${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}` : '';
+  el.error.hidden = !err;
+}
+
+/** The state and the banner change together, so the page never shows OPEN under a reconnect banner. */
+function renderConnection() {
+  const state = client ? client.state : 'CLOSED';
+  el.state.textContent = state;
+  el.banner.hidden = !(client && client.reconnecting && state !== 'OPEN');
+  el.me.textContent = client?.userId ? `as ${client.userId}` : '';
+  el.connect.textContent = client && state !== 'CLOSED' ? 'Disconnect' : 'Connect';
+}
+
+async function tokenFor(name) {
+  const res = await fetch('/dev/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name }),
+  });
+  const answer = await res.json().catch(() => null);
+  if (res.status === 404) throw new Error('signing in with a name is only available in development: paste a token');
+  if (!res.ok) throw answer?.error ?? new Error(`sign-in failed (${res.status})`);
+  return answer.token;
+}
+
+async function start() {
+  showError(null);
+  const name = el.name.value.trim();
+  const pasted = el.token.value.trim();
+  if (!pasted && !name) return showError(new Error('enter a name or a token'));
+  let token;
+  try {
+    token = pasted || (await tokenFor(name));
+  } catch (err) {
+    return showError(err);
+  }
+  client = connect({
+    url: location.origin,
+    token,
+    transport: el.transport.value,
+    // A name sign-in asks for a fresh short-lived token; a pasted token cannot be renewed here.
+    getToken: pasted ? undefined : () => tokenFor(name),
+    reconnect: { minDelayMs: 250, maxDelayMs: 3000 },
+  });
+  const c = client;
+  unsubscribe = [
+    c.on('state', renderConnection),
+    c.on('reconnecting', renderConnection),
+    c.on('session', () => {
+      renderConnection();
+      void refreshRooms();
+      if (shown) void loadPresence(shown.roomId);
+    }),
+    c.on('message', onMessage),
+    c.on('presence', onPresence),
+    c.on('typing', onTyping),
+    c.on('receipt', (r) => {
+      if (r.userId === c.userId) void refreshRooms();
+    }),
+    c.on('removed', (r) => {
+      rooms.delete(r.roomId);
+      renderRooms();
+      if (shown?.roomId === r.roomId) showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
+    }),
+    c.on('error', showError),
+  ];
+  renderConnection();
+}
+
+function stop() {
+  for (const off of unsubscribe) off();
+  unsubscribe = [];
+  client?.close();
+  client = null;
+  shown = null;
+  rooms.clear();
+  renderRooms();
+  el.messages.replaceChildren();
+  el.presence.replaceChildren();
+  el.roomTitle.textContent = 'No room';
+  renderConnection();
+}
+
+async function refreshRooms() {
+  if (!client) return;
+  try {
+    for (const r of await client.rooms()) rooms.set(r.roomId, r);
+    renderRooms();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function renderRooms() {
+  // The list is rebuilt on every message: keep the keyboard focus on the room it was on.
+  const focused = el.rooms.contains(document.activeElement) ? document.activeElement.dataset.room : undefined;
+  const items = [...rooms.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([roomId, r]) => {
+      const li = document.createElement('li');
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.room = roomId;
+      if (shown?.roomId === roomId) button.setAttribute('aria-current', 'true');
+      const label = document.createElement('span');
+      label.textContent = roomId;
+      const unread = document.createElement('span');
+      unread.className = 'unread';
+      const count = shown?.roomId === roomId ? 0 : r.unread;
+      unread.textContent = count > 0 ? String(count) : '';
+      if (count > 0) unread.setAttribute('aria-label', `${count} unread`);
+      button.append(label, unread);
+      button.addEventListener('click', () => void join(roomId));
+      li.append(button);
+      return li;
+    });
+  el.rooms.replaceChildren(...items);
+  if (focused !== undefined) el.rooms.querySelector(`button[data-room="${CSS.escape(focused)}"]`)?.focus();
+}
+
+async function join(roomId) {
+  if (!client || !roomId) return;
+  showError(null);
+  try {
+    const joined = await client.join(roomId);
+    shown = { roomId, bySeq: new Map(), oldest: Infinity, hasMore: true, loadingOlder: false };
+    rooms.set(roomId, { roomId, lastSeq: joined.lastSeq, lastReadSeq: joined.lastReadSeq, unread: joined.unread });
+    el.roomTitle.textContent = roomId;
+    el.messages.replaceChildren();
+    clearTypists();
+    renderRooms();
+    const page = await client.history(roomId, { limit: HISTORY_PAGE });
+    if (shown?.roomId !== roomId) return;
+    shown.hasMore = page.hasMore;
+    for (const m of page.messages) addMessage(m);
+    el.messages.scrollTop = el.messages.scrollHeight;
+    markRead();
+    await loadPresence(roomId);
+    await fillView();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function loadPresence(roomId) {
+  try {
+    const users = await client.presence(roomId);
+    if (shown?.roomId !== roomId) return;
+    el.presence.replaceChildren(...users.map(presenceItem));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function presenceItem(userId) {
+  const li = document.createElement('li');
+  li.dataset.user = userId;
+  li.textContent = userId === client?.userId ? `${userId} (you)` : userId;
+  return li;
+}
+
+function onPresence({ roomId, userId, online }) {
+  if (shown?.roomId !== roomId) return;
+  const existing = [...el.presence.children].find((li) => li.dataset.user === userId);
+  if (online && !existing) {
+    const after = [...el.presence.children].find((li) => li.dataset.user > userId);
+    el.presence.insertBefore(presenceItem(userId), after ?? null);
+  } else if (!online && existing && userId !== client?.userId) existing.remove();
+}
+
+function onMessage(m) {
+  const r = rooms.get(m.roomId) ?? { roomId: m.roomId, lastSeq: 0, lastReadSeq: 0, unread: 0 };
+  if (m.seq > r.lastSeq) {
+    if (m.senderId !== client?.userId && shown?.roomId !== m.roomId) r.unread += 1;
+    r.lastSeq = m.seq;
+  }
+  rooms.set(m.roomId, r);
+  renderRooms();
+  if (shown?.roomId !== m.roomId) return;
+  const atBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
+  addMessage(m);
+  stopTyping(m.senderId);
+  if (atBottom || m.senderId === client?.userId) el.messages.scrollTop = el.messages.scrollHeight;
+  markRead();
+}
+
+/** Inserts a message at its seq position; a seq already shown is skipped, whichever way it came. */
+function addMessage(m) {
+  if (shown.bySeq.has(m.seq)) return;
+  const li = document.createElement('li');
+  li.dataset.testid = 'message';
+  li.dataset.seq = String(m.seq);
+  li.dataset.sender = m.senderId;
+  if (m.senderId === client?.userId) li.className = 'mine';
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = `${m.senderId} · ${new Date(m.createdAt).toLocaleTimeString()}`;
+  const body = document.createElement('span');
+  body.className = 'body';
+  body.textContent = m.body;
+  li.append(meta, body);
+  let next = null;
+  for (const [seq, node] of shown.bySeq) if (seq > m.seq && (!next || seq < Number(next.dataset.seq))) next = node;
+  el.messages.insertBefore(li, next);
+  shown.bySeq.set(m.seq, li);
+  shown.oldest = Math.min(shown.oldest, m.seq);
+}
+
+/** Older messages when scrolled to the top, keeping the view where it was. */
+async function loadOlder() {
+  if (!client || !shown || !shown.hasMore || shown.loadingOlder || !Number.isFinite(shown.oldest)) return;
+  const target = shown;
+  target.loadingOlder = true;
+  try {
+    const page = await client.history(target.roomId, { beforeSeq: target.oldest, limit: HISTORY_PAGE });
+    if (shown !== target) return;
+    const before = el.messages.scrollHeight;
+    for (const m of page.messages) addMessage(m);
+    target.hasMore = page.hasMore;
+    el.messages.scrollTop += el.messages.scrollHeight - before;
+  } catch (err) {
+    showError(err);
+  } finally {
+    target.loadingOlder = false;
+  }
+}
+
+/** Without a scroll bar there is no scrolling to the top: load older pages until one shows or none are left. */
+async function fillView() {
+  for (let i = 0; i < 10 && shown?.hasMore && el.messages.scrollHeight <= el.messages.clientHeight; i++) await loadOlder();
+}
+
+/** The newest message shown counts as read while the page is visible. */
+function markRead() {
+  if (!client || !shown || document.visibilityState !== 'visible' || client.state !== 'OPEN') return;
+  const newest = Math.max(0, ...shown.bySeq.keys());
+  const r = rooms.get(shown.roomId);
+  if (!newest || (r && r.lastReadSeq >= newest)) return;
+  if (r) {
+    r.lastReadSeq = newest;
+    r.unread = Math.max(0, r.lastSeq - newest);
+  }
+  client.markRead(shown.roomId, newest).catch(() => {
+    // Read state is best effort; the next shown message marks it again.
+    if (r) r.lastReadSeq = 0;
+  });
+}
+
+function onTyping({ roomId, userId, typing }) {
+  if (shown?.roomId !== roomId || userId === client?.userId) return;
+  if (typing) {
+    clearTimeout(typists.get(userId));
+    typists.set(
+      userId,
+      setTimeout(() => stopTyping(userId), TYPING_SHOWN_MS),
+    );
+  } else stopTyping(userId);
+  renderTyping();
+}
+
+function stopTyping(userId) {
+  if (!typists.has(userId)) return;
+  clearTimeout(typists.get(userId));
+  typists.delete(userId);
+  renderTyping();
+}
+
+function clearTypists() {
+  for (const t of typists.values()) clearTimeout(t);
+  typists.clear();
+  renderTyping();
+}
+
+function renderTyping() {
+  const names = [...typists.keys()];
+  el.typing.textContent =
+    names.length === 0
+      ? ''
+      : names.length === 1
+        ? `${names[0]} is typing…`
+        : `${names.slice(0, -1).join(', ')} and ${names.at(-1)} are typing…`;
+}
+
+function composing() {
+  if (!client || !shown || client.state !== 'OPEN') return;
+  const roomId = shown.roomId;
+  if (Date.now() - typingSentAt > TYPING_PING_MS) {
+    typingSentAt = Date.now();
+    client.typing(roomId, true).catch(() => {});
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => stoppedComposing(roomId), TYPING_IDLE_MS);
+}
+
+function stoppedComposing(roomId) {
+  clearTimeout(typingIdle);
+  if (!typingSentAt) return;
+  typingSentAt = 0;
+  client?.typing(roomId, false).catch(() => {});
+}
+
+async function send() {
+  const body = el.composer.value;
+  if (body.trim() === '') return;
+  if (!client || !shown) return showError(new Error(client ? 'join a room first' : 'connect first'));
+  const roomId = shown.roomId;
+  el.composer.value = '';
+  stoppedComposing(roomId);
+  try {
+    // The library retries until the service has stored it, across reconnects, without duplicates.
+    const m = await client.send(roomId, body);
+    if (shown?.roomId === roomId) onMessage(m);
+  } catch (err) {
+    showError(err);
+    if (!el.composer.value) el.composer.value = body;
+  }
+}
+
+el.signIn.addEventListener('submit', (e) => {
+  e.preventDefault();
+  // A client that gave up (refused token, closed by the service) is replaced by a new attempt.
+  const again = !client || client.state === 'CLOSED';
+  if (client) stop();
+  if (again) void start();
+});
+el.joinForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void join(el.room.value.trim());
+});
+el.composerForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  void send();
+});
+el.composer.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    void send();
+  }
+});
+el.composer.addEventListener('input', composing);
+el.messages.addEventListener('scroll', () => {
+  if (el.messages.scrollTop < 20) void loadOlder();
+});
+document.addEventListener('visibilitychange', markRead);
+renderConnection();
