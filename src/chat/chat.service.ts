@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { ChatError } from './chat.errors.js';
 import {
   SERVER_EVENTS,
   SYSTEM_SENDER_ID,
@@ -12,7 +11,8 @@ import {
   type RoomReadState,
   type TypingEvent,
 } from './chat.events.js';
-import { ChatLimits, ChatStore, RoomBroadcaster, type RoomAccess, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
+import { ChatLimits, ChatStore, RoomBroadcaster, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
+import { allow, checkAccess, forbidden, notFound } from './room-access.js';
 import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
 import { TypingTracker } from './typing-tracker.js';
 
@@ -77,7 +77,7 @@ export class ChatService {
    */
   async typingStart(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    if (!this.typing.isTyping(conn, roomId)) await this.checkAccess(roomId, userId);
+    if (!this.typing.isTyping(conn, roomId)) await checkAccess(this.store, roomId, userId);
     this.typing.start(conn, userId, roomId);
     if (!this.typingClosers.has(conn)) {
       this.typingClosers.add(conn);
@@ -90,7 +90,7 @@ export class ChatService {
 
   async typingStop(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    if (!this.typing.isTyping(conn, roomId)) await this.checkAccess(roomId, userId);
+    if (!this.typing.isTyping(conn, roomId)) await checkAccess(this.store, roomId, userId);
     this.typing.stop(conn, roomId);
     return { roomId };
   }
@@ -131,10 +131,7 @@ export class ChatService {
 
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
     const query = parseInput(this.schemas.history, data);
-    if (userId !== null) {
-      const access = await this.store.roomAccess(query.roomId, userId);
-      if (access) allow(access);
-    }
+    if (userId !== null) await checkAccess(this.store, query.roomId, userId);
     return this.store.page(query);
   }
 
@@ -181,12 +178,6 @@ export class ChatService {
     return (await this.store.listMembers(roomId)) ?? notFound(roomId);
   }
 
-  /** A room that does not exist yet acts as an empty public room. */
-  private async checkAccess(roomId: string, userId: string): Promise<void> {
-    const access = await this.store.roomAccess(roomId, userId);
-    if (access) allow(access);
-  }
-
   private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {
     const result = await this.store.append(input, trusted);
     if (result.outcome === 'forbidden') throw forbidden(input.roomId);
@@ -197,18 +188,4 @@ export class ChatService {
 
 function readPosition(lastSeq: number, lastReadSeq: number): { lastReadSeq: number; unread: number } {
   return { lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq) };
-}
-
-function allow(access: RoomAccess | null): RoomAccess {
-  if (!access) throw new ChatError('UNAVAILABLE', 'room vanished, try again');
-  if (access.visibility === 'private' && !access.isMember) throw forbidden();
-  return access;
-}
-
-function forbidden(roomId?: string): ChatError {
-  return new ChatError('FORBIDDEN', roomId ? `not a member of private room ${roomId}` : 'not a member of this private room');
-}
-
-function notFound(roomId: string): never {
-  throw new ChatError('NOT_FOUND', `room ${roomId} does not exist`);
 }

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { ChatError } from './chat.errors.js';
 import { SERVER_EVENTS, type PresenceList } from './chat.events.js';
 import { ChatStore, PresenceStore, RoomBroadcaster } from './chat.ports.js';
 import { parseInput, presenceQuery } from './chat.schemas.js';
+import { checkAccess, notFound } from './room-access.js';
 
 /**
  * Presence: who has a connection joined to a room. The transports report connections entering
@@ -37,12 +37,8 @@ export class PresenceService {
    */
   async list(userId: string | null, data: unknown): Promise<PresenceList> {
     const { roomId } = parseInput(presenceQuery, data);
-    if (userId === null) {
-      if (!(await this.store.getRoom(roomId))) throw new ChatError('NOT_FOUND', `room ${roomId} does not exist`);
-    } else {
-      const access = await this.store.roomAccess(roomId, userId);
-      if (access?.visibility === 'private' && !access.isMember) throw new ChatError('FORBIDDEN', `not a member of private room ${roomId}`);
-    }
+    if (userId !== null) await checkAccess(this.store, roomId, userId);
+    else if (!(await this.store.getRoom(roomId))) notFound(roomId);
     const users = await this.presence.list(roomId);
     return { roomId, users: users.map((u) => ({ userId: u })) };
   }

@@ -62,9 +62,14 @@ export class LocalConnections {
     if (members?.delete(conn) && members.size === 0) this.wsRooms.delete(roomId);
   }
 
-  /** Delivers to this instance's members of the room only; other instances do the same for theirs. */
-  deliver(roomId: string, event: string, data: unknown): void {
-    this.io?.local.to(roomId).emit(event, data);
+  /**
+   * Delivers to this instance's members of the room only; other instances do the same for theirs.
+   * With `exceptUserId`, that user's connections are skipped (typing): socket.io then encodes per
+   * socket instead of once per room, which is fine for those small, rare pushes.
+   */
+  deliver(roomId: string, event: string, data: unknown, exceptUserId?: string): void {
+    if (exceptUserId === undefined) this.io?.local.to(roomId).emit(event, data);
+    else this.emitToOtherSockets(roomId, event, data, exceptUserId);
     const members = this.wsRooms.get(roomId);
     if (this.metrics && event === SERVER_EVENTS.messageNew) {
       const ioMembers = this.io?.sockets.adapter.rooms.get(roomId)?.size ?? 0;
@@ -73,23 +78,14 @@ export class LocalConnections {
     }
     if (!members?.size) return;
     const frame = JSON.stringify({ event, data });
-    for (const conn of members) conn.sendFrame(frame);
+    for (const conn of members) if (conn.user.userId !== exceptUserId) conn.sendFrame(frame);
   }
 
-  /**
-   * Delivers to this instance's members of the room whose user is not `exceptUserId`. Walks the
-   * room's own members (not every connection), encoding per socket: these pushes are small and rare
-   * next to messages.
-   */
-  deliverToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
+  private emitToOtherSockets(roomId: string, event: string, data: unknown, exceptUserId: string): void {
     const sockets = this.io?.sockets;
     for (const socketId of sockets?.adapter.rooms.get(roomId) ?? []) {
       const socket = sockets?.sockets.get(socketId);
       if (socket && (socket.data.user as Identity).userId !== exceptUserId) socket.emit(event, data);
     }
-    const members = this.wsRooms.get(roomId);
-    if (!members?.size) return;
-    const frame = JSON.stringify({ event, data });
-    for (const conn of members) if (conn.user.userId !== exceptUserId) conn.sendFrame(frame);
   }
 }

@@ -40,7 +40,7 @@ export class RoomFanout extends RoomBroadcaster {
     });
     io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.evictLocally(roomId, who));
     io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
-      this.local.deliverToOthers(roomId, event, data, exceptUserId),
+      this.local.deliver(roomId, event, data, exceptUserId),
     );
   }
 
@@ -51,7 +51,7 @@ export class RoomFanout extends RoomBroadcaster {
   }
 
   publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
-    this.local.deliverToOthers(roomId, event, data, exceptUserId);
+    this.local.deliver(roomId, event, data, exceptUserId);
     this.relay?.serverSideEmit(RELAY_TO_OTHERS_EVENT, roomId, event, data, exceptUserId);
   }
 
