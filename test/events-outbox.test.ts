@@ -9,22 +9,14 @@ import { startInstance, UNLIMITED_RATES, type Instance } from './support/instanc
 import { PrivateRedis } from './support/private-infra.js';
 import { ReliableClient } from './support/reliable-client.js';
 import { tokenFor } from './support/tokens.js';
+import { apiCall, type Method } from './support/http-api.js';
 
 const API_KEY = 'events-outbox-e2e-key-0123456789';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Long enough for an event that was going to come, after the ones we waited for did. */
 const SETTLE_MS = 500;
 
-async function api(inst: Instance, method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, body?: unknown) {
-  const res = await fetch(`${inst.url}${path}`, {
-    method,
-    headers: { 'x-api-key': API_KEY, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (inst: Instance, method: Method, path: string, body?: unknown) => apiCall(inst, method, path, { body, key: API_KEY });
 
 const inRooms = (events: StreamEvent[], rooms: string[]) => events.filter((e) => rooms.includes(e.roomId));
 const messageIds = (events: StreamEvent[]) => new Set(events.filter((e) => e.type === 'message.created').map((e) => e.data.id as string));

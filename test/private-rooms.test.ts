@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, KINDS, sleep, type Kind, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
+import { apiCall, type Method } from './support/http-api.js';
 import { tokenFor } from './support/tokens.js';
 
 const API_KEY = 'private-rooms-e2e-key-0123456789';
@@ -10,30 +11,9 @@ const SECOND_API_KEY = 'private-rooms-e2e-key-second-abcdef';
 /** Long enough for a push that was going to come, after the one we waited for already did. */
 const SETTLE_MS = 300;
 
-interface HttpAnswer {
-  status: number;
-  body: any;
-}
-
 /** One HTTP API call; `key: null` sends no X-API-Key. Bounded by 5 s. */
-async function api(
-  inst: Instance,
-  method: 'GET' | 'PUT' | 'DELETE' | 'POST',
-  path: string,
-  { body, key = API_KEY }: { body?: unknown; key?: string | null } = {},
-): Promise<HttpAnswer> {
-  const headers: Record<string, string> = {};
-  if (key !== null) headers['x-api-key'] = key;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${inst.url}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (inst: Instance, method: Method, path: string, { body, key = API_KEY }: { body?: unknown; key?: string | null } = {}) =>
+  apiCall(inst, method, path, { body, key });
 
 const isIso = (v: unknown) => typeof v === 'string' && new Date(v).toISOString() === v;
 

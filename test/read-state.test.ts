@@ -4,24 +4,15 @@ import { connect, sleep, type Kind, type TestClient } from './support/clients.js
 import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
+import { apiCall, type Method } from './support/http-api.js';
 
 const API_KEY = 'read-state-e2e-key-0123456789abc';
 /** Long enough for a push that was going to come, after the one we waited for already did. */
 const SETTLE_MS = 300;
 
 /** One HTTP API call, bounded by 5 s. */
-async function api(inst: Instance, method: 'GET' | 'PUT' | 'DELETE' | 'POST', path: string, body?: unknown) {
-  const headers: Record<string, string> = { 'x-api-key': API_KEY };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${inst.url}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+/** One HTTP API call, bounded by 5 s. */
+const api = (inst: Instance, method: Method, path: string, body?: unknown) => apiCall(inst, method, path, { body, key: API_KEY });
 
 const receiptsIn = (c: TestClient, roomId: string) => c.pushesOf('receipt').filter((r) => r.roomId === roomId);
 

@@ -8,6 +8,7 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { EventsStreamReader, relayLeader, uniqueStreamName } from './support/events-stream.js';
 import { startInstance, type Instance } from './support/instance.js';
+import { apiCall } from './support/http-api.js';
 
 const API_KEY = 'webhooks-e2e-key-0123456789';
 const SECRET = 'webhooks-e2e-secret-0123456789';
@@ -81,16 +82,7 @@ class Receiver {
 
 const str = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
 
-async function api(inst: Instance, method: 'PUT' | 'POST', path: string, body?: unknown) {
-  const res = await fetch(`${inst.url}${path}`, {
-    method,
-    headers: { 'x-api-key': API_KEY, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (inst: Instance, method: 'PUT' | 'POST', path: string, body?: unknown) => apiCall(inst, method, path, { body, key: API_KEY });
 
 describe('webhooks', () => {
   const receiver = new Receiver();
