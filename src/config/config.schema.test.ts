@@ -7,6 +7,8 @@ const SECRET = 'a-very-long-production-secret-123';
 const KEY_A = 'key-aaaaaaaaaaaaaaaa';
 const KEY_B = 'key-bbbbbbbbbbbbbbbb';
 const JWKS = 'https://idp.example.com/.well-known/jwks.json';
+/** Production as deployed: with its own database (without one it refuses to start, tested below). */
+const PRODUCTION = { NODE_ENV: 'production', DATABASE_URL: 'postgres://chat@db.example/chat' };
 
 function spkiPem(publicKey: KeyObject): string {
   return publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -43,6 +45,7 @@ describe('loadConfig defaults', () => {
       redis: null,
       jwt: { key: { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true }, issuer: null, audience: null },
       apiKeys: [],
+      devSignIn: false,
       events: { stream: 'chat.events', maxLen: 1_000_000 },
       webhooks: null,
       allowedOrigins: null,
@@ -143,7 +146,7 @@ describe('PORT', () => {
 
 describe('NODE_ENV and JWT_SECRET', () => {
   it('requires a key source in production, naming JWT_SECRET and the alternatives', () => {
-    const err = configError({ NODE_ENV: 'production' });
+    const err = configError({ ...PRODUCTION });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
     assert.match(err.message, /JWT_SECRET: required when NODE_ENV=production/);
     assert.match(err.message, /JWT_PUBLIC_KEY/);
@@ -151,12 +154,12 @@ describe('NODE_ENV and JWT_SECRET', () => {
   });
 
   it('treats an empty JWT_SECRET as missing in production', () => {
-    const err = configError({ NODE_ENV: 'production', JWT_SECRET: '' });
+    const err = configError({ ...PRODUCTION, JWT_SECRET: '' });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
   });
 
   it('accepts production with a JWT_SECRET', () => {
-    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
+    const config = loadConfig({ ...PRODUCTION, JWT_SECRET: SECRET });
     assert.equal(config.env, 'production');
     assert.deepEqual(config.jwt.key, { kind: 'secret', secret: SECRET, isDevSecret: false });
   });
@@ -178,7 +181,7 @@ describe('NODE_ENV and JWT_SECRET', () => {
 
   it('refuses the published development secret in production', () => {
     // config.schema.ts: DEV_JWT_SECRET is "Never accepted in production".
-    const err = configError({ NODE_ENV: 'production', JWT_SECRET: DEV_JWT_SECRET });
+    const err = configError({ ...PRODUCTION, JWT_SECRET: DEV_JWT_SECRET });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
   });
 
@@ -276,7 +279,7 @@ describe('one key source', () => {
   }
 
   it('refuses two key sources in production too', () => {
-    const err = configError({ NODE_ENV: 'production', JWT_SECRET: SECRET, JWKS_URL: JWKS });
+    const err = configError({ ...PRODUCTION, JWT_SECRET: SECRET, JWKS_URL: JWKS });
     assert.deepEqual(namedVariables(err), ['JWKS_URL']);
   });
 
@@ -291,19 +294,19 @@ describe('one key source', () => {
 
 describe('key sources in production', () => {
   it('starts with only JWT_PUBLIC_KEY', () => {
-    const config = loadConfig({ NODE_ENV: 'production', JWT_PUBLIC_KEY: RSA_PEM });
+    const config = loadConfig({ ...PRODUCTION, JWT_PUBLIC_KEY: RSA_PEM });
     assert.equal(config.env, 'production');
     assert.deepEqual(config.jwt.key, { kind: 'publicKey', pem: RSA_PEM });
   });
 
   it('starts with only JWKS_URL', () => {
-    const config = loadConfig({ NODE_ENV: 'production', JWKS_URL: JWKS });
+    const config = loadConfig({ ...PRODUCTION, JWKS_URL: JWKS });
     assert.equal(config.env, 'production');
     assert.deepEqual(config.jwt.key, { kind: 'jwks', url: JWKS });
   });
 
   it('names JWT_SECRET when none is set, also when the others are empty strings', () => {
-    const err = configError({ NODE_ENV: 'production', JWT_SECRET: '', JWT_PUBLIC_KEY: '', JWKS_URL: '' });
+    const err = configError({ ...PRODUCTION, JWT_SECRET: '', JWT_PUBLIC_KEY: '', JWKS_URL: '' });
     assert.deepEqual(namedVariables(err), ['JWT_SECRET']);
   });
 });
@@ -360,14 +363,30 @@ describe('PRESENCE_LEASE_MS', () => {
 
 describe('REDIS_URL and REDIS_PREFIX', () => {
   it('parses REDIS_URL with the default prefix "chat"', () => {
-    assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache:6379/0' }).redis, { url: 'redis://cache:6379/0', prefix: 'chat' });
+    assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache:6379/0' }).redis, {
+      url: 'redis://cache:6379/0',
+      prefix: 'chat',
+      barePatterns: false,
+    });
   });
 
   it('accepts rediss:// and a custom prefix', () => {
     assert.deepEqual(loadConfig({ REDIS_URL: 'rediss://cache:6380', REDIS_PREFIX: 'chat.eu-1:' }).redis, {
       url: 'rediss://cache:6380',
       prefix: 'chat.eu-1:',
+      barePatterns: false,
     });
+  });
+
+  it('names the events stream after the prefix unless EVENTS_STREAM says otherwise (issue 13)', () => {
+    assert.equal(loadConfig({ REDIS_PREFIX: 'eu-1' }).events.stream, 'eu-1.events');
+    assert.equal(loadConfig({}).events.stream, 'chat.events');
+    assert.equal(loadConfig({ REDIS_PREFIX: 'eu-1', EVENTS_STREAM: 'shared.events' }).events.stream, 'shared.events');
+  });
+
+  it('serves the bare chat.* command patterns only with COMMANDS_BARE_PATTERNS=true', () => {
+    assert.equal(loadConfig({ REDIS_URL: 'redis://cache', REDIS_PREFIX: 'eu-1', COMMANDS_BARE_PATTERNS: 'true' }).redis?.barePatterns, true);
+    assert.deepEqual(namedVariables(configError({ COMMANDS_BARE_PATTERNS: '1' })), ['COMMANDS_BARE_PATTERNS']);
   });
 
   it('refuses a non-Redis scheme, naming REDIS_URL', () => {
@@ -567,7 +586,56 @@ describe('several bad variables', () => {
 
   it('reports a missing production JWT_SECRET together with other bad variables', () => {
     // config.schema.ts: loadConfig "throws ConfigError naming every bad variable".
-    const err = configError({ NODE_ENV: 'production', PORT: 'not-a-port' });
+    const err = configError({ ...PRODUCTION, PORT: 'not-a-port' });
     assert.deepEqual(namedVariables(err).sort(), ['JWT_SECRET', 'PORT']);
+  });
+});
+
+describe('production fails closed (issue 13)', () => {
+  const DB = 'postgres://chat@db.example/chat';
+
+  it('refuses production without DATABASE_URL, naming it and the opt-in', () => {
+    const err = configError({ NODE_ENV: 'production', JWT_SECRET: SECRET });
+    assert.deepEqual(namedVariables(err), ['DATABASE_URL']);
+    assert.match(err.message, /DATABASE_URL: required when NODE_ENV=production \(EMBEDDED_DATABASE=true/);
+  });
+
+  it('runs production on the embedded database only with EMBEDDED_DATABASE=true', () => {
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET, EMBEDDED_DATABASE: 'true' });
+    assert.deepEqual(config.database, { mode: 'embedded', dataDir: './data' });
+    assert.deepEqual(namedVariables(configError({ EMBEDDED_DATABASE: 'yes' })), ['EMBEDDED_DATABASE']);
+  });
+
+  it('refuses an http: JWKS_URL in production, accepts it in development and test', () => {
+    for (const url of ['http://idp.internal/jwks.json', 'HTTP://idp.internal/jwks.json']) {
+      const err = configError({ NODE_ENV: 'production', DATABASE_URL: DB, JWKS_URL: url });
+      assert.deepEqual(namedVariables(err), ['JWKS_URL']);
+      assert.match(err.message, /JWKS_URL: must be https:\/\/ when NODE_ENV=production/);
+    }
+    for (const NODE_ENV of ['development', 'test'])
+      assert.equal(loadConfig({ NODE_ENV, JWKS_URL: 'http://idp.internal/jwks.json' }).jwt.key.kind, 'jwks');
+    assert.equal(loadConfig({ NODE_ENV: 'production', DATABASE_URL: DB, JWKS_URL: JWKS }).jwt.key.kind, 'jwks');
+  });
+});
+
+describe('DEV_SIGN_IN (issue 13)', () => {
+  it('is off unless asked for', () => {
+    assert.equal(loadConfig({}).devSignIn, false);
+    assert.equal(loadConfig({ DEV_SIGN_IN: 'true' }).devSignIn, true);
+    assert.equal(loadConfig({ DEV_SIGN_IN: 'true', JWT_SECRET: DEV_JWT_SECRET, NODE_ENV: 'test' }).devSignIn, true);
+  });
+
+  it('is refused in production', () => {
+    const err = configError({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x@h/x', JWT_SECRET: SECRET, DEV_SIGN_IN: 'true' });
+    assert.deepEqual(namedVariables(err), ['DEV_SIGN_IN']);
+    assert.match(err.message, /DEV_SIGN_IN: refused when NODE_ENV=production/);
+  });
+
+  it('is refused with a real key source: it would mint tokens that key\'s verifiers accept', () => {
+    for (const env of [{ JWT_SECRET: SECRET }, { JWKS_URL: JWKS }, { JWT_PUBLIC_KEY: RSA_PEM }]) {
+      const err = configError({ DEV_SIGN_IN: 'true', ...env });
+      assert.deepEqual(namedVariables(err), ['DEV_SIGN_IN'], Object.keys(env)[0]);
+      assert.match(err.message, /signs with the published development secret only: unset (JWT_SECRET|JWKS_URL|JWT_PUBLIC_KEY) or DEV_SIGN_IN/);
+    }
   });
 });

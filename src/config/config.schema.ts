@@ -16,6 +16,9 @@ const commaList = z.string().transform((s) =>
     .filter((x) => x.length > 0),
 );
 
+/** `true` or `false`; anything else is a mistake worth stopping for, not a silent `false`. */
+const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
 const url = (protocols: string[]) =>
   z
     .string()
@@ -56,11 +59,15 @@ const envSchema = z
     PORT: int(0, 65535).default(3000),
     DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
     DATA_DIR: z.string().min(1).default('./data'),
+    // Production without DATABASE_URL is almost always a missing secret, not a wish for PGlite.
+    EMBEDDED_DATABASE: flag.default(false),
     REDIS_URL: url(['redis:', 'rediss:']).optional(),
     REDIS_PREFIX: z
       .string()
       .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
       .default('chat'),
+    // The contract's bare `chat.*` command channels as well as `<REDIS_PREFIX>.*`, for a deployment with another prefix.
+    COMMANDS_BARE_PATTERNS: flag.default(false),
     JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     // PEM in an environment variable often arrives with literal "\n" sequences.
     JWT_PUBLIC_KEY: z
@@ -71,6 +78,8 @@ const envSchema = z
       .optional(),
     JWKS_URL: url(['https:', 'http:']).optional(),
     JWT_ISSUER: z.string().min(1).optional(),
+    // POST /dev/token hands a token for any name to anyone: only on request, never by default.
+    DEV_SIGN_IN: flag.default(false),
     JWT_AUDIENCE: z.string().min(1).optional(),
     // `key` may call every route; `key:read` only reads (GET).
     API_KEYS: commaList
@@ -87,7 +96,7 @@ const envSchema = z
     EVENTS_STREAM: z
       .string()
       .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of letters, digits, . _ : -')
-      .default('chat.events'),
+      .optional(),
     EVENTS_STREAM_MAXLEN: int(1000, 1_000_000_000).default(1_000_000),
     WEBHOOK_URLS: commaList.pipe(z.array(url(['https:', 'http:']))).optional(),
     WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -123,7 +132,25 @@ const envSchema = z
     if (env.WEBHOOK_URLS?.length && !env.WEBHOOK_SECRET)
       ctx.addIssue({ code: 'custom', path: ['WEBHOOK_SECRET'], message: 'required when WEBHOOK_URLS is set (it signs every delivery)' });
     if (keySources.length > 1) ctx.addIssue({ code: 'custom', path: [keySources[1]], message: `set only one of ${keySources.join(', ')}` });
+    const realKeys = keySources.filter((k) => !(k === 'JWT_SECRET' && env.JWT_SECRET === DEV_JWT_SECRET));
+    if (env.DEV_SIGN_IN && (env.NODE_ENV === 'production' || realKeys.length > 0))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DEV_SIGN_IN'],
+        message:
+          env.NODE_ENV === 'production'
+            ? 'refused when NODE_ENV=production'
+            : `signs with the published development secret only: unset ${realKeys.join(', ')} or DEV_SIGN_IN`,
+      });
     if (env.NODE_ENV !== 'production') return;
+    if (!env.DATABASE_URL && !env.EMBEDDED_DATABASE)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['DATABASE_URL'],
+        message: 'required when NODE_ENV=production (EMBEDDED_DATABASE=true runs on the embedded single-instance database instead)',
+      });
+    if (env.JWKS_URL && /^http:/i.test(env.JWKS_URL))
+      ctx.addIssue({ code: 'custom', path: ['JWKS_URL'], message: 'must be https:// when NODE_ENV=production (keys fetched over http can be forged)' });
     if (keySources.length === 0)
       ctx.addIssue({
         code: 'custom',
@@ -140,7 +167,11 @@ export interface AppConfig {
   env: Env['NODE_ENV'];
   port: number;
   database: { mode: 'external'; url: string } | { mode: 'embedded'; dataDir: string };
-  redis: { url: string; prefix: string } | null;
+  /**
+   * Every Redis name of the deployment (channels, streams, keys) starts with `prefix`.
+   * `barePatterns`: also serve the contract's `chat.*` command channels (COMMANDS_BARE_PATTERNS).
+   */
+  redis: { url: string; prefix: string; barePatterns: boolean } | null;
   jwt: {
     key: { kind: 'secret'; secret: string; isDevSecret: boolean } | { kind: 'publicKey'; pem: string } | { kind: 'jwks'; url: string };
     issuer: string | null;
@@ -148,7 +179,9 @@ export interface AppConfig {
   };
   /** HTTP API keys; a read-only key may only call GET routes. */
   apiKeys: { key: string; readOnly: boolean }[];
-  /** The outbox relay's Redis Stream (when Redis is configured). */
+  /** POST /dev/token: DEV_SIGN_IN=true outside production, with the development secret only (validated above). */
+  devSignIn: boolean;
+  /** The outbox relay's Redis Stream (when Redis is configured): EVENTS_STREAM, by default `<REDIS_PREFIX>.events`. */
   events: { stream: string; maxLen: number };
   /**
    * Optional webhook deliveries of the same events, signed with HMAC-SHA256. A failed attempt is
@@ -203,7 +236,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     env: env.NODE_ENV,
     port: env.PORT,
     database: env.DATABASE_URL ? { mode: 'external', url: env.DATABASE_URL } : { mode: 'embedded', dataDir: env.DATA_DIR },
-    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX } : null,
+    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, barePatterns: env.COMMANDS_BARE_PATTERNS } : null,
     jwt: {
       key: env.JWT_PUBLIC_KEY
         ? { kind: 'publicKey', pem: env.JWT_PUBLIC_KEY }
@@ -218,7 +251,8 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       audience: env.JWT_AUDIENCE ?? null,
     },
     apiKeys: env.API_KEYS ?? [],
-    events: { stream: env.EVENTS_STREAM, maxLen: env.EVENTS_STREAM_MAXLEN },
+    devSignIn: env.DEV_SIGN_IN,
+    events: { stream: env.EVENTS_STREAM ?? `${env.REDIS_PREFIX}.events`, maxLen: env.EVENTS_STREAM_MAXLEN },
     webhooks: env.WEBHOOK_URLS?.length
       ? {
           urls: env.WEBHOOK_URLS,
