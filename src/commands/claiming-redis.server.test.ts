@@ -8,8 +8,10 @@ import { ClaimingRedisServer, REFUSAL_DELAY_MS } from './claiming-redis.server.j
 
 Logger.overrideLogger(false);
 
-const PATTERN = 'chat.member.add';
-const REPLY_CHANNEL = `${PATTERN}.reply`;
+const PATTERN = 'member.add';
+/** The deployment's own channel for PATTERN (its prefix is `unit`). */
+const CHANNEL = `unit.${PATTERN}`;
+const REPLY_CHANNEL = `${CHANNEL}.reply`;
 
 /** The shared Redis every replica's publisher talks to: SET NX claims and published replies. */
 class FakeRedis {
@@ -38,9 +40,9 @@ interface Replica {
 }
 
 /** A replica with one handler for PATTERN; `handler` defaults to echoing the data back. */
-function replica(handler: (data: unknown) => unknown = (data) => Promise.resolve({ echoed: data })): Replica {
+function replica(handler: (data: unknown) => unknown = (data) => Promise.resolve({ echoed: data }), barePatterns = false): Replica {
   const gate = new ShutdownGate();
-  const server = new ClaimingRedisServer({ url: 'redis://127.0.0.1:1', prefix: 'unit', gate, maxPayloadBytes: 64 * 1024 });
+  const server = new ClaimingRedisServer({ url: 'redis://127.0.0.1:1', prefix: 'unit', barePatterns, gate, maxPayloadBytes: 64 * 1024 });
   const calls: unknown[] = [];
   server.addHandler(PATTERN, async (data: unknown) => {
     calls.push(data);
@@ -51,8 +53,16 @@ function replica(handler: (data: unknown) => unknown = (data) => Promise.resolve
 
 const request = (id: unknown, data: unknown = { roomId: 'r', userId: 'u' }) => JSON.stringify({ pattern: PATTERN, data, id });
 
-function deliver(r: Replica, redis: FakeRedis, raw: string): Promise<void> {
-  return r.server.handleMessage(PATTERN, raw, redis as unknown as Redis, PATTERN);
+function deliver(r: Replica, redis: FakeRedis, raw: string, channel = CHANNEL): Promise<void> {
+  return r.server.handleMessage(channel, raw, redis as unknown as Redis, channel);
+}
+
+/** The channels a replica subscribes to when it starts. */
+function subscribedChannels(r: Replica): string[] {
+  const channels: string[] = [];
+  const sub = { on: () => sub, subscribe: (...c: string[]) => (channels.push(...c), Promise.resolve(c.length)) };
+  r.server.bindEvents(sub as unknown as Redis, new FakeRedis() as unknown as Redis);
+  return channels;
 }
 
 describe('ClaimingRedisServer', () => {
@@ -69,7 +79,7 @@ describe('ClaimingRedisServer', () => {
     assert.deepEqual(redis.replies, [
       { channel: REPLY_CHANNEL, packet: { response: { echoed: { roomId: 'r', userId: 'u' } }, isDisposed: true, id: 'req-1' } },
     ]);
-    assert.deepEqual([...redis.keys.keys()], [`unit:cmd:${PATTERN}:req-1`]);
+    assert.deepEqual([...redis.keys.keys()], [`unit:cmd:${CHANNEL}:req-1`]);
   });
 
   it('replies with what the exception filter throws as { id, err, isDisposed: true }', async () => {
@@ -139,5 +149,29 @@ describe('ClaimingRedisServer', () => {
         packet: { err: { code: 'UNAVAILABLE', message: 'server is shutting down, retry' }, isDisposed: true, id: 'req-6' },
       },
     ]);
+  });
+
+  it('subscribes to and runs only its own deployment\'s channels, <prefix>.<command>', async () => {
+    const r = replica();
+    assert.deepEqual(subscribedChannels(r), ['unit.member.add']);
+    const redis = new FakeRedis();
+    // The contract's bare channel, another deployment's, and a bare handler name.
+    for (const channel of ['chat.member.add', 'other.member.add', 'member.add', 'unitmember.add']) {
+      await deliver(r, redis, request(`req-${channel}`), channel);
+    }
+    assert.deepEqual([r.calls, redis.replies, [...redis.keys.keys()]], [[], [], []]);
+  });
+
+  it('serves the bare chat.<command> channels as well only with barePatterns, replying on the channel asked', async () => {
+    const r = replica(undefined, true);
+    assert.deepEqual(subscribedChannels(r), ['unit.member.add', 'chat.member.add']);
+    const redis = new FakeRedis();
+    await deliver(r, redis, request('req-bare'), 'chat.member.add');
+    await r.gate.whenIdle(1000);
+    assert.equal(r.calls.length, 1);
+    assert.deepEqual(
+      redis.replies.map((x) => x.channel),
+      ['chat.member.add.reply'],
+    );
   });
 });

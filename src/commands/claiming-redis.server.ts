@@ -6,6 +6,7 @@ import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import { CommandClaims, withTimeout } from './command-claims.js';
 import { parseCommandPacket } from './command-packet.js';
+import { CommandChannels, CONTRACT_PREFIX } from './command-patterns.js';
 
 /** A reply Redis does not take in this time is given up (the caller's own timeout answers it). */
 const REPLY_TIMEOUT_MS = 2000;
@@ -18,8 +19,10 @@ export const REFUSAL_DELAY_MS = 250;
 
 export interface ClaimingRedisServerOptions {
   url: string;
-  /** REDIS_PREFIX: the claim keys live under it. */
+  /** REDIS_PREFIX: the command channels are `<prefix>.<command>`, the claim keys `<prefix>:cmd:…`. */
   prefix: string;
+  /** COMMANDS_BARE_PATTERNS: also serve the contract's `chat.<command>` channels under another prefix. */
+  barePatterns: boolean;
   gate: ShutdownGate;
   /** MAX_PAYLOAD_BYTES: larger channel messages are ignored unread. */
   maxPayloadBytes: number;
@@ -34,6 +37,8 @@ type Outcome = 'handled' | 'claimed_elsewhere' | 'refused' | 'ignored' | 'claim_
  * ServerRedis subscribes on every replica and every one of them runs and answers every request;
  * here each replica first claims the request id in Redis (CommandClaims) and only the winner runs
  * it. Requests without an id (`client.emit()`) are ignored: nothing could make them run once.
+ * It listens only on its own deployment's channels, `<REDIS_PREFIX>.<command>` (CommandChannels),
+ * where the stock server would take every handler's pattern as a channel shared by all deployments.
  *
  * Also unlike the stock server, it connects with REDIS_URL, keeps reconnecting (and
  * re-subscribing) for as long as Redis is away instead of giving up, does not hold up the start
@@ -44,10 +49,18 @@ type Outcome = 'handled' | 'claimed_elsewhere' | 'refused' | 'ignored' | 'claim_
 export class ClaimingRedisServer extends ServerRedis {
   protected override readonly logger = new Logger('Commands');
   private readonly claims: CommandClaims;
+  private readonly channels: CommandChannels;
 
   constructor(private readonly config: ClaimingRedisServerOptions) {
     super({});
     this.claims = new CommandClaims(config.prefix, `${hostname()}:${process.pid}`);
+    this.channels = new CommandChannels(config.prefix, config.barePatterns);
+    // Every deployment on this Redis that serves the bare channels receives (and may run) each such request.
+    if (this.channels.servesBare)
+      this.logger.warn(
+        `COMMANDS_BARE_PATTERNS=true: also serving the bare ${CONTRACT_PREFIX}.* command channels besides ${config.prefix}.*; ` +
+          'no other deployment on this Redis may serve them',
+      );
   }
 
   /** Called once for the subscriber and once for the publisher (claims and replies). */
@@ -75,7 +88,7 @@ export class ClaimingRedisServer extends ServerRedis {
   /** The stock method leaves SUBSCRIBE's promise unhandled: rejected (at close), it would end the process. */
   override bindEvents(subClient: Redis, pubClient: Redis): void {
     subClient.on('message', this.getMessageHandler(pubClient));
-    const channels = [...this.messageHandlers.keys()];
+    const channels = this.channels.channels(this.messageHandlers.keys());
     if (channels.length === 0) return;
     subClient
       .subscribe(...channels)
@@ -102,7 +115,8 @@ export class ClaimingRedisServer extends ServerRedis {
    */
   override async handleMessage(channel: string, raw: string, pub: Redis, pattern: string): Promise<void> {
     const packet = parseCommandPacket(raw, this.config.maxPayloadBytes);
-    const handler = this.getHandlerByPattern(channel);
+    const command = this.channels.commandOf(channel);
+    const handler = command === null ? null : this.getHandlerByPattern(command);
     if (packet.kind === 'ignored' || !handler) {
       this.logger.warn(`ignored a message on ${channel}: ${packet.kind === 'ignored' ? packet.reason : 'no handler'}`);
       return this.count(channel, 'ignored');

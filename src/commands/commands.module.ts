@@ -3,9 +3,9 @@ import { ChatModule } from '../chat.module.js';
 import { CommandsController } from './commands.controller.js';
 
 /**
- * Commands in over Nest's Redis transport (chat.message.send, chat.room.upsert, chat.member.add,
- * chat.member.remove). Loaded only with REDIS_URL; main.ts connects the ClaimingRedisServer that
- * delivers them.
+ * Commands in over Nest's Redis transport (`<REDIS_PREFIX>.message.send`, `.room.upsert`,
+ * `.member.add`, `.member.remove`; `chat.*` with the default prefix). Loaded only with REDIS_URL;
+ * main.ts connects the ClaimingRedisServer that delivers them.
  */
 @Module({
   imports: [ChatModule],
