@@ -63,7 +63,8 @@ async function tokenFor(name) {
     body: JSON.stringify({ name }),
   });
   const answer = await res.json().catch(() => null);
-  if (res.status === 404) throw new Error('signing in with a name is only available in development: paste a token');
+  if (res.status === 404)
+    throw new Error('signing in with a name is not available on this server (only in development with DEV_SIGN_IN=true): paste a token');
   if (!res.ok) throw answer?.error ?? new Error(`sign-in failed (${res.status})`);
   return answer.token;
 }

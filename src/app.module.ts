@@ -34,7 +34,7 @@ export class AppModule {
         HealthModule,
         // Commands in over Nest's Redis transport need Redis; main.ts connects their server.
         ...(config.redis ? [CommandsModule] : []),
-        // POST /dev/token for the chat page's sign-in with a name: development with an HS256 secret only.
+        // POST /dev/token for the chat page's sign-in with a name: DEV_SIGN_IN=true, development secret only.
         ...(DevSignInModule.enabled(config) ? [DevSignInModule] : []),
       ],
     };

@@ -36,11 +36,17 @@ async function main(): Promise<void> {
   Logger.overrideLogger(nestLogger);
   if (config.jwt.key.kind === 'secret' && config.jwt.key.isDevSecret)
     log.warn('JWT_SECRET is not set: using the insecure development secret (never do this in production)');
+  if (config.devSignIn)
+    log.warn('DEV_SIGN_IN=true: POST /dev/token gives anyone a token for any name, signed with the published development secret');
 
   let embedded: EmbeddedPostgres | null = null;
   if (config.database.mode === 'embedded') {
     embedded = await startEmbeddedPostgres(config.database.dataDir);
-    log.info({ dataDir: embedded.dataDir }, 'DATABASE_URL is not set: using the embedded Postgres (single instance, development only)');
+    // In production only with EMBEDDED_DATABASE=true (config.schema.ts); worth a warning there.
+    log[config.env === 'production' ? 'warn' : 'info'](
+      { dataDir: embedded.dataDir },
+      'DATABASE_URL is not set: using the embedded Postgres (single instance, development only)',
+    );
   }
   const databaseUrl = embedded?.url ?? (config.database as { url: string }).url;
   await applyMigrations(databaseUrl);

@@ -19,6 +19,7 @@ import {
   waitUntilReady,
   type Instance,
 } from './support/instance.js';
+import { DEV_JWT_SECRET } from '../src/config/config.schema.js';
 import { tokenFor } from './support/tokens.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -34,6 +35,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const WAIT_MS = 15_000;
+/** The instances run with the development secret (the name sign-in needs it), so tests' own tokens use it too. */
+const DEV_KEY = { secret: DEV_JWT_SECRET };
 
 type Transport = 'socket.io' | 'ws';
 
@@ -60,7 +63,14 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
   const clients: TestClient[] = [];
 
   // The scroll-back test sends a few hundred messages quickly.
-  const instanceEnv = (port?: number) => ({ ...clusterEnv(db.url, prefix), ...UNLIMITED_RATES, ...(port ? { PORT: String(port) } : {}) });
+  // The page's name sign-in (POST /dev/token) needs DEV_SIGN_IN and signs with the development secret only.
+  const instanceEnv = (port?: number) => ({
+    ...clusterEnv(db.url, prefix),
+    ...UNLIMITED_RATES,
+    DEV_SIGN_IN: 'true',
+    JWT_SECRET: DEV_JWT_SECRET,
+    ...(port ? { PORT: String(port) } : {}),
+  });
 
   /** Instance B again on the port it had, where the page keeps trying to reconnect. */
   async function restartOn(port: number): Promise<Instance> {
@@ -101,7 +111,7 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
   }
 
   async function signIn({ page }: ChatPage, user: string, transport: Transport): Promise<void> {
-    await page.getByTestId('token').fill(await tokenFor(user));
+    await page.getByTestId('token').fill(await tokenFor(user, DEV_KEY));
     await page.getByTestId('transport').selectOption(transport);
     await page.getByTestId('connect').click();
     await waitForState(page, 'OPEN');
@@ -254,7 +264,7 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     await screenshot(page, 'reconnecting');
 
     // Another client sends on A while the page's instance is gone.
-    const carol = await connect('io', A.url, await tokenFor('carol'));
+    const carol = await connect('io', A.url, await tokenFor('carol', DEV_KEY));
     clients.push(carol);
     await carol.ok('room.join', { roomId: ROOM });
     const meanwhile = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
@@ -324,7 +334,7 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     );
     assert.ok(messages.every((m, i) => m.text.includes(`old ${i + 1}`)));
     // The page marked the newest message read: a second connection of alice sees nothing unread.
-    const again = await connect('ws', A.url, await tokenFor('alice'));
+    const again = await connect('ws', A.url, await tokenFor('alice', DEV_KEY));
     clients.push(again);
     const deadline = Date.now() + WAIT_MS;
     let unread = -1;

@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { entities } from '../src/persistence/entities/index.js';
 import { migrations } from '../src/persistence/migrations/index.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { connect } from './support/clients.js';
 import { clusterEnv, redisPrefix, startInstance } from './support/instance.js';
 
 describe('start-up', () => {
@@ -56,4 +57,51 @@ describe('start-up', () => {
   it('refuses to start in production without JWT_SECRET', () => refusal({ NODE_ENV: 'production', JWT_SECRET: undefined }, 'JWT_SECRET'));
   it('refuses a bad PORT, naming it', () => refusal({ PORT: 'not-a-port' }, 'PORT'));
   it('refuses a malformed REDIS_URL, naming it', () => refusal({ REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'));
+
+  // Issue 13: production fails closed.
+  it('refuses production without DATABASE_URL (no silent embedded database), naming it and EMBEDDED_DATABASE', async () => {
+    await refusal({ NODE_ENV: 'production', DATABASE_URL: undefined }, 'DATABASE_URL: required when NODE_ENV=production');
+    await refusal({ NODE_ENV: 'production', DATABASE_URL: undefined }, 'EMBEDDED_DATABASE=true');
+  });
+  it('refuses an http: JWKS_URL in production, naming it', () =>
+    refusal({ NODE_ENV: 'production', JWT_SECRET: undefined, JWKS_URL: 'http://127.0.0.1:9/jwks.json' }, 'JWKS_URL: must be https://'));
+  it('refuses DEV_SIGN_IN in production and with a real JWT_SECRET, naming it', async () => {
+    await refusal({ NODE_ENV: 'production', DEV_SIGN_IN: 'true' }, 'DEV_SIGN_IN: refused when NODE_ENV=production');
+    await refusal({ NODE_ENV: 'development', DEV_SIGN_IN: 'true' }, 'DEV_SIGN_IN: signs with the published development secret only');
+  });
+
+  it('POST /dev/token exists only with DEV_SIGN_IN=true, signs with the development secret and says so at start', async () => {
+    const devToken = (url: string) =>
+      fetch(`${url}/dev/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'newcomer' }),
+      });
+    const dev = { DATABASE_URL: db.url, NODE_ENV: 'development', JWT_SECRET: undefined, LOG_LEVEL: 'info' };
+    const closed = await startInstance('no-sign-in', dev);
+    try {
+      assert.equal((await devToken(closed.url)).status, 404);
+      assert.doesNotMatch(closed.output(), /DEV_SIGN_IN/);
+    } finally {
+      await closed.stop();
+    }
+    const open = await startInstance('sign-in', { ...dev, DEV_SIGN_IN: 'true' });
+    try {
+      const res = await devToken(open.url);
+      assert.equal(res.status, 200);
+      const { token } = (await res.json()) as { token: string };
+      const client = await connect('ws', open.url, token);
+      assert.equal((await client.waitFor('session')).userId, 'newcomer');
+      client.close();
+      const warning = open
+        .output()
+        .split('\n')
+        .find((l) => l.includes('DEV_SIGN_IN=true'));
+      assert.ok(warning, open.output());
+      assert.match(warning, /"level":40|WARN/i);
+      assert.match(warning, /POST \/dev\/token .*published development secret/);
+    } finally {
+      await open.stop();
+    }
+  });
 });

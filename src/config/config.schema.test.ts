@@ -385,7 +385,10 @@ describe('REDIS_URL and REDIS_PREFIX', () => {
   });
 
   it('serves the bare chat.* command patterns only with COMMANDS_BARE_PATTERNS=true', () => {
-    assert.equal(loadConfig({ REDIS_URL: 'redis://cache', REDIS_PREFIX: 'eu-1', COMMANDS_BARE_PATTERNS: 'true' }).redis?.barePatterns, true);
+    assert.equal(
+      loadConfig({ REDIS_URL: 'redis://cache', REDIS_PREFIX: 'eu-1', COMMANDS_BARE_PATTERNS: 'true' }).redis?.barePatterns,
+      true,
+    );
     assert.deepEqual(namedVariables(configError({ COMMANDS_BARE_PATTERNS: '1' })), ['COMMANDS_BARE_PATTERNS']);
   });
 
@@ -631,11 +634,14 @@ describe('DEV_SIGN_IN (issue 13)', () => {
     assert.match(err.message, /DEV_SIGN_IN: refused when NODE_ENV=production/);
   });
 
-  it('is refused with a real key source: it would mint tokens that key\'s verifiers accept', () => {
+  it("is refused with a real key source: it would mint tokens that key's verifiers accept", () => {
     for (const env of [{ JWT_SECRET: SECRET }, { JWKS_URL: JWKS }, { JWT_PUBLIC_KEY: RSA_PEM }]) {
       const err = configError({ DEV_SIGN_IN: 'true', ...env });
       assert.deepEqual(namedVariables(err), ['DEV_SIGN_IN'], Object.keys(env)[0]);
-      assert.match(err.message, /signs with the published development secret only: unset (JWT_SECRET|JWKS_URL|JWT_PUBLIC_KEY) or DEV_SIGN_IN/);
+      assert.match(
+        err.message,
+        /signs with the published development secret only: unset (JWT_SECRET|JWKS_URL|JWT_PUBLIC_KEY) or DEV_SIGN_IN/,
+      );
     }
   });
 });

@@ -150,7 +150,11 @@ const envSchema = z
         message: 'required when NODE_ENV=production (EMBEDDED_DATABASE=true runs on the embedded single-instance database instead)',
       });
     if (env.JWKS_URL && /^http:/i.test(env.JWKS_URL))
-      ctx.addIssue({ code: 'custom', path: ['JWKS_URL'], message: 'must be https:// when NODE_ENV=production (keys fetched over http can be forged)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWKS_URL'],
+        message: 'must be https:// when NODE_ENV=production (keys fetched over http can be forged)',
+      });
     if (keySources.length === 0)
       ctx.addIssue({
         code: 'custom',

@@ -22,9 +22,9 @@ const signIn = z.object({
 
 /**
  * `POST /dev/token { name }` → `{ token, userId, expiresAt }`: lets the chat page sign in with only
- * a name. Development only, and only with an HS256 secret (app.module.ts registers it under those
- * conditions), because it hands out a valid token for any user to anyone who asks. The OpenAPI
- * document lists it only where it exists.
+ * a name. Mapped only with DEV_SIGN_IN=true outside production and signed only with the published
+ * development secret (config.schema.ts refuses anything else), because it hands out a valid token
+ * for any user to anyone who asks. The OpenAPI document lists it only where it exists.
  */
 @ApiTags('development')
 @Controller('dev')
@@ -33,7 +33,8 @@ export class DevSignInController {
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
     const { key } = config.jwt;
-    if (key.kind !== 'secret') throw new Error('the development sign-in needs an HS256 secret');
+    // The configuration already refuses this; a second check keeps a real secret out if that ever changes.
+    if (key.kind !== 'secret' || !key.isDevSecret) throw new Error('the development sign-in signs only with the development secret');
     this.secret = new TextEncoder().encode(key.secret);
   }
 
@@ -43,8 +44,8 @@ export class DevSignInController {
     summary: 'A short-lived client token for a name (development only)',
     description:
       'For the chat page at `/`: a token whose `sub` and `name` are the given name, valid for 15 minutes, signed with ' +
-      'JWT_SECRET (or the development secret). Not mapped when NODE_ENV=production or when tokens are verified with ' +
-      'JWT_PUBLIC_KEY or JWKS_URL. No API key.',
+      'the published development secret. Mapped only with DEV_SIGN_IN=true, which is refused when NODE_ENV=production ' +
+      'and together with a real JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL. No API key.',
   })
   @ApiBody({
     schema: {
