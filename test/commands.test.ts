@@ -14,7 +14,11 @@ import { tokenFor } from './support/tokens.js';
 /** Nest's client logs every Redis reconnection attempt; the outage tests cause plenty. */
 Logger.overrideLogger(false);
 
-const PATTERNS = ['chat.message.send', 'chat.room.upsert', 'chat.member.add', 'chat.member.remove'] as const;
+const COMMANDS = ['message.send', 'room.upsert', 'member.add', 'member.remove'] as const;
+/** The cluster's deployment prefix: each test run serves its commands on channels of its own. */
+const PREFIX = redisPrefix();
+/** The channel a command is sent on: `<REDIS_PREFIX>.<command>`. */
+const cmd = (command: string) => `${PREFIX}.${command}`;
 /** Long enough for a duplicate reply or push to arrive behind the one we waited for. */
 const SETTLE_MS = 500;
 
@@ -57,7 +61,7 @@ class ReplyRecorder {
 
   async listen(): Promise<void> {
     this.redis.on('message', (channel: string, message: string) => this.got.push({ channel, packet: JSON.parse(message) }));
-    await this.redis.subscribe(...PATTERNS.map((p) => `${p}.reply`));
+    await this.redis.subscribe(...COMMANDS.map((c) => `${cmd(c)}.reply`));
   }
 
   withId(id: string): { channel: string; packet: any }[] {
@@ -99,7 +103,7 @@ describe('commands in over the Redis transport, two instances', () => {
   let raw: Redis;
 
   before(async () => {
-    cluster = await startCluster(2);
+    cluster = await startCluster(2, { REDIS_PREFIX: PREFIX });
     [A, B] = cluster.instances;
     client = await commandClient(SHARED_REDIS_URL);
     replies = new ReplyRecorder();
@@ -135,30 +139,30 @@ describe('commands in over the Redis transport, two instances', () => {
 
   it('chat.room.upsert answers the Room; chat.member.add and chat.member.remove answer { roomId, userId }, idempotently', async () => {
     const roomId = 'cmd-room';
-    const created = await ok(client, 'chat.room.upsert', { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' } });
+    const created = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' } });
     assert.deepEqual(Object.keys(created).sort(), ['createdAt', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
     const { createdAt, ...rest } = created;
     assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' }, lastSeq: 0 });
     assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
-    const replaced = await ok(client, 'chat.room.upsert', { roomId, visibility: 'private' });
+    const replaced = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private' });
     assert.deepEqual(replaced, { roomId, visibility: 'private', title: null, metadata: null, lastSeq: 0, createdAt });
 
     for (const userId of ['alice', 'alice', 'bob']) {
-      assert.deepEqual(await ok(client, 'chat.member.add', { roomId, userId }), { roomId, userId });
+      assert.deepEqual(await ok(client, cmd('member.add'), { roomId, userId }), { roomId, userId });
     }
     assert.deepEqual(await members(roomId), ['alice', 'bob']);
     for (const userId of ['alice', 'alice', 'never-a-member']) {
-      assert.deepEqual(await ok(client, 'chat.member.remove', { roomId, userId }), { roomId, userId });
+      assert.deepEqual(await ok(client, cmd('member.remove'), { roomId, userId }), { roomId, userId });
     }
     assert.deepEqual(await members(roomId), ['bob']);
   });
 
   it('chat.member.remove takes the user’s live connections out of the room on every instance', async () => {
     const roomId = 'cmd-evict';
-    await ok(client, 'chat.room.upsert', { roomId, visibility: 'private' });
-    await ok(client, 'chat.member.add', { roomId, userId: 'carol' });
+    await ok(client, cmd('room.upsert'), { roomId, visibility: 'private' });
+    await ok(client, cmd('member.add'), { roomId, userId: 'carol' });
     const carol = await placeEverywhere('carol', roomId);
-    await ok(client, 'chat.member.remove', { roomId, userId: 'carol' });
+    await ok(client, cmd('member.remove'), { roomId, userId: 'carol' });
     await Promise.all(carol.map((c) => c.waitFor('room.removed', (d) => d.roomId === roomId)));
     for (const c of carol) assert.equal((await c.request('message.send', { roomId, body: 'still here?' })).error?.code, 'FORBIDDEN');
   });
@@ -166,7 +170,7 @@ describe('commands in over the Redis transport, two instances', () => {
   it('chat.message.send answers the stored Message and delivers it to ws and socket.io clients on both instances, once each', async () => {
     const roomId = 'cmd-live';
     const watchers = await placeEverywhere('watcher', roomId);
-    const msg = await ok(client, 'chat.message.send', { roomId, senderId: 'backend-bot', body: 'hello from a command' });
+    const msg = await ok(client, cmd('message.send'), { roomId, senderId: 'backend-bot', body: 'hello from a command' });
     assert.deepEqual(Object.keys(msg).sort(), ['body', 'clientMsgId', 'createdAt', 'id', 'roomId', 'senderId', 'seq']);
     assert.deepEqual(
       { ...msg, id: undefined, createdAt: undefined },
@@ -183,9 +187,9 @@ describe('commands in over the Redis transport, two instances', () => {
     const roomId = 'cmd-idempotent';
     const [watcher] = await placeEverywhere('watcher2', roomId, ['ws']);
     const data = { roomId, senderId: 'backend-bot', body: 'exactly once', clientMsgId: 'order-42-shipped' };
-    const first = await ok(client, 'chat.message.send', data);
+    const first = await ok(client, cmd('message.send'), data);
     assert.equal(first.clientMsgId, 'order-42-shipped');
-    const repeats = await Promise.all([1, 2, 3, 4].map(() => ok(client, 'chat.message.send', data)));
+    const repeats = await Promise.all([1, 2, 3, 4].map(() => ok(client, cmd('message.send'), data)));
     for (const r of repeats) assert.deepEqual(r, first);
     await watcher.waitFor('message.new', (m) => m.id === first.id);
     await sleep(SETTLE_MS);
@@ -194,12 +198,12 @@ describe('commands in over the Redis transport, two instances', () => {
   });
 
   it('invalid data is answered VALIDATION_FAILED with details.fields, as { id, err, isDisposed: true } on <pattern>.reply', async () => {
-    const err = await fails(client, 'chat.message.send', { roomId: 'not a room id', senderId: '', body: '   ' });
+    const err = await fails(client, cmd('message.send'), { roomId: 'not a room id', senderId: '', body: '   ' });
     assert.equal(err.code, 'VALIDATION_FAILED');
     assert.equal(typeof err.message, 'string');
     assert.deepEqual([...err.details.fields].sort(), ['body', 'roomId', 'senderId']);
 
-    for (const pattern of PATTERNS) {
+    for (const pattern of COMMANDS.map(cmd)) {
       // (Nest's client itself refuses to send null or undefined data; the raw packets below cover those.)
       for (const data of ['text', [1, 2], 42, true]) {
         assert.deepEqual(await fails(client, pattern, data), {
@@ -210,18 +214,18 @@ describe('commands in over the Redis transport, two instances', () => {
       }
       assert.equal((await fails(client, pattern, {})).code, 'VALIDATION_FAILED', `${pattern} {}`);
     }
-    assert.deepEqual((await fails(client, 'chat.room.upsert', { roomId: 'r', visibility: 'secret' })).details, { fields: ['visibility'] });
-    assert.deepEqual((await fails(client, 'chat.member.add', { roomId: 'r', userId: 'x'.repeat(129) })).details, { fields: ['userId'] });
+    assert.deepEqual((await fails(client, cmd('room.upsert'), { roomId: 'r', visibility: 'secret' })).details, { fields: ['visibility'] });
+    assert.deepEqual((await fails(client, cmd('member.add'), { roomId: 'r', userId: 'x'.repeat(129) })).details, { fields: ['userId'] });
     let deep: unknown = 'leaf';
     for (let i = 0; i < 40; i++) deep = { deep };
-    const tooDeep = await fails(client, 'chat.room.upsert', { roomId: 'r', visibility: 'public', metadata: deep });
+    const tooDeep = await fails(client, cmd('room.upsert'), { roomId: 'r', visibility: 'public', metadata: deep });
     assert.deepEqual([tooDeep.code, tooDeep.details], ['VALIDATION_FAILED', { fields: ['metadata'] }]);
 
     // The exact packet on the wire, as any client (not only Nest's) sees it.
     const id = 'raw-validation-1';
-    await raw.publish('chat.member.add', JSON.stringify({ pattern: 'chat.member.add', data: { roomId: 'some-room' }, id }));
+    await raw.publish(cmd('member.add'), JSON.stringify({ pattern: cmd('member.add'), data: { roomId: 'some-room' }, id }));
     const reply = await replies.waitForId(id);
-    assert.equal(reply.channel, 'chat.member.add.reply');
+    assert.equal(reply.channel, `${cmd('member.add')}.reply`);
     assert.deepEqual(Object.keys(reply.packet).sort(), ['err', 'id', 'isDisposed']);
     assert.deepEqual(reply.packet, {
       id,
@@ -231,7 +235,7 @@ describe('commands in over the Redis transport, two instances', () => {
     assert.match(reply.packet.err.message, /^userId: /);
     for (const [i, packet] of [{ data: null }, {}].entries()) {
       const rawId = `raw-validation-no-data-${i}`;
-      await raw.publish('chat.room.upsert', JSON.stringify({ pattern: 'chat.room.upsert', ...packet, id: rawId }));
+      await raw.publish(cmd('room.upsert'), JSON.stringify({ pattern: cmd('room.upsert'), ...packet, id: rawId }));
       assert.deepEqual((await replies.waitForId(rawId)).packet, {
         id: rawId,
         isDisposed: true,
@@ -244,7 +248,7 @@ describe('commands in over the Redis transport, two instances', () => {
   });
 
   it('chat.member.add and chat.member.remove on a room that does not exist answer NOT_FOUND and create nothing', async () => {
-    for (const pattern of ['chat.member.add', 'chat.member.remove']) {
+    for (const pattern of [cmd('member.add'), cmd('member.remove')]) {
       assert.deepEqual(await fails(client, pattern, { roomId: 'no-such-room', userId: 'alice' }), {
         code: 'NOT_FOUND',
         message: 'room no-such-room does not exist',
@@ -256,39 +260,39 @@ describe('commands in over the Redis transport, two instances', () => {
   it('ignores malformed messages and emit()s (no id) without answering, storing or crashing, and goes on serving', async () => {
     const roomId = 'cmd-ignored';
     const valid = { roomId, senderId: 'bot', body: 'must not be stored' };
-    const ignoredBefore = await Promise.all([A, B].map((i) => commandCount(i, 'chat.message.send', 'ignored')));
+    const ignoredBefore = await Promise.all([A, B].map((i) => commandCount(i, cmd('message.send'), 'ignored')));
     const mark = replies.got.length;
     const junk = [
       'not json {',
       '',
       'null',
       '[1,2]',
-      JSON.stringify({ pattern: 'chat.message.send', data: valid }),
-      JSON.stringify({ pattern: 'chat.message.send', data: valid, id: 42 }),
-      JSON.stringify({ pattern: 'chat.message.send', data: valid, id: { id: 'x' } }),
-      JSON.stringify({ pattern: 'chat.message.send', data: valid, id: 'x'.repeat(200) }),
-      JSON.stringify({ pattern: 'chat.message.send', data: { ...valid, body: 'x'.repeat(70_000) }, id: 'too-large' }),
+      JSON.stringify({ pattern: cmd('message.send'), data: valid }),
+      JSON.stringify({ pattern: cmd('message.send'), data: valid, id: 42 }),
+      JSON.stringify({ pattern: cmd('message.send'), data: valid, id: { id: 'x' } }),
+      JSON.stringify({ pattern: cmd('message.send'), data: valid, id: 'x'.repeat(200) }),
+      JSON.stringify({ pattern: cmd('message.send'), data: { ...valid, body: 'x'.repeat(70_000) }, id: 'too-large' }),
     ];
-    for (const message of junk) await raw.publish('chat.message.send', message);
-    await firstValueFrom(client.emit('chat.message.send', valid), { defaultValue: undefined });
+    for (const message of junk) await raw.publish(cmd('message.send'), message);
+    await firstValueFrom(client.emit(cmd('message.send'), valid), { defaultValue: undefined });
     await sleep(SETTLE_MS);
     assert.deepEqual(replies.got.slice(mark), [], 'no replies');
     assert.deepEqual(await stored(roomId), []);
     for (const [i, inst] of [A, B].entries()) {
       assert.equal(inst.proc.exitCode, null, `${inst.name} is running`);
       assert.equal(
-        await commandCount(inst, 'chat.message.send', 'ignored'),
+        await commandCount(inst, cmd('message.send'), 'ignored'),
         ignoredBefore[i] + junk.length + 1,
         `${inst.name} counted them`,
       );
     }
-    const msg = await ok(client, 'chat.message.send', { roomId, senderId: 'bot', body: 'after the junk' });
+    const msg = await ok(client, cmd('message.send'), { roomId, senderId: 'bot', body: 'after the junk' });
     assert.equal(msg.seq, 1);
   });
 
   it('runs each request on exactly one instance, whichever claims it first', async (t) => {
     const roomId = 'cmd-once';
-    const pattern = 'chat.message.send';
+    const pattern = cmd('message.send');
     const count = async (outcome: string) => Promise.all([A, B].map((i) => commandCount(i, pattern, outcome)));
     const [handledBefore, elsewhereBefore] = [await count('handled'), await count('claimed_elsewhere')];
     const mark = replies.got.length;
@@ -322,7 +326,7 @@ describe('commands in over the Redis transport, two instances', () => {
     const stopping = B.stop();
     const answers: Promise<Answer>[] = [];
     for (let i = 0; i < 30; i++) {
-      answers.push(call(client, 'chat.message.send', { roomId, senderId: 'bot', body: `during shutdown ${i}` }));
+      answers.push(call(client, cmd('message.send'), { roomId, senderId: 'bot', body: `during shutdown ${i}` }));
       await sleep(50);
     }
     await stopping;
@@ -338,10 +342,10 @@ describe('commands in over the Redis transport, two instances', () => {
     assert.equal(new Set(ids).size, 30);
 
     const room = 'cmd-after-shutdown';
-    assert.equal((await ok(client, 'chat.room.upsert', { roomId: room, visibility: 'private' })).roomId, room);
-    assert.deepEqual(await ok(client, 'chat.member.add', { roomId: room, userId: 'dave' }), { roomId: room, userId: 'dave' });
-    assert.equal((await ok(client, 'chat.message.send', { roomId: room, senderId: 'dave', body: 'one instance left' })).seq, 1);
-    assert.deepEqual(await ok(client, 'chat.member.remove', { roomId: room, userId: 'dave' }), { roomId: room, userId: 'dave' });
+    assert.equal((await ok(client, cmd('room.upsert'), { roomId: room, visibility: 'private' })).roomId, room);
+    assert.deepEqual(await ok(client, cmd('member.add'), { roomId: room, userId: 'dave' }), { roomId: room, userId: 'dave' });
+    assert.equal((await ok(client, cmd('message.send'), { roomId: room, senderId: 'dave', body: 'one instance left' })).seq, 1);
+    assert.deepEqual(await ok(client, cmd('member.remove'), { roomId: room, userId: 'dave' }), { roomId: room, userId: 'dave' });
   });
 });
 
@@ -355,7 +359,7 @@ describe('commands through a Redis outage, one instance with a Redis of its own'
     // Learn a port, then leave Redis down: the instance starts without it.
     await redis.start();
     await redis.stop();
-    inst = await startInstance('solo', { DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_PREFIX: redisPrefix() }, { waitReady: false });
+    inst = await startInstance('solo', { DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_PREFIX: PREFIX }, { waitReady: false });
   });
 
   after(async () => {
@@ -375,7 +379,7 @@ describe('commands through a Redis outage, one instance with a Redis of its own'
       });
       if (client) {
         try {
-          return await ok(client, 'chat.message.send', data);
+          return await ok(client, cmd('message.send'), data);
         } catch (err) {
           last = err;
         } finally {

@@ -11,10 +11,10 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-/** `count` instances on a fresh database and one Redis prefix, started together as replicas are. */
+/** `count` instances on a fresh database and one Redis prefix (env.REDIS_PREFIX or a new one), started together as replicas are. */
 export async function startCluster(count: number, env: Record<string, string | undefined> = {}): Promise<Cluster> {
   const db = await createTestDatabase();
-  const prefix = redisPrefix();
+  const prefix = env.REDIS_PREFIX ?? redisPrefix();
   const clients = new Set<TestClient>();
   let instances: Instance[] = [];
   try {

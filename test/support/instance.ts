@@ -46,8 +46,6 @@ export async function startInstance(name: string, env: Record<string, string | u
     LOG_LEVEL: 'warn',
     JWT_SECRET: TEST_JWT_SECRET,
     PORT: String(port),
-    // The relay publishes to EVENTS_STREAM on the shared Redis: never to the product's default name.
-    ...(env.REDIS_PREFIX ? { EVENTS_STREAM: eventsStreamOf(env.REDIS_PREFIX) } : {}),
     ...env,
   };
   for (const [k, v] of Object.entries(merged)) if (v !== undefined) fullEnv[k] = v;
@@ -94,7 +92,7 @@ export async function waitUntilReady(inst: Instance, timeoutMs = 60_000): Promis
   throw new Error(`${inst.name} not ready within ${timeoutMs} ms:\n${inst.output()}`);
 }
 
-/** The event stream of a test deployment: under its Redis prefix, so tests never share one. */
+/** The event stream of a test deployment (EVENTS_STREAM's default, under its Redis prefix), so tests never share one. */
 export function eventsStreamOf(prefix: string): string {
   return `${prefix}.events`;
 }
