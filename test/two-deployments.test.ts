@@ -120,7 +120,12 @@ describe('COMMANDS_BARE_PATTERNS=true under another prefix', () => {
   before(async () => {
     await redis.start();
     db = await createTestDatabase();
-    inst = await startInstance('bare', { DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_PREFIX: prefix, COMMANDS_BARE_PATTERNS: 'true' });
+    inst = await startInstance('bare', {
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: prefix,
+      COMMANDS_BARE_PATTERNS: 'true',
+    });
     client = await commandClient(redis.url);
   });
 

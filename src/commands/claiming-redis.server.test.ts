@@ -151,7 +151,7 @@ describe('ClaimingRedisServer', () => {
     ]);
   });
 
-  it('subscribes to and runs only its own deployment\'s channels, <prefix>.<command>', async () => {
+  it("subscribes to and runs only its own deployment's channels, <prefix>.<command>", async () => {
     const r = replica();
     assert.deepEqual(subscribedChannels(r), ['unit.member.add']);
     const redis = new FakeRedis();
