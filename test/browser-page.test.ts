@@ -385,6 +385,22 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     await screenshot(alice.page, 'chat-page');
   });
 
+  it('says when signing in with a name is not available (no DEV_SIGN_IN)', async () => {
+    const closed = await startInstance('no-sign-in', { ...clusterEnv(db.url, prefix), NODE_ENV: 'development' });
+    try {
+      const chat = await openPage(closed);
+      await chat.page.getByTestId('name').fill('newcomer');
+      await chat.page.getByTestId('connect').click();
+      await chat.page.getByRole('alert').filter({ hasText: 'not available on this server' }).waitFor();
+      assert.match((await chat.page.getByRole('alert').textContent()) ?? '', /DEV_SIGN_IN=true\): paste a token/);
+      assert.equal(await chat.page.getByTestId('state').textContent(), 'CLOSED');
+      assert.deepEqual([chat.dialogs, chat.errors], [[], []]);
+      await chat.page.close();
+    } finally {
+      await closed.stop();
+    }
+  });
+
   it('POST /dev/token validates the name like a user id', async () => {
     const post = (body: unknown) =>
       fetch(`${A.url}/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
