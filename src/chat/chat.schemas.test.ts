@@ -326,14 +326,18 @@ describe('stored text other than bodies (one safe-text rule)', () => {
 
   it('refuses them in a room title and in metadata keys and values at any depth, naming the path', () => {
     for (const s of bad) {
-      assert.deepEqual(refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: s })).details, { fields: ['title'] });
+      assert.deepEqual(refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: s })).details, {
+        fields: ['title'],
+      });
       for (const metadata of [{ k: s }, { [s]: 1 }, { a: { b: [1, { c: s }] } }, { a: [{ [s]: true }] }]) {
         const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata }));
         assert.deepEqual(err.details, { fields: ['metadata'] });
         assert.match(err.message, /^metadata[.\w]*: (a key )?must (not contain NUL|be well-formed Unicode)/);
       }
     }
-    const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata: { a: { b: [1, { c: '\u0000' }] } } }));
+    const err = refusal(() =>
+      parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata: { a: { b: [1, { c: '\u0000' }] } } }),
+    );
     assert.equal(err.message, 'metadata.a.b.1.c: must not contain NUL');
   });
 
