@@ -39,6 +39,8 @@ const MIN_BUDGET_MS = 50;
 export class AppendBatcher {
   private queue: PendingAppend[] = [];
   private inFlight = 0;
+  /** Rooms of the batches in flight: a room is in one batch at a time. */
+  private readonly busyRooms = new Set<string>();
 
   constructor(
     private readonly db: DataSource,
@@ -51,14 +53,31 @@ export class AppendBatcher {
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+    while (this.inFlight < this.maxInFlight) {
+      const batch = this.take();
+      if (batch.length === 0) return;
+      const rooms = new Set(batch.map((p) => p.input.roomId));
+      for (const room of rooms) this.busyRooms.add(room);
       this.inFlight++;
       void this.commit(batch).finally(() => {
+        for (const room of rooms) this.busyRooms.delete(room);
         this.inFlight--;
         this.pump();
       });
     }
+  }
+
+  /**
+   * The next batch, in queue order, leaving the sends of rooms already in flight queued (in
+   * order): a second batch of a room would only wait for the first one's lock, and a slow room
+   * (its row locked elsewhere) then holds one transaction slot, not all of them.
+   */
+  private take(): PendingAppend[] {
+    const batch: PendingAppend[] = [];
+    const rest: PendingAppend[] = [];
+    for (const p of this.queue) (batch.length < MAX_BATCH && !this.busyRooms.has(p.input.roomId) ? batch : rest).push(p);
+    this.queue = rest;
+    return batch;
   }
 
   private async commit(queued: PendingAppend[]): Promise<void> {
