@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
-import { ChatError } from '../src/chat/chat.errors.js';
+import { type ChatError } from '../src/chat/chat.errors.js';
 import type { Message } from '../src/chat/chat.events.js';
 import type { AppendResult, NewMessage } from '../src/chat/chat.ports.js';
 import { dataSourceOptions } from '../src/persistence/data-source-options.js';
