@@ -54,4 +54,33 @@ describe('group commit under concurrent sends', () => {
     assert.equal(pushed.length, 200, 'one push per stored message');
     assert.equal(new Set(pushed).size, 200);
   });
+
+  it('a message that commits after its sender got UNAVAILABLE is pushed live once; the retry returns the same seq', async () => {
+    // A COMMIT slower than the storage timeout (2000 ms): a deferred trigger sleeps at COMMIT,
+    // after chat_append's own deadline check has passed.
+    await cluster.db.query(`
+      CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.body = 'slow commit' THEN PERFORM pg_sleep(2.6); END IF; RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON messages DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION slow_commit();`);
+    try {
+      const [sender] = senders;
+      const data = { roomId: rooms[0], body: 'slow commit', clientMsgId: 'late-commit-1' };
+      const started = Date.now();
+      const first = await sender.request('message.send', data);
+      assert.equal(first.ok, false);
+      assert.equal(first.error?.code, 'UNAVAILABLE', 'the sender is answered UNAVAILABLE at the storage timeout');
+      const unavailableMs = Date.now() - started;
+      const live = await watcher.waitFor('message.new', (m) => m.clientMsgId === 'late-commit-1', 10_000);
+      const pushedMs = Date.now() - started;
+      const retry = await sender.ok('message.send', data);
+      assert.equal(retry.seq, live.seq, 'the retry returns the stored message');
+      assert.equal(retry.id, live.id);
+      await sleep(500);
+      assert.equal(watcher.pushesOf('message.new').filter((m) => m.clientMsgId === 'late-commit-1').length, 1, 'pushed exactly once');
+      console.log(`# late COMMIT: UNAVAILABLE after ${unavailableMs} ms, pushed live after ${pushedMs} ms, retry seq ${retry.seq}, 1 push`);
+    } finally {
+      await cluster.db.query('DROP TRIGGER slow_commit ON messages; DROP FUNCTION slow_commit()');
+    }
+  });
 });
