@@ -58,11 +58,19 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
       'exactly the 40 bad sends fail, each VALIDATION_FAILED (not UNAVAILABLE)',
     );
     for (const roomId of rooms) {
-      const rows = await db.query<{ seq: string }>('SELECT seq FROM messages WHERE room_id = $1 ORDER BY seq', [roomId]);
+      const rows = await db.query<{ seq: string; body: string }>('SELECT seq, body FROM messages WHERE room_id = $1 ORDER BY seq', [
+        roomId,
+      ]);
       assert.deepEqual(
         rows.map((r) => Number(r.seq)),
         Array.from({ length: 65 }, (_, i) => i + 1),
         `${roomId}: the 65 good messages, seq 1..65`,
+      );
+      const sent = inputs.filter((m, n) => m.roomId === roomId && !bad.has(n)).map((m) => m.body);
+      assert.deepEqual(
+        rows.map((r) => r.body),
+        sent,
+        `${roomId}: seqs follow the order the sends arrived in, splits included`,
       );
     }
     assert.equal(created.length, 260, 'each stored message handed over for delivery once');

@@ -92,9 +92,23 @@ export class AppendBatcher {
     }
     // Retried only after the failed attempt gave its connection back: halves waiting for
     // connections while this one holds its own could exhaust the pool.
-    const halves = split(attempt.batch, attempt.err);
-    if (halves) await Promise.all(halves.map((half) => this.commit(half)));
-    else for (const p of attempt.batch) p.reject(attempt.err);
+    const { batch, err } = attempt;
+    const rooms = roomsOf(batch);
+    if ((isDataError(err) || isLockTimeout(err)) && rooms.length > 1) {
+      // Rooms apart, side by side: the half without the bad message or the locked room commits now.
+      const first = new Set(rooms.slice(0, Math.ceil(rooms.length / 2)));
+      await Promise.all([
+        this.commit(batch.filter((p) => first.has(p.input.roomId))),
+        this.commit(batch.filter((p) => !first.has(p.input.roomId))),
+      ]);
+    } else if (isDataError(err) && batch.length > 1) {
+      // One room: one half after the other, so its messages keep their order of arrival in seqs.
+      const middle = Math.ceil(batch.length / 2);
+      await this.commit(batch.slice(0, middle));
+      await this.commit(batch.slice(middle));
+    } else {
+      for (const p of batch) p.reject(err);
+    }
   }
 
   /**
@@ -133,19 +147,8 @@ export class AppendBatcher {
   }
 }
 
-/** The two halves to retry a failed batch as, or null when the failure is the batch's own. */
-function split(batch: PendingAppend[], err: unknown): PendingAppend[][] | null {
-  if (isDataError(err) && batch.length > 1) {
-    const middle = Math.ceil(batch.length / 2);
-    return [batch.slice(0, middle), batch.slice(middle)];
-  }
-  if (isLockTimeout(err)) {
-    const rooms = [...new Set(batch.map((p) => p.input.roomId))].sort();
-    if (rooms.length < 2) return null;
-    const first = new Set(rooms.slice(0, Math.ceil(rooms.length / 2)));
-    return [batch.filter((p) => first.has(p.input.roomId)), batch.filter((p) => !first.has(p.input.roomId))];
-  }
-  return null;
+function roomsOf(batch: PendingAppend[]): string[] {
+  return [...new Set(batch.map((p) => p.input.roomId))].sort();
 }
 
 /** See the CreateAppendFunction migration: rows come back in input order, one per input. */
