@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { connect, sleep, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { UNLIMITED_RATES } from './support/instance.js';
@@ -53,6 +54,37 @@ describe('group commit under concurrent sends', () => {
     const pushed = watcher.pushesOf('message.new').map((m) => m.id);
     assert.equal(pushed.length, 200, 'one push per stored message');
     assert.equal(new Set(pushed).size, 200);
+  });
+
+  it('a room whose row is locked elsewhere fails only its own sends: 60 concurrent sends to another room are all acked', async () => {
+    const [slow, fast] = ['gc-slow', rooms[1]];
+    await watcher.ok('room.join', { roomId: slow });
+    const locker = new pg.Client({ connectionString: cluster.db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE', [slow]);
+      const started = Date.now();
+      const toSlow = senders
+        .slice(0, 2)
+        .map((c, n) => c.request('message.send', { roomId: slow, body: `stuck ${n}`, clientMsgId: `stuck-${n}` }));
+      const toFast = Array.from({ length: 60 }, (_, n) =>
+        senders[n % senders.length].request('message.send', { roomId: fast, body: `beside ${n}`, clientMsgId: `beside-${n}` }),
+      );
+      const fastReplies = await Promise.all(toFast);
+      const fastMs = Date.now() - started;
+      const failed = fastReplies.filter((r) => !r.ok);
+      assert.equal(failed.length, 0, `all 60 sends to ${fast} acked (first failure: ${JSON.stringify(failed[0])})`);
+      const slowReplies = await Promise.all(toSlow);
+      assert.deepEqual(
+        slowReplies.map((r) => r.error?.code),
+        ['UNAVAILABLE', 'UNAVAILABLE'],
+      );
+      console.log(`# ${slow} locked: 60/60 sends to ${fast} acked within ${fastMs} ms; the 2 sends to ${slow} UNAVAILABLE`);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
   });
 
   it('a message that commits after its sender got UNAVAILABLE is pushed live once; the retry returns the same seq', async () => {
