@@ -824,6 +824,50 @@ describe('hostile inputs (one instance)', () => {
     });
   }
 
+  // Row 14, every other stored string: what Postgres text or jsonb would refuse (NUL) or alter (a
+  // lone surrogate becomes U+FFFD; jsonb refuses its \ud800 escape) is refused with the field named.
+  const UNSTORABLE = ['a\u0000b', 'lone \ud800 high', '\udc00 lone low'];
+
+  it('row 14 (HTTP): VALIDATION_FAILED naming senderId, userId, title or metadata for NUL and lone surrogates, before the database', async () => {
+    const sc = await scene(cluster, 'r14http');
+    const R = sc.room;
+    const cases: [string, string, unknown, string[]][] = [['PUT', `/v1/rooms/${R}/members/a%00b`, undefined, ['userId']]];
+    for (const bad of UNSTORABLE)
+      cases.push(
+        ['POST', `/v1/rooms/${R}/messages`, { senderId: bad, body: 'x' }, ['senderId']],
+        ['PUT', `/v1/rooms/${R}`, { visibility: 'public', title: bad }, ['title']],
+        ['PUT', `/v1/rooms/${R}`, { visibility: 'public', metadata: { topic: bad } }, ['metadata']],
+        ['PUT', `/v1/rooms/${R}`, { visibility: 'public', metadata: { [bad]: 1 } }, ['metadata']],
+        ['PUT', `/v1/rooms/${R}`, { visibility: 'public', metadata: { a: { b: [1, { c: bad }] } } }, ['metadata']],
+      );
+    await expectRefused(sc, async () => {
+      for (const [method, path, body, fields] of cases) {
+        const res = await api(sc.url, method, path, body);
+        const what = `${method} ${path} ${describeValue(body)}`;
+        assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body?.error?.code, 'VALIDATION_FAILED', `${what}: ${JSON.stringify(res.body)}`);
+        assert.deepEqual(res.body?.error?.details?.fields, fields, `${what}: ${JSON.stringify(res.body)}`);
+      }
+      const disconnect = await api(sc.url, 'POST', '/v1/users/a%00b/disconnect');
+      assert.equal(disconnect.status, 400, JSON.stringify(disconnect.body));
+      assert.deepEqual(disconnect.body?.error?.details?.fields, ['userId']);
+    });
+    const room = (await api(sc.url, 'GET', `/v1/rooms/${R}`)).body;
+    assert.deepEqual([room.title, room.metadata], [null, null], 'the room was not changed');
+    assert.doesNotMatch(cluster.instances[0].output(), /invalid byte sequence|Unicode escape|surrogate/i, 'nothing reached Postgres');
+  });
+
+  for (const kind of ['io', 'io-polling', 'ws'] as Kind[]) {
+    it(`row 14 (${kind}): a token whose sub has NUL or a lone surrogate is refused at the handshake (UNAUTHORIZED / 401)`, async () => {
+      const sc = await scene(cluster, 'r14sub');
+      const expected = kind === 'ws' ? 'HTTP 401' : 'UNAUTHORIZED';
+      await expectRefused(sc, async () => {
+        for (const sub of UNSTORABLE)
+          assert.equal(await handshakeRefusal(kind, sc.url, await tokenFor(sub)), expected, JSON.stringify(sub));
+      });
+    });
+  }
+
   // Row 15: roomIds outside ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$.
   const BAD_ROOM_IDS = [
     'has space',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { connect, sleep, type Kind, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
@@ -87,6 +88,28 @@ describe('read state', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 ? onA : onB).ok('message.read', { roomId, seq: i + 1 })));
     for (const [i, a] of answers.entries()) assert.ok(a.lastReadSeq >= i + 1, `read ${i + 1} answered ${a.lastReadSeq}`);
     assert.deepEqual(await onA.ok('message.read', { roomId, seq: 0 }), { roomId, lastReadSeq: 30 });
+  });
+
+  it('a read that loses a race answers the stored position, not its own lower seq', async () => {
+    const roomId = 'read-stale';
+    await post(roomId, 10);
+    const c = await client(A, 'ws', 'ivan');
+    assert.deepEqual(await c.ok('message.read', { roomId, seq: 1 }), { roomId, lastReadSeq: 1 });
+    // A concurrent read of seq 9, held uncommitted: the read of seq 5 below starts with a snapshot
+    // that still says 1, then waits for this row lock in its conflict clause.
+    const other = new pg.Client({ connectionString: cluster.db.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE room_reads SET last_read_seq = 9 WHERE user_id = 'ivan' AND room_id = $1`, [roomId]);
+      const answer = c.ok('message.read', { roomId, seq: 5 });
+      await sleep(300);
+      await other.query('COMMIT');
+      assert.deepEqual(await answer, { roomId, lastReadSeq: 9 }, 'the stored value after the statement');
+    } finally {
+      await other.end();
+    }
+    assert.deepEqual(await c.ok('message.read', { roomId, seq: 5 }), { roomId, lastReadSeq: 9 });
   });
 
   it('a room that does not exist reads as 0 and is not created; bad data is VALIDATION_FAILED', async () => {

@@ -32,4 +32,16 @@ describe('TokenVerifier', () => {
       assert.equal((await verifier.verify(await tokenFor(sub))).userId, sub);
     }
   });
+
+  it('refuses a sub that Postgres could not store as sent (NUL, lone surrogates) with UNAUTHORIZED', async () => {
+    for (const sub of ['a\u0000b', '\u0000', 'a\ud800', '\udc00b']) {
+      await assert.rejects(verifier.verify(await tokenFor(sub)), (err: unknown) => {
+        assert.ok(err instanceof ChatError);
+        assert.equal(err.code, 'UNAUTHORIZED');
+        assert.match(err.message, /token sub must/);
+        return true;
+      });
+    }
+    assert.equal((await verifier.verify(await tokenFor('emoji \ud83d\ude00'))).userId, 'emoji \ud83d\ude00', 'a surrogate pair is fine');
+  });
 });

@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ChatError } from '../chat/chat.errors.js';
 import { SYSTEM_SENDER_ID } from '../chat/chat.events.js';
+import { storableTextIssue } from '../common/safe-text.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import { publicKeyAlgorithm, type AppConfig } from '../config/config.schema.js';
 import type { Identity } from './identity.js';
@@ -54,6 +55,9 @@ export class TokenVerifier {
     if (typeof sub !== 'string' || sub.length < 1 || sub.length > 128) {
       throw new ChatError('UNAUTHORIZED', 'token sub must be a string of 1-128 characters');
     }
+    // The sub is stored as senderId and read positions: the same rule as every stored string.
+    const issue = storableTextIssue(sub);
+    if (issue) throw new ChatError('UNAUTHORIZED', `token sub ${issue}`);
     // System messages carry this senderId; a user holding it could pass for the system.
     if (sub === SYSTEM_SENDER_ID) throw new ChatError('UNAUTHORIZED', `the user id "${SYSTEM_SENDER_ID}" is reserved`);
     return { userId: sub, name: typeof name === 'string' ? name.slice(0, 128) : null, expiresAt: (exp ?? 0) * 1000 };

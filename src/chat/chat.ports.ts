@@ -43,9 +43,11 @@ export abstract class ChatStore {
   /**
    * Stores a message with the room's next seq (creating a public room), or returns the stored one
    * for a repeated clientMsgId. Unless `trusted`, a sender who is not a member of a private room
-   * gets `forbidden` and nothing is stored.
+   * gets `forbidden` and nothing is stored. `onCreated` runs once when a new message commits,
+   * before the result resolves, and also when the caller has already been answered UNAVAILABLE
+   * (the commit came late): whatever is stored is delivered.
    */
-  abstract append(input: NewMessage, trusted: boolean): Promise<AppendResult>;
+  abstract append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult>;
   /**
    * Access to a room, creating it (public) when it does not exist yet. A user allowed in is recorded
    * as having joined it (for rooms.list), in the same round trip.

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatError } from './chat.errors.js';
-import { createSchemas, DEFAULT_PAGE, MAX_PAGE, parseInput } from './chat.schemas.js';
+import { createSchemas, DEFAULT_PAGE, MAX_PAGE, parseInput, userRef } from './chat.schemas.js';
 
 const schemas = createSchemas({ maxMessageLength: 4000 });
 
@@ -311,5 +311,50 @@ describe('room schema', () => {
     assert.equal((parsed.metadata as Record<string, unknown>)['isAdmin'], undefined);
     assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
     assert.equal(parsed.metadata['a'], 1);
+  });
+});
+
+describe('stored text other than bodies (one safe-text rule)', () => {
+  const bad = ['a\u0000b', 'a\ud800', '\udc00b'];
+
+  it('refuses NUL and lone surrogates in a posted senderId and a member userId, naming the field', () => {
+    for (const s of bad) {
+      assert.deepEqual(refusal(() => parseInput(schemas.post, { roomId: 'r', senderId: s, body: 'b' })).details, { fields: ['senderId'] });
+      assert.deepEqual(refusal(() => parseInput(schemas.member, { roomId: 'r', userId: s })).details, { fields: ['userId'] });
+    }
+  });
+
+  it('refuses them in a room title and in metadata keys and values at any depth, naming the path', () => {
+    for (const s of bad) {
+      assert.deepEqual(refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: s })).details, {
+        fields: ['title'],
+      });
+      for (const metadata of [{ k: s }, { [s]: 1 }, { a: { b: [1, { c: s }] } }, { a: [{ [s]: true }] }]) {
+        const err = refusal(() => parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata }));
+        assert.deepEqual(err.details, { fields: ['metadata'] });
+        assert.match(err.message, /^metadata[.\w]*: (a key )?must (not contain NUL|be well-formed Unicode)/);
+      }
+    }
+    const err = refusal(() =>
+      parseInput(schemas.room, { roomId: 'r', visibility: 'public', metadata: { a: { b: [1, { c: '\u0000' }] } } }),
+    );
+    assert.equal(err.message, 'metadata.a.b.1.c: must not contain NUL');
+  });
+
+  it('accepts surrogate pairs and other text everywhere', () => {
+    const s = 'caf\u00e9 \ud83d\ude00 \u200b';
+    assert.equal(parseInput(schemas.member, { roomId: 'r', userId: s }).userId, s);
+    const room = parseInput(schemas.room, { roomId: 'r', visibility: 'public', title: s, metadata: { [s]: [s, { s }] } });
+    assert.deepEqual(room.metadata, { [s]: [s, { s }] });
+  });
+});
+
+describe('stored text in user references', () => {
+  it('refuses NUL and lone surrogates in a userRef (HTTP path userId), naming it', () => {
+    for (const s of ['\u0000', 'a\ud800', '\ude00\ud83d']) {
+      const err = refusal(() => parseInput(userRef, { userId: s }));
+      assert.deepEqual(err.details, { fields: ['userId'] });
+      assert.match(err.message, /^userId: must (not contain NUL|be well-formed Unicode)/);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { storableJsonIssue, storableTextIssue } from '../common/safe-text.js';
 import { ChatError } from './chat.errors.js';
 
 const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -12,12 +13,17 @@ export const DEFAULT_PAGE = 50;
 const roomId = z.string().regex(ROOM_ID, 'must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
+/** Every stored string passes this (see safe-text.ts); the issue names the field. */
+function storable<T extends z.ZodType<string>>(schema: T) {
+  return schema.superRefine((s, ctx) => {
+    const issue = storableTextIssue(s);
+    if (issue) ctx.addIssue({ code: 'custom', message: issue });
+  });
+}
+
 /** Message bodies: stored exactly as sent, so anything Postgres or a client would alter is refused here. */
 function body(maxLength: number) {
-  return z
-    .string()
-    .refine((s) => !s.includes('\u0000'), 'must not contain NUL')
-    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)')
+  return storable(z.string())
     .refine((s) => !ONLY_WHITE_SPACE.test(s), 'must not be empty or white space only')
     .refine((s) => countCodePoints(s) <= maxLength, `must be at most ${maxLength} characters`);
 }
@@ -28,7 +34,7 @@ function countCodePoints(s: string): number {
   return n;
 }
 
-const userId = z.string().min(1, 'must be 1-128 characters').max(128, 'must be 1-128 characters');
+const userId = storable(z.string().min(1, 'must be 1-128 characters').max(128, 'must be 1-128 characters'));
 const MAX_METADATA_BYTES = 16 * 1024;
 
 export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage?: number }) {
@@ -62,13 +68,16 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
     room: z.object({
       roomId,
       visibility: z.enum(['public', 'private']),
-      title: z
-        .string()
+      title: storable(z.string())
         .refine((t) => countCodePoints(t) <= 200, 'must be at most 200 characters')
         .nullable()
         .default(null),
       metadata: z
         .record(z.string(), z.unknown())
+        .superRefine((m, ctx) => {
+          const issue = storableJsonIssue(m);
+          if (issue) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+        })
         .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, 'must be at most 16 KiB as JSON')
         .nullable()
         .default(null),

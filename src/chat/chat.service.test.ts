@@ -58,7 +58,7 @@ function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastRead
 }
 
 interface FakeBehaviour {
-  append?: (input: NewMessage, trusted: boolean) => Promise<AppendResult>;
+  append?: (input: NewMessage, trusted: boolean, onCreated: (message: Message) => void) => Promise<AppendResult>;
   openRoom?: (roomId: string, userId: string) => Promise<RoomAccess>;
   roomAccess?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
   page?: (query: PageQuery) => Promise<HistoryPage>;
@@ -101,10 +101,14 @@ interface Harness {
 /** A ChatService wired to hand-written fakes that record every call. By default rooms are public and empty. */
 function setup(behaviour: FakeBehaviour = {}): Harness {
   const calls: string[] = [];
-  const append = mock.fn<ChatStore['append']>(async (input, trusted) => {
+  // Like the real store: a created message is handed to onCreated at COMMIT, before the result.
+  const append = mock.fn<ChatStore['append']>(async (input, trusted, onCreated) => {
     calls.push(`append:${input.roomId}`);
-    if (behaviour.append) return behaviour.append(input, trusted);
-    return { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }) };
+    const result: AppendResult = behaviour.append
+      ? await behaviour.append(input, trusted, onCreated)
+      : { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }) };
+    if (result.outcome === 'created') onCreated(result.message);
+    return result;
   });
   const openRoom = mock.fn<ChatStore['openRoom']>(async (roomId, userId) => {
     calls.push(`openRoom:${roomId}`);
@@ -298,7 +302,10 @@ describe('ChatService.send storage and broadcast', () => {
     };
     await h.service.send(SENDER, data);
     assert.equal(h.append.mock.callCount(), 1);
-    assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' }, false]);
+    assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
+      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' },
+      false,
+    ]);
   });
 
   it('leaves the membership check to the store transaction (no separate access read)', async () => {
@@ -367,6 +374,24 @@ describe('ChatService.send storage and broadcast', () => {
     assert.equal(h.append.mock.callCount(), 1);
     assert.equal(h.publish.mock.callCount(), 0);
   });
+
+  it('publishes a message that commits after its sender was answered UNAVAILABLE (a late COMMIT)', async () => {
+    const stored = makeMessage({ clientMsgId: 'c-late' });
+    const h = setup({
+      append: async (_input, _trusted, onCreated) => {
+        const late = new StorageUnavailableError(new Error('no answer from the database within 2000 ms'));
+        // The batch commits after the storage timeout answered the caller.
+        setTimeout(() => onCreated(stored), 5);
+        return Promise.reject(late);
+      },
+    });
+    await assert.rejects(h.service.send(SENDER, { roomId: ROOM, body: 'hello', clientMsgId: 'c-late' }), { code: 'UNAVAILABLE' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(
+      h.publish.mock.calls.map((c) => c.arguments),
+      [[ROOM, 'message.new', stored]],
+    );
+  });
 });
 
 describe('ChatService.post (trusted service)', () => {
@@ -376,7 +401,7 @@ describe('ChatService.post (trusted service)', () => {
     const result = await h.service.post({ roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' });
     assert.deepEqual(result, { message: stored, created: true });
     assert.equal(result.message, stored);
-    assert.deepEqual(h.append.mock.calls[0]?.arguments, [
+    assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' },
       true,
     ]);
@@ -395,13 +420,16 @@ describe('ChatService.post (trusted service)', () => {
   it('drops unknown keys and passes clientMsgId null when absent', async () => {
     const h = setup();
     await h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hi', seq: 5, id: 'forged', createdAt: 'then' });
-    assert.deepEqual(h.append.mock.calls[0]?.arguments, [{ roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null }, true]);
+    assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
+      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null },
+      true,
+    ]);
   });
 
   it('stores `system: true` without senderId as a system message (senderId "system"), trusted and idempotent like any post', async () => {
     const h = setup();
     await h.service.post({ roomId: ROOM, system: true, body: 'maintenance at noon', clientMsgId: 'notice-1' });
-    assert.deepEqual(h.append.mock.calls[0]?.arguments, [
+    assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: SYSTEM_SENDER_ID, body: 'maintenance at noon', clientMsgId: 'notice-1' },
       true,
     ]);

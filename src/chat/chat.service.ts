@@ -179,9 +179,12 @@ export class ChatService {
   }
 
   private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {
-    const result = await this.store.append(input, trusted);
+    // Published at COMMIT by the store, so a message that commits after its sender was answered
+    // UNAVAILABLE is still delivered (a retry then finds it stored and publishes nothing).
+    const result = await this.store.append(input, trusted, (message) =>
+      this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, message),
+    );
     if (result.outcome === 'forbidden') throw forbidden(input.roomId);
-    if (result.outcome === 'created') this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, result.message);
     return { message: result.message, created: result.outcome === 'created' };
   }
 }

@@ -1,18 +1,28 @@
 import type { DataSource } from 'typeorm';
 import type { Message } from '../chat/chat.events.js';
 import type { AppendResult, NewMessage } from '../chat/chat.ports.js';
+import { isDataError, isLockTimeout } from './sql-state.js';
 
 export interface PendingAppend {
   input: NewMessage;
   trusted: boolean;
   /** After this instant the caller has been answered UNAVAILABLE: its batch must not commit. */
   deadline: number;
+  /** Runs at COMMIT for a created message, even when the caller was answered UNAVAILABLE meanwhile. */
+  onCreated(message: Message): void;
   resolve(result: AppendResult): void;
   reject(err: unknown): void;
 }
 
 /** Enough to amortise a COMMIT over many messages, small enough to keep one transaction short. */
 const MAX_BATCH = 500;
+/** Left of a batch's budget for the COMMIT (and its fsync), which follows the budget check. */
+const COMMIT_RESERVE_MS = 20;
+/**
+ * A caller with less time left than this is answered now instead of joining a batch: its
+ * deadline would otherwise become the budget of every younger caller in the batch.
+ */
+const MIN_BUDGET_MS = 50;
 
 /**
  * Group commit: sends that arrive while a transaction is in flight wait for the next one and are
@@ -21,10 +31,16 @@ const MAX_BATCH = 500;
  * deadlocks between batches), refuses non-members of private rooms, resolves repeated clientMsgIds
  * (stored or earlier in the same batch), takes gap-free seqs and inserts all rows at once; every
  * caller is answered only after COMMIT, and a failed batch stores nothing of any of its messages.
+ *
+ * A batch refused for its data (one bad row fails the whole statement) or for a room lock it
+ * could not get in time (one slow room) is split in two and each half retried, down to the one
+ * bad message or the slow room, so only those callers fail.
  */
 export class AppendBatcher {
   private queue: PendingAppend[] = [];
   private inFlight = 0;
+  /** Rooms of the batches in flight: a room is in one batch at a time. */
+  private readonly busyRooms = new Set<string>();
 
   constructor(
     private readonly db: DataSource,
@@ -37,40 +53,102 @@ export class AppendBatcher {
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
+    while (this.inFlight < this.maxInFlight) {
+      const batch = this.take();
+      if (batch.length === 0) return;
+      const rooms = new Set(batch.map((p) => p.input.roomId));
+      for (const room of rooms) this.busyRooms.add(room);
       this.inFlight++;
       void this.commit(batch).finally(() => {
+        for (const room of rooms) this.busyRooms.delete(room);
         this.inFlight--;
         this.pump();
       });
     }
   }
 
+  /**
+   * The next batch, in queue order, leaving the sends of rooms already in flight queued (in
+   * order): a second batch of a room would only wait for the first one's lock, and a slow room
+   * (its row locked elsewhere) then holds one transaction slot, not all of them.
+   */
+  private take(): PendingAppend[] {
+    const batch: PendingAppend[] = [];
+    const rest: PendingAppend[] = [];
+    for (const p of this.queue) (batch.length < MAX_BATCH && !this.busyRooms.has(p.input.roomId) ? batch : rest).push(p);
+    this.queue = rest;
+    return batch;
+  }
+
   private async commit(queued: PendingAppend[]): Promise<void> {
-    // Callers whose deadline passed in the queue were answered UNAVAILABLE already: store nothing for them.
-    const now = Date.now();
-    const batch = queued.filter((p) => p.deadline > now);
-    for (const p of queued) if (p.deadline <= now) p.reject(new Error('storage deadline passed in the queue'));
-    if (batch.length === 0) return;
-    let rows: AppendRow[];
+    const attempt = await this.append(queued);
+    if ('rows' in attempt) {
+      attempt.batch.forEach((p, i) => {
+        const result = toResult(p.input, attempt.rows[i]);
+        if (result.outcome === 'created') p.onCreated(result.message);
+        p.resolve(result);
+      });
+      return;
+    }
+    // Retried only after the failed attempt gave its connection back: halves waiting for
+    // connections while this one holds its own could exhaust the pool.
+    const { batch, err } = attempt;
+    const rooms = roomsOf(batch);
+    if ((isDataError(err) || isLockTimeout(err)) && rooms.length > 1) {
+      // Rooms apart, side by side: the half without the bad message or the locked room commits now.
+      const first = new Set(rooms.slice(0, Math.ceil(rooms.length / 2)));
+      await Promise.all([
+        this.commit(batch.filter((p) => first.has(p.input.roomId))),
+        this.commit(batch.filter((p) => !first.has(p.input.roomId))),
+      ]);
+    } else if (isDataError(err) && batch.length > 1) {
+      // One room: one half after the other, so its messages keep their order of arrival in seqs.
+      const middle = Math.ceil(batch.length / 2);
+      await this.commit(batch.slice(0, middle));
+      await this.commit(batch.slice(middle));
+    } else {
+      for (const p of batch) p.reject(err);
+    }
+  }
+
+  /**
+   * One chat_append call on a connection of its own, so the budget is taken after the wait for a
+   * pooled connection. Callers too close to their deadline are answered and left out first; the
+   * attempt names the callers it was made for.
+   */
+  private async append(
+    queued: PendingAppend[],
+  ): Promise<{ batch: PendingAppend[]; rows: AppendRow[] } | { batch: PendingAppend[]; err: unknown }> {
+    const runner = this.db.createQueryRunner();
+    let batch = queued;
     try {
+      await runner.connect();
+      const now = Date.now();
+      batch = queued.filter((p) => p.deadline - now >= MIN_BUDGET_MS);
+      for (const p of queued) if (p.deadline - now < MIN_BUDGET_MS) p.reject(new Error('storage deadline too close to start a batch'));
+      if (batch.length === 0) return { batch, rows: [] };
       // One statement, so one implicit transaction: chat_append raises (and nothing commits) once
-      // the earliest caller's deadline has passed.
-      rows = (await this.db.query(APPEND_SQL, [
+      // the earliest caller's deadline, less the COMMIT's share, has passed.
+      const budget = Math.max(1, Math.min(...batch.map((p) => p.deadline)) - now - COMMIT_RESERVE_MS);
+      const rows = (await runner.query(APPEND_SQL, [
         batch.map((p) => p.input.roomId),
         batch.map((p) => p.input.senderId),
         batch.map((p) => p.input.body),
         batch.map((p) => p.input.clientMsgId),
         batch.map((p) => !p.trusted),
-        Math.max(1, Math.min(...batch.map((p) => p.deadline)) - Date.now()),
+        budget,
       ])) as AppendRow[];
+      return { batch, rows };
     } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
+      return { batch, err };
+    } finally {
+      await runner.release();
     }
-    batch.forEach((p, i) => p.resolve(toResult(p.input, rows[i])));
   }
+}
+
+function roomsOf(batch: PendingAppend[]): string[] {
+  return [...new Set(batch.map((p) => p.input.roomId))].sort();
 }
 
 /** See the CreateAppendFunction migration: rows come back in input order, one per input. */

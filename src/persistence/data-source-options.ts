@@ -24,7 +24,9 @@ export function dataSourceOptions({ url, poolSize, timeoutMs }: DatabaseOptions)
     // connecting (including waiting for a pooled connection) and each statement are bounded.
     connectTimeoutMS: Math.min(1000, timeoutMs),
     extra: {
-      query_timeout: timeoutMs,
+      // Callers are answered at timeoutMs (the store's guard); the client-side bound is longer so
+      // the reply of a batch that commits late still arrives and its messages are delivered.
+      query_timeout: 2 * timeoutMs,
       statement_timeout: timeoutMs,
       idle_in_transaction_session_timeout: 10 * timeoutMs,
       keepAlive: true,

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { StorageUnavailableError } from '../chat/chat.errors.js';
+import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
 import type { HistoryPage, Member, Message, Room, RoomReadState, Visibility } from '../chat/chat.events.js';
 import {
   ChatStore,
@@ -15,6 +15,7 @@ import {
 import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
+import { isDataError } from './sql-state.js';
 import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
 interface AccessRow {
@@ -94,9 +95,10 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   /** Stored by group commit (AppendBatcher): concurrent sends share one transaction; each resolves after its COMMIT. */
-  async append(input: NewMessage, trusted: boolean): Promise<AppendResult> {
+  async append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult> {
     return this.guard(
-      (deadline) => new Promise<AppendResult>((resolve, reject) => this.batcher.submit({ input, trusted, deadline, resolve, reject })),
+      (deadline) =>
+        new Promise<AppendResult>((resolve, reject) => this.batcher.submit({ input, trusted, deadline, onCreated, resolve, reject })),
     );
   }
 
@@ -225,8 +227,17 @@ export class TypeOrmChatStore extends ChatStore {
       if (!row) return { outcome: 'read', lastReadSeq: 0, grew: false };
       if (!row.allowed) return { outcome: 'forbidden' };
       if (row.moved_to !== null) return { outcome: 'read', lastReadSeq: Number(row.moved_to), grew: true };
-      // Not moved: already at or past the target, possibly moved further by a concurrent read.
-      return { outcome: 'read', lastReadSeq: Math.max(Number(row.last_read_seq), Number(row.seq)), grew: false };
+      const target = Number(row.seq);
+      const seen = Number(row.last_read_seq);
+      if (target <= seen) return { outcome: 'read', lastReadSeq: seen, grew: false };
+      // The statement's snapshot was behind: a concurrent read committed a position at or past the
+      // target after it was taken (the conflict clause saw it, the snapshot did not). Answer what
+      // is stored now, never the target. Only this race pays the second round trip.
+      const [stored] = (await this.db.query('SELECT last_read_seq FROM room_reads WHERE user_id = $1 AND room_id = $2', [
+        userId,
+        roomId,
+      ])) as { last_read_seq: string }[];
+      return { outcome: 'read', lastReadSeq: Math.max(target, Number(stored?.last_read_seq ?? 0)), grew: false };
     });
   }
 
@@ -243,7 +254,9 @@ export class TypeOrmChatStore extends ChatStore {
 
   /**
    * Any database failure, or no answer within the storage timeout, means the outcome is
-   * unconfirmed: the caller sees UNAVAILABLE. The work gets the deadline to check before COMMIT.
+   * unconfirmed: the caller sees UNAVAILABLE. The exception is data Postgres refused (SQLSTATE
+   * class 22 or 23): nothing was stored and a retry would fail the same way, so VALIDATION_FAILED.
+   * The work gets the deadline to check before COMMIT.
    */
   private async guard<T>(work: (deadline: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
@@ -254,6 +267,7 @@ export class TypeOrmChatStore extends ChatStore {
     try {
       return await Promise.race([work(deadline), expired]);
     } catch (err) {
+      if (isDataError(err)) throw new ChatError('VALIDATION_FAILED', 'the database refused the data', { fields: [] });
       throw new StorageUnavailableError(err);
     } finally {
       clearTimeout(timer);

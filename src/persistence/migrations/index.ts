@@ -3,6 +3,7 @@ import { CreateRoomMembers1764190000000 } from './1764190000000-CreateRoomMember
 import { CreateAppendFunction1764200000000 } from './1764200000000-CreateAppendFunction.js';
 import { CreateEventTables1764210000000 } from './1764210000000-CreateEventTables.js';
 import { CreateRoomReads1764220000000 } from './1764220000000-CreateRoomReads.js';
+import { BoundAppendLockWait1764300000000 } from './1764300000000-BoundAppendLockWait.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   CreateAppendFunction1764200000000,
   CreateEventTables1764210000000,
   CreateRoomReads1764220000000,
+  BoundAppendLockWait1764300000000,
 ];

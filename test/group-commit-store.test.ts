@@ -1,0 +1,109 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { type ChatError } from '../src/chat/chat.errors.js';
+import type { Message } from '../src/chat/chat.events.js';
+import type { AppendResult, NewMessage } from '../src/chat/chat.ports.js';
+import { dataSourceOptions } from '../src/persistence/data-source-options.js';
+import { applyMigrations } from '../src/persistence/migration-runner.js';
+import { TypeOrmChatStore } from '../src/persistence/typeorm-chat.store.js';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+
+const TIMEOUT_MS = 2000;
+
+/**
+ * The group-commit store against the real Postgres, below validation: what the batch does when
+ * one of its messages is refused by the database, or one of its rooms is locked elsewhere.
+ */
+describe('group commit store (real Postgres, validation bypassed)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let store: TypeOrmChatStore;
+
+  before(async () => {
+    db = await createTestDatabase();
+    await applyMigrations(db.url);
+    ds = new DataSource(dataSourceOptions({ url: db.url, poolSize: 10, timeoutMs: TIMEOUT_MS }));
+    await ds.initialize();
+    store = new TypeOrmChatStore(ds, TIMEOUT_MS);
+  });
+  after(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  const created: Message[] = [];
+  const append = (input: NewMessage): Promise<AppendResult> => store.append(input, false, (m) => created.push(m));
+
+  it('300 concurrent sends with 40 the database refuses (NUL): only those 40 fail, with VALIDATION_FAILED', async () => {
+    created.length = 0;
+    const rooms = ['bad-a', 'bad-b', 'bad-c', 'bad-d'];
+    const inputs: NewMessage[] = Array.from({ length: 300 }, (_, n) => ({
+      roomId: rooms[n % 4],
+      senderId: n % 15 === 7 ? 'nul\u0000sender' : `user-${n % 5}`,
+      body: n % 15 === 3 ? 'nul \u0000 body' : `body ${n}`,
+      clientMsgId: `m-${n}`,
+    }));
+    const bad = new Set(inputs.flatMap((m, n) => (m.body.includes('\u0000') || m.senderId.includes('\u0000') ? [n] : [])));
+    assert.equal(bad.size, 40);
+    const started = Date.now();
+    const results = await Promise.allSettled(inputs.map(append));
+    const ms = Date.now() - started;
+    const failedCodes = results.flatMap((r, n) => (r.status === 'rejected' ? [[n, (r.reason as ChatError).code]] : []));
+    assert.deepEqual(
+      failedCodes,
+      [...bad].map((n) => [n, 'VALIDATION_FAILED']),
+      'exactly the 40 bad sends fail, each VALIDATION_FAILED (not UNAVAILABLE)',
+    );
+    for (const roomId of rooms) {
+      const rows = await db.query<{ seq: string; body: string }>('SELECT seq, body FROM messages WHERE room_id = $1 ORDER BY seq', [
+        roomId,
+      ]);
+      assert.deepEqual(
+        rows.map((r) => Number(r.seq)),
+        Array.from({ length: 65 }, (_, i) => i + 1),
+        `${roomId}: the 65 good messages, seq 1..65`,
+      );
+      const sent = inputs.filter((m, n) => m.roomId === roomId && !bad.has(n)).map((m) => m.body);
+      assert.deepEqual(
+        rows.map((r) => r.body),
+        sent,
+        `${roomId}: seqs follow the order the sends arrived in, splits included`,
+      );
+    }
+    assert.equal(created.length, 260, 'each stored message handed over for delivery once');
+    console.log(`# 300 sends, 40 refused by Postgres: 260 stored, 40 VALIDATION_FAILED, in ${ms} ms`);
+  });
+
+  it('a locked room fails only its own sends: 60 concurrent sends to another room are all stored', async () => {
+    for (const roomId of ['slow-a', 'fast-b', 'p', 'q']) await append({ roomId, senderId: 'u', body: 'first', clientMsgId: null });
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query("SELECT 1 FROM rooms WHERE id = 'slow-a' FOR UPDATE");
+      const started = Date.now();
+      // p and q take both transaction slots, so the rest queues together: two sends to the
+      // locked room and 60 to another one, as under load.
+      const others = ['p', 'q'].map((roomId) => append({ roomId, senderId: 'u', body: 'x', clientMsgId: null }));
+      const toA = [1, 2].map((n) => append({ roomId: 'slow-a', senderId: 'u', body: 'blocked', clientMsgId: `a-${n}` }));
+      const toB = Array.from({ length: 60 }, (_, n) => append({ roomId: 'fast-b', senderId: 'u', body: `b ${n}`, clientMsgId: `b-${n}` }));
+      const b = await Promise.allSettled(toB);
+      const bMs = Date.now() - started;
+      const failedB = b.filter((r) => r.status === 'rejected');
+      assert.equal(failedB.length, 0, `all 60 sends to the other room stored (${failedB.length} failed)`);
+      await Promise.all(others);
+      for (const a of toA) await assert.rejects(a, { code: 'UNAVAILABLE' }, 'the sends to the locked room time out');
+      console.log(
+        `# room slow-a locked: 60/60 sends to fast-b stored within ${bMs} ms; the 2 slow-a sends UNAVAILABLE after ${Date.now() - started} ms`,
+      );
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+    const [a] = await db.query<{ n: string }>("SELECT count(*) AS n FROM messages WHERE room_id = 'slow-a'");
+    assert.equal(Number(a.n), 1, 'nothing stored for the callers answered UNAVAILABLE');
+  });
+});
