@@ -701,7 +701,10 @@ describe('ChatService.history', () => {
   });
 
   it('keeps one message even when it alone passes the budget, so paging moves on', async () => {
-    const h = setup({ page: async () => ({ messages: [makeMessage({ body: 'x'.repeat(40_000) })], hasMore: false }), maxBufferedBytes: 16 * 1024 });
+    const h = setup({
+      page: async () => ({ messages: [makeMessage({ body: 'x'.repeat(40_000) })], hasMore: false }),
+      maxBufferedBytes: 16 * 1024,
+    });
     assert.equal((await h.service.history(USER, { roomId: ROOM })).messages.length, 1);
   });
 
