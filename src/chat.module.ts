@@ -9,6 +9,7 @@ import { presenceStoreProvider } from './presence/presence-store.provider.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
+import { PrivateRoomReconciler } from './realtime/private-room-reconciler.js';
 import { RoomFanout } from './realtime/room-fanout.js';
 import { UserDisconnector } from './realtime/user-disconnector.js';
 
@@ -20,6 +21,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     LocalConnections,
     ConnectionSupervisor,
     RoomFanout,
+    PrivateRoomReconciler,
     UserDisconnector,
     TokenVerifier,
     PresenceService,

@@ -88,7 +88,7 @@ describe('presence across instances and transports', () => {
     for (const kind of ['io', 'ws'] as Kind[]) {
       for (const inst of [A, B]) {
         const member = cluster.track(await connect(kind, inst.url, await tokenFor('mia')));
-        assert.deepEqual(await member.ok('presence.list', { roomId: room }), { roomId: room, users: [{ userId: 'mia' }] });
+        assert.deepEqual(await member.ok('presence.list', { roomId: room }), { roomId: room, users: [{ userId: 'mia' }], hasMore: false });
         const stranger = cluster.track(await connect(kind, inst.url, await tokenFor('stranger')));
         assert.equal((await stranger.request('presence.list', { roomId: room })).error?.code, 'FORBIDDEN');
         const bad = await stranger.request('presence.list', { roomId: '' });
@@ -98,6 +98,7 @@ describe('presence across instances and transports', () => {
         assert.deepEqual(await stranger.ok('presence.list', { roomId: 'presence-nobody-here' }), {
           roomId: 'presence-nobody-here',
           users: [],
+          hasMore: false,
         });
       }
     }
@@ -126,7 +127,7 @@ describe('presence across instances and transports', () => {
       for (const key of [API_KEY, READ_KEY]) {
         const r = await api(inst, 'GET', `/v1/rooms/${room}/presence`, key);
         assert.equal(r.status, 200, JSON.stringify(r.body));
-        assert.deepEqual(r.body, { roomId: room, users: [{ userId: 'yan' }, { userId: 'zoe' }] });
+        assert.deepEqual(r.body, { roomId: room, users: [{ userId: 'yan' }, { userId: 'zoe' }], hasMore: false });
       }
     }
     assert.equal((await api(A, 'GET', '/v1/rooms/presence-missing/presence')).status, 404);

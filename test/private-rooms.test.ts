@@ -304,6 +304,24 @@ describe('private rooms and membership', () => {
     });
   });
 
+  describe('room names', () => {
+    it('a room named exactly like another connection’s socket id does not reach that connection; its members get each message once', async () => {
+      // socket.io puts each socket in a room named by its id; only ids a roomId may equal are of use.
+      let victim: TestClient;
+      do victim = cluster.track(await connect('io', A.url, await tokenFor('socket-id-victim')));
+      while (!/^[A-Za-z0-9]/.test(victim.session?.connectionId ?? ''));
+      const roomId = victim.session!.connectionId;
+      const members = [...(await placeEverywhere('socket-id-namer', [roomId], ['io', 'ws']))];
+      const r = await members[0].client.request('message.send', { roomId, body: 'to the room, not to the socket' });
+      assert.ok(r.ok, JSON.stringify(r));
+      const id = (r.data as { id: string }).id;
+      await waitForMessage(members, id);
+      await sleep(SETTLE_MS);
+      assert.deepEqual(victim.pushesOf('message.new'), [], 'the socket named like the room got its message');
+      for (const m of members) assert.equal(m.client.messagesIn(roomId).length, 1, m.label);
+    });
+  });
+
   describe('losing access while connected', () => {
     it('making a public room private takes non-members’ connections on both instances and all transports out of it', async () => {
       const roomId = 'going-private';

@@ -186,6 +186,35 @@ describe('typing', () => {
     assert.ok(!member.pushesOf('typing').some((t) => t.userId === 'mallory'));
   });
 
+  it('a member removed while typing gets FORBIDDEN on the next renewal, which ends the typing; nothing starts again', async () => {
+    const roomId = 'typing-removed';
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${A.url}/v1/rooms/${roomId}${path}`, {
+        method,
+        headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(5000),
+      });
+    assert.equal((await call('PUT', '', { visibility: 'private' })).status, 201);
+    for (const m of ['kate', 'leo']) assert.equal((await call('PUT', `/members/${m}`)).status, 204);
+    const member = await client(B, 'io', 'leo', [roomId]);
+    // Not joined: typing needs no join, so the removal has no connection to evict.
+    const typer = await client(A, 'ws', 'kate');
+    await typer.ok('typing.start', { roomId });
+    await member.waitFor('typing', (t) => t.roomId === roomId && t.typing === true);
+    assert.equal((await call('DELETE', '/members/kate')).status, 204);
+    for (let i = 0; i < 2; i++) {
+      const r = await typer.request('typing.start', { roomId });
+      assert.equal(r.error?.code, 'FORBIDDEN', JSON.stringify(r));
+    }
+    await member.waitFor('typing', (t) => t.roomId === roomId && t.typing === false, 1000);
+    await sleep(SETTLE_MS);
+    assert.deepEqual(
+      typingIn(member, roomId).map((t) => t.typing),
+      [true, false],
+    );
+  });
+
   it('refuses a typing request without a valid roomId with VALIDATION_FAILED', async () => {
     const c = await client(A, 'ws', 'oscar');
     for (const data of [{}, { roomId: '' }, { roomId: 'bad room' }]) {

@@ -97,7 +97,10 @@ export interface ReceiptEvent {
 
 export interface PresenceList {
   roomId: string;
+  /** The first MAX_PRESENCE_LIST users present, by userId. */
   users: { userId: string }[];
+  /** More users are present than `users` lists. */
+  hasMore: boolean;
 }
 
 export interface HistoryPage {

@@ -102,6 +102,8 @@ export interface TypingSubscriber {
 export abstract class ChatLimits {
   abstract readonly maxMessageLength: number;
   abstract readonly maxHistoryPage: number;
+  /** The slow-consumer bound (MAX_BUFFERED_BYTES): history pages stay well below it. */
+  abstract readonly maxBufferedBytes: number;
 }
 
 /** A user appearing in a room (first connection joined) or leaving it (last connection gone). */

@@ -70,6 +70,7 @@ interface FakeBehaviour {
   listRooms?: (userId: string) => Promise<RoomReadState[]>;
   maxMessageLength?: number;
   maxHistoryPage?: number;
+  maxBufferedBytes?: number;
 }
 
 interface Harness {
@@ -164,6 +165,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   const service = new ChatService(store, broadcaster, {
     maxMessageLength: behaviour.maxMessageLength ?? 4000,
     maxHistoryPage: behaviour.maxHistoryPage ?? 100,
+    maxBufferedBytes: behaviour.maxBufferedBytes ?? 1024 * 1024,
   });
   const subscriber = () => ({
     assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),
@@ -711,6 +713,29 @@ describe('ChatService.history', () => {
     assert.equal(h.publish.mock.callCount(), 0);
   });
 
+  it('cuts a page of big messages below half of MAX_BUFFERED_BYTES, keeps the ones next to the cursor, and says hasMore', async () => {
+    const big = (seq: number) => makeMessage({ seq, body: 'é'.repeat(4000) });
+    const full = { messages: Array.from({ length: 100 }, (_, i) => big(i + 1)), hasMore: false };
+    const h = setup({ page: async () => full, maxBufferedBytes: 64 * 1024 });
+    const older = await h.service.history(USER, { roomId: ROOM, limit: 100 });
+    const newer = await h.service.history(USER, { roomId: ROOM, afterSeq: 0, limit: 100 });
+    for (const page of [older, newer]) {
+      assert.ok(Buffer.byteLength(JSON.stringify(page)) <= 32 * 1024, `page of ${Buffer.byteLength(JSON.stringify(page))} bytes`);
+      assert.equal(page.hasMore, true);
+    }
+    assert.deepEqual([older.messages.length, older.messages.at(-1)?.seq, newer.messages[0]?.seq], [4, 100, 1]);
+    const joined = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
+    assert.deepEqual([joined.missed?.length, joined.hasMore], [4, true]);
+  });
+
+  it('keeps one message even when it alone passes the budget, so paging moves on', async () => {
+    const h = setup({
+      page: async () => ({ messages: [makeMessage({ body: 'x'.repeat(40_000) })], hasMore: false }),
+      maxBufferedBytes: 16 * 1024,
+    });
+    assert.equal((await h.service.history(USER, { roomId: ROOM })).messages.length, 1);
+  });
+
   it('checks the user’s access to the room before reading the page', async () => {
     const h = setup();
     await h.service.history(USER, { roomId: ROOM });
@@ -1090,7 +1115,6 @@ describe('ChatService typing', () => {
     const conn = typingConnection();
     assert.deepEqual(await h.service.typingStart(USER, { roomId: ROOM }, conn), { roomId: ROOM });
     await h.service.typingStart(USER, { roomId: ROOM }, conn);
-    assert.equal(h.roomAccess.mock.callCount(), 1, 'a renewal does not read access again');
     assert.deepEqual(await h.service.typingStop(USER, { roomId: ROOM }, conn), { roomId: ROOM });
     assert.deepEqual(
       h.publishToOthers.mock.calls.map((c) => c.arguments),
@@ -1127,6 +1151,22 @@ describe('ChatService typing', () => {
     assert.deepEqual(
       h.publishToOthers.mock.calls.map((c) => (c.arguments[2] as { typing: boolean }).typing),
       [true, false],
+    );
+  });
+
+  it('checks access on every renewal: a member removed while typing gets FORBIDDEN and the typing ends', async () => {
+    let member = true;
+    const h = setup({ roomAccess: async () => access('private', member) });
+    const conn = typingConnection();
+    await h.service.typingStart(USER, { roomId: ROOM }, conn);
+    member = false;
+    await assert.rejects(h.service.typingStart(USER, { roomId: ROOM }, conn), chatError('FORBIDDEN'));
+    await assert.rejects(h.service.typingStart(USER, { roomId: ROOM }, conn), chatError('FORBIDDEN'));
+    assert.equal(h.roomAccess.mock.callCount(), 3);
+    assert.deepEqual(
+      h.publishToOthers.mock.calls.map((c) => (c.arguments[2] as { typing: boolean }).typing),
+      [true, false],
+      'the refused renewal ends the typing once; nothing starts again',
     );
   });
 

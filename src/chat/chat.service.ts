@@ -12,8 +12,10 @@ import {
   type TypingEvent,
 } from './chat.events.js';
 import { ChatLimits, ChatStore, RoomBroadcaster, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
+import { ChatError } from './chat.errors.js';
 import { allow, checkAccess, forbidden, notFound } from './room-access.js';
 import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
+import { fitPage, PAGE_SHARE_OF_BUFFER } from './page-budget.js';
 import { TypingTracker } from './typing-tracker.js';
 
 /**
@@ -28,6 +30,8 @@ export class ChatService {
   private readonly typing: TypingTracker<object>;
   /** Connections whose close and leaves already end their typing. */
   private readonly typingClosers = new WeakSet<TypingSubscriber>();
+  /** Bytes of JSON one page of messages (history, join's `missed`) may take. */
+  private readonly pageBudgetBytes: number;
 
   constructor(
     private readonly store: ChatStore,
@@ -35,6 +39,7 @@ export class ChatService {
     limits: ChatLimits,
   ) {
     this.schemas = createSchemas(limits);
+    this.pageBudgetBytes = Math.floor(limits.maxBufferedBytes * PAGE_SHARE_OF_BUFFER);
     this.typing = new TypingTracker((roomId, userId, typing) =>
       this.broadcaster.publishToOthers(roomId, SERVER_EVENTS.typing, { roomId, userId, typing } satisfies TypingEvent, userId),
     );
@@ -54,7 +59,11 @@ export class ChatService {
       const access = allow(await this.store.roomAccess(roomId, userId));
       const { lastReadSeq } = access;
       if (sinceSeq === undefined) return { roomId, lastSeq: access.lastSeq, ...readPosition(access.lastSeq, lastReadSeq) };
-      const { messages, hasMore } = await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE });
+      const { messages, hasMore } = fitPage(
+        await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE }),
+        true,
+        this.pageBudgetBytes,
+      );
       const lastSeq = Math.max(access.lastSeq, messages.at(-1)?.seq ?? 0);
       return { roomId, lastSeq, ...readPosition(lastSeq, lastReadSeq), missed: messages, hasMore };
     } catch (err) {
@@ -72,12 +81,18 @@ export class ChatService {
 
   /**
    * Starts or renews the connection's typing in a room; others' joined connections get `typing`
-   * only when the user starts. Access is checked when the connection starts, not on each renewal
-   * (clients renew every few seconds while typing); joining is not required.
+   * only when the user starts. Access is checked on every start, renewals included: a member
+   * removed while typing must not keep renewing (one indexed read every few seconds per typer is
+   * cheap). A refused renewal ends the typing it would have renewed. Joining is not required.
    */
   async typingStart(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    if (!this.typing.isTyping(conn, roomId)) await checkAccess(this.store, roomId, userId);
+    try {
+      await checkAccess(this.store, roomId, userId);
+    } catch (err) {
+      if (err instanceof ChatError && err.code === 'FORBIDDEN') this.typing.stop(conn, roomId);
+      throw err;
+    }
     this.typing.start(conn, userId, roomId);
     if (!this.typingClosers.has(conn)) {
       this.typingClosers.add(conn);
@@ -132,7 +147,7 @@ export class ChatService {
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
     const query = parseInput(this.schemas.history, data);
     if (userId !== null) await checkAccess(this.store, query.roomId, userId);
-    return this.store.page(query);
+    return fitPage(await this.store.page(query), query.afterSeq !== undefined, this.pageBudgetBytes);
   }
 
   /**

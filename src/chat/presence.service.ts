@@ -5,6 +5,13 @@ import { parseInput, presenceQuery } from './chat.schemas.js';
 import { checkAccess, notFound } from './room-access.js';
 
 /**
+ * The most users one presence.list answer carries: a room with a crowd in it must not produce a
+ * reply that trips the slow-consumer bound (1000 ids of at most 128 characters ≈ 140 KB of JSON,
+ * well under half of the default MAX_BUFFERED_BYTES).
+ */
+export const MAX_PRESENCE_LIST = 1000;
+
+/**
  * Presence: who has a connection joined to a room. The transports report connections entering
  * and leaving rooms; each change the store decides is published to the room's joined
  * connections on every instance (`presence.joined` / `presence.left`).
@@ -33,13 +40,18 @@ export class PresenceService {
 
   /**
    * `presence.list` for a user (private rooms need membership; a room that does not exist has
-   * nobody in it), or for a trusted service (userId null: NOT_FOUND for a missing room).
+   * nobody in it), or for a trusted service (userId null: NOT_FOUND for a missing room). At most
+   * MAX_PRESENCE_LIST users, the first by userId; `hasMore` says whether others are present.
    */
   async list(userId: string | null, data: unknown): Promise<PresenceList> {
     const { roomId } = parseInput(presenceQuery, data);
     if (userId !== null) await checkAccess(this.store, roomId, userId);
     else if (!(await this.store.getRoom(roomId))) notFound(roomId);
     const users = await this.presence.list(roomId);
-    return { roomId, users: users.map((u) => ({ userId: u })) };
+    return {
+      roomId,
+      users: users.slice(0, MAX_PRESENCE_LIST).map((u) => ({ userId: u })),
+      hasMore: users.length > MAX_PRESENCE_LIST,
+    };
   }
 }

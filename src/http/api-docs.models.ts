@@ -86,9 +86,11 @@ export class PresenceListModel implements PresenceList {
   roomId!: string;
   @ApiProperty({
     type: [PresentUserModel],
-    description: 'Users with at least one connection joined to the room, on any instance; sorted by userId',
+    description: 'Users with at least one connection joined to the room, on any instance; the first 1000 by userId',
   })
   users!: PresentUserModel[];
+  @ApiProperty({ description: 'More users are present than `users` lists (it stops at 1000)' })
+  hasMore!: boolean;
 }
 
 @ApiSchema({ name: 'DisconnectAccepted' })

@@ -2,6 +2,7 @@ import type { Socket } from 'socket.io';
 import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
 import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
+import { ioRoom } from './io-rooms.js';
 
 /** A socket.io client. Rooms are socket.io rooms, so broadcasts encode each packet once. */
 export class IoConnection extends ChatConnection {
@@ -19,11 +20,11 @@ export class IoConnection extends ChatConnection {
   }
 
   protected subscribe(roomId: string): void {
-    void this.socket.join(roomId);
+    void this.socket.join(ioRoom(roomId));
   }
 
   protected unsubscribe(roomId: string): void {
-    void this.socket.leave(roomId);
+    void this.socket.leave(ioRoom(roomId));
   }
 
   bufferedBytes(): number {

@@ -5,6 +5,7 @@ import { SERVER_EVENTS } from '../chat/chat.events.js';
 import type { Identity } from '../auth/identity.js';
 import type { ChatConnection, Transport } from './chat-connection.js';
 import type { WsConnection } from './ws-connection.js';
+import { ioRoom } from './io-rooms.js';
 
 /**
  * The connections of this instance and their rooms. socket.io keeps its own rooms; raw ws
@@ -68,11 +69,11 @@ export class LocalConnections {
    * socket instead of once per room, which is fine for those small, rare pushes.
    */
   deliver(roomId: string, event: string, data: unknown, exceptUserId?: string): void {
-    if (exceptUserId === undefined) this.io?.local.to(roomId).emit(event, data);
+    if (exceptUserId === undefined) this.io?.local.to(ioRoom(roomId)).emit(event, data);
     else this.emitToOtherSockets(roomId, event, data, exceptUserId);
     const members = this.wsRooms.get(roomId);
     if (this.metrics && event === SERVER_EVENTS.messageNew) {
-      const ioMembers = this.io?.sockets.adapter.rooms.get(roomId)?.size ?? 0;
+      const ioMembers = this.io?.sockets.adapter.rooms.get(ioRoom(roomId))?.size ?? 0;
       if (ioMembers) this.metrics.messagesDelivered.inc({ transport: 'socket.io' }, ioMembers);
       if (members?.size) this.metrics.messagesDelivered.inc({ transport: 'ws' }, members.size);
     }
@@ -83,7 +84,7 @@ export class LocalConnections {
 
   private emitToOtherSockets(roomId: string, event: string, data: unknown, exceptUserId: string): void {
     const sockets = this.io?.sockets;
-    for (const socketId of sockets?.adapter.rooms.get(roomId) ?? []) {
+    for (const socketId of sockets?.adapter.rooms.get(ioRoom(roomId)) ?? []) {
       const socket = sockets?.sockets.get(socketId);
       if (socket && (socket.data.user as Identity).userId !== exceptUserId) socket.emit(event, data);
     }

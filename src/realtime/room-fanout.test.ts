@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
 import type { Server as IoServer } from 'socket.io';
 import { ChatConnection, type CloseReason } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
+import type { PrivateRoomReconciler } from './private-room-reconciler.js';
 import { RoomFanout } from './room-fanout.js';
 
 interface Push {
@@ -210,5 +213,83 @@ describe('RoomFanout', () => {
       assert.deepEqual(delivered.at(-1), ['r1', 'message.new', { n: 2 }]);
       assert.equal(emitted.length, 1, 'a relayed event is not sent back out');
     });
+  });
+});
+
+describe('RoomFanout reconcile after a Redis subscriber gap', () => {
+  /** A reconciler whose answer the test releases, standing in for the Postgres reads. */
+  function gatedReconciler(local: LocalConnections, stillMember: (userId: string) => boolean) {
+    let release: () => void = () => undefined;
+    let calls = 0;
+    const reconciler = {
+      async staleJoins() {
+        calls++;
+        await new Promise<void>((r) => (release = r));
+        return [...local.all()].flatMap((conn) =>
+          [...conn.rooms].filter(() => !stillMember(conn.user.userId)).map((roomId) => ({ conn: conn as ChatConnection, roomId })),
+        );
+      },
+    };
+    return { reconciler: reconciler as unknown as PrivateRoomReconciler, release: () => release(), calls: () => calls };
+  }
+
+  /** What reaches the room's local members (fake connections are not in the ws registry). */
+  function recordDeliveries(local: LocalConnections): unknown[] {
+    const delivered: unknown[] = [];
+    local.deliver = (_roomId, _event, data) => void delivered.push(data);
+    return delivered;
+  }
+
+  it('holds relayed pushes from the disconnect until membership was re-read, evicts the removed member first, then delivers in order', async () => {
+    const local = new LocalConnections();
+    const removed = connect(local, 'removed', 'secret');
+    connect(local, 'stays', 'secret');
+    const delivered = recordDeliveries(local);
+    const gate = gatedReconciler(local, (u) => u !== 'removed');
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners } = fakeRelayServer();
+    const sub = new EventEmitter();
+    fanout.relayThrough(fakeIo, sub as unknown as Redis);
+    const relay = listeners.get('chat:room-event')!;
+
+    sub.emit('close');
+    sub.emit('ready');
+    relay('secret', 'message.new', { n: 1 });
+    relay('secret', 'message.new', { n: 2 });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([delivered, removed.pushes], [[], []], 'nothing is delivered before the reconcile');
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(removed.pushes, [{ event: 'room.removed', data: { roomId: 'secret' } }]);
+    assert.deepEqual(delivered, [{ n: 1 }, { n: 2 }]);
+    relay('secret', 'message.new', { n: 3 });
+    assert.equal(delivered.length, 3, 'after the reconcile, relays deliver at once again');
+    assert.equal(gate.calls(), 1);
+    fanout.onApplicationShutdown();
+  });
+
+  it('keeps holding when the subscriber dropped again during the reconcile, until the next reconnect’s run', async () => {
+    const local = new LocalConnections();
+    connect(local, 'stays', 'secret');
+    const delivered = recordDeliveries(local);
+    const gate = gatedReconciler(local, () => true);
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners } = fakeRelayServer();
+    const sub = new EventEmitter();
+    fanout.relayThrough(fakeIo, sub as unknown as Redis);
+    sub.emit('close');
+    sub.emit('ready');
+    await new Promise((r) => setImmediate(r));
+    sub.emit('close');
+    listeners.get('chat:room-event')!('secret', 'message.new', { n: 1 });
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [], 'a run that saw another gap delivers nothing');
+    sub.emit('ready');
+    await new Promise((r) => setImmediate(r));
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [{ n: 1 }]);
+    fanout.onApplicationShutdown();
   });
 });

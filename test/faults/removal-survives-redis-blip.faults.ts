@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { connect, sleep, type Kind, type TestClient } from '../support/clients.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { apiCall, type Method } from '../support/http-api.js';
+import { redisPrefix, startInstance, type Instance } from '../support/instance.js';
+import { PrivateRedis } from '../support/private-infra.js';
+import { tokenFor } from '../support/tokens.js';
+
+/**
+ * Issue 13 item 4: a member removed while Redis is down. The eviction published by the instance
+ * that removed them is lost; the instance holding their connections must still take them out of
+ * the private room (room.removed) before the room's next message can reach them.
+ */
+
+const API_KEY = 'removal-blip-faults-key-0123456789';
+const ROOM = 'blip-private';
+const KINDS: Kind[] = ['io', 'ws'];
+
+describe('a member removed while Redis is down', () => {
+  let db: TestDatabase;
+  const redis = new PrivateRedis();
+  let A: Instance;
+  let B: Instance;
+  const clients: TestClient[] = [];
+  const api = (inst: Instance, method: Method, path: string, body?: unknown) => apiCall(inst, method, path, { body, key: API_KEY });
+  const client = async (kind: Kind, inst: Instance, user: string) => {
+    const c = await connect(kind, inst.url, await tokenFor(user));
+    clients.push(c);
+    await c.ok('room.join', { roomId: ROOM });
+    return c;
+  };
+
+  before(async () => {
+    db = await createTestDatabase();
+    await redis.start();
+    const env = { DATABASE_URL: db.url, REDIS_URL: redis.url, REDIS_PREFIX: redisPrefix(), API_KEYS: API_KEY };
+    [A, B] = await Promise.all([startInstance('blip-A', env), startInstance('blip-B', env)]);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await Promise.all([A, B].filter(Boolean).map((i) => i.stop()));
+    await redis.stop();
+    await db.drop();
+  });
+
+  it('gets room.removed on the other instance after Redis returns, and none of the room’s later messages', async () => {
+    assert.equal((await api(A, 'PUT', `/v1/rooms/${ROOM}`, { visibility: 'private' })).status, 201);
+    for (const user of ['stays', 'removed']) assert.equal((await api(A, 'PUT', `/v1/rooms/${ROOM}/members/${user}`)).status, 204);
+    const removed = await Promise.all(KINDS.map((kind) => client(kind, B, 'removed')));
+    const watcher = await client('io', B, 'stays');
+    const sender = await client('ws', A, 'stays');
+    const before = await sender.ok('message.send', { roomId: ROOM, body: 'before the removal' });
+    await Promise.all([watcher, ...removed].map((c) => c.waitFor('message.new', (m) => m.id === before.id)));
+
+    await redis.stop();
+    assert.equal((await api(A, 'DELETE', `/v1/rooms/${ROOM}/members/removed`)).status, 204);
+    await sleep(300);
+    for (const c of removed) assert.deepEqual(c.pushesOf('room.removed'), [], 'the eviction cannot have arrived yet');
+    await redis.start();
+    const back = Date.now();
+
+    // Messages from A until one reaches B: then Redis carries relays again.
+    const sent: string[] = [];
+    let arrived = false;
+    while (!arrived) {
+      assert.ok(Date.now() - back < 20_000, 'relay never resumed');
+      const m = await sender.ok('message.send', { roomId: ROOM, body: `after the removal ${sent.length}` });
+      sent.push(m.id);
+      arrived = await watcher
+        .waitFor('message.new', (x) => x.id === m.id, 500)
+        .then(
+          () => true,
+          () => false,
+        );
+    }
+    const evictedIn = await Promise.all(
+      removed.map((c) => c.waitFor('room.removed', (d) => d.roomId === ROOM, 5000).then(() => Date.now() - back)),
+    );
+    await sleep(500);
+    console.log(
+      `# Redis back → room.removed after ${evictedIn.join(' / ')} ms (io / ws); ${sent.length} message(s) sent until the relay resumed`,
+    );
+    for (const [i, c] of removed.entries()) {
+      const leaked = c.messagesIn(ROOM).filter((m) => sent.includes(m.id));
+      assert.deepEqual(leaked, [], `${KINDS[i]}: the removed member got the room's messages after the removal`);
+      assert.deepEqual(c.pushesOf('room.removed'), [{ roomId: ROOM }], `${KINDS[i]}: exactly one room.removed`);
+      const again = await c.request('room.join', { roomId: ROOM });
+      assert.equal(again.error?.code, 'FORBIDDEN');
+    }
+  });
+});
