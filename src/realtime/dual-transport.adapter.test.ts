@@ -1749,6 +1749,31 @@ describe('DualTransportAdapter rate limits', () => {
     });
   }
 
+  it('ws: frames that are not requests (non-JSON, binary, no event) count against the limit, up to the abuse close', async () => {
+    const c = await srv.connectWs('garbage-ws');
+    const answers: Wire[] = [];
+    c.ws.on('message', (raw) => answers.push(JSON.parse(raw.toString()) as Wire));
+    const frames = ['{not json', '[]', '{"event":5,"id":"bad"}'];
+    for (let i = 0; i < 2000 && c.ws.readyState === WebSocket.OPEN; i++) c.send(frames[i % frames.length]);
+    c.send(Buffer.from('{}'), { binary: true });
+    assert.equal((await within(c.closed, 'ws close')).code, 1008);
+    const codes = answers.map((a) => (a.id === undefined ? (a.data as { code?: string }).code : a.error?.code));
+    assert.deepEqual(codes.slice(0, BURST), Array(BURST).fill('BAD_REQUEST'), 'the burst is answered BAD_REQUEST');
+    assert.deepEqual(codes.slice(BURST, BURST + DISCONNECT_AFTER), Array(DISCONNECT_AFTER).fill('RATE_LIMITED'), 'then RATE_LIMITED');
+    assert.ok(answers.length <= BURST + DISCONNECT_AFTER, `no answers after the abuse close: ${answers.length}`);
+    await eventually(() => srv.connections.countForUser('garbage-ws') === 0, 'the server-side connection to close');
+  });
+
+  it('socket.io: a packet that fails to decode closes the connection at once, so a flood of them gets no answers', async () => {
+    const raw = srv.track(new RawEngineIoClient(srv.port));
+    await raw.connect('good-garbage-io');
+    const before = raw.frames.length;
+    for (let i = 0; i < 2000; i++) raw.ws.send('42not json');
+    await within(raw.closed, 'the engine.io connection to close');
+    assert.deepEqual(raw.frames.slice(before), [], 'no answer to any of them');
+    await eventually(() => srv.connections.countForUser('garbage-io') === 0, 'the server-side connection to close');
+  });
+
   it("limits message.send per user across the user's connections on both transports", async () => {
     const ws = await srv.connectWs('sender');
     const sio = await srv.connectIo('sender');

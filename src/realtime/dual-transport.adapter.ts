@@ -37,6 +37,8 @@ export interface DualTransportOptions {
 }
 
 const IO_PATH = '/socket.io';
+/** How long shutdown waits for clients to take their close; within the 2 s main.ts leaves for closing. */
+const CLOSE_GRACE_MS = 1500;
 
 /**
  * One Nest WebSocket adapter for two transports on the app's HTTP port: socket.io at
@@ -126,9 +128,19 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     this.options.dispatcher.bind(conn, handlers, transform);
   }
 
-  /** Nest's app.close(): every client is told to reconnect elsewhere before the server stops. */
+  /**
+   * Nest's app.close(): every client is told to reconnect elsewhere before the server stops. A
+   * polling client gets its close packet only with its next poll, and io.close() would discard
+   * the session before that (the client then sees "transport error"), so closing waits for the
+   * connections to close, at most CLOSE_GRACE_MS.
+   */
   override async close(io: Server): Promise<void> {
-    for (const conn of [...this.options.connections.all()]) conn.close('restart');
+    const open = [...this.options.connections.all()];
+    const closed = Promise.all(open.map((conn) => new Promise((resolve) => conn.onClose(resolve))));
+    for (const conn of open) conn.close('restart');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
     this.wss?.close();
     await super.close(io);
   }
