@@ -26,7 +26,11 @@ export class PollingSession {
 
   /** Sends packets in one POST, separated as the protocol says. */
   async post(packets: string[]): Promise<PollAnswer> {
-    const res = await fetch(this.target(), { method: 'POST', body: packets.join(RECORD_SEPARATOR), headers: { 'content-type': 'text/plain' } });
+    const res = await fetch(this.target(), {
+      method: 'POST',
+      body: packets.join(RECORD_SEPARATOR),
+      headers: { 'content-type': 'text/plain' },
+    });
     return answerOf(res);
   }
 
