@@ -17,6 +17,7 @@ import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { Admission } from './admission.js';
 import { ChatConnection, type CloseReason, type RequestListener, type Responder } from './chat-connection.js';
 import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
+import { HandshakeGuard } from './limits/handshake-guard.js';
 import { RequestLimiter, type UserMessageCounter } from './limits/request-limiter.js';
 import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
@@ -29,6 +30,12 @@ Logger.overrideLogger(false);
 const WAIT_MS = 5000;
 const MAX_PAYLOAD_BYTES = 4096;
 /** Limits generous enough that only the tests about limits reach them. */
+const GENEROUS_HANDSHAKES: AppConfig['handshakes'] = {
+  connectTimeoutMs: 5000,
+  maxUnauthenticated: 10_000,
+  perSecond: 10_000,
+  burst: 10_000,
+};
 const GENEROUS_LIMITS: AppConfig['rateLimits'] = {
   perConnection: { perSecond: 1000, burst: 1000 },
   perUser: { messages: 1000, windowMs: 60_000 },
@@ -221,6 +228,7 @@ interface AdapterSetup {
   maxConnectionsPerUser?: number;
   maxRoomsPerConnection?: number;
   rateLimits?: AppConfig['rateLimits'];
+  handshakes?: AppConfig['handshakes'];
   /** Delays every token check, as a real verifier (crypto, a JWKS fetch) does. */
   authDelayMs?: number;
   onServer?: (io: IoServer) => void;
@@ -231,6 +239,7 @@ function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
   const connections = setup.connections ?? new LocalConnections();
   const gate = setup.gate ?? new ShutdownGate();
   const origins = setup.origins ?? new OriginPolicy(null, true);
+  const handshakes = setup.handshakes ?? GENEROUS_HANDSHAKES;
   return {
     wsPath: '/ws',
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
@@ -246,6 +255,8 @@ function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
         ? (token) => new Promise((resolve) => setTimeout(resolve, setup.authDelayMs)).then(() => authenticate(token))
         : authenticate,
     }),
+    handshakes: new HandshakeGuard(handshakes),
+    connectTimeoutMs: handshakes.connectTimeoutMs,
     dispatcher: new RequestDispatcher(gate, new RequestLimiter(setup.rateLimits ?? GENEROUS_LIMITS, new InMemoryMessageCounter())),
     connections,
     onServer: setup.onServer ?? (() => undefined),
