@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import type { Server } from 'node:http';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { CustomStrategy } from '@nestjs/microservices';
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
   }
 
   app.get(MigrationState).markApplied();
+  limitHttpServer(app.getHttpServer() as Server, config.http);
   await app.listen(config.port);
   log.info(
     { port: config.port, database: config.database.mode, fanout: config.redis ? 'redis' : 'in-process' },
@@ -103,6 +105,19 @@ async function main(): Promise<void> {
   });
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * Slow or idle clients must not hold sockets: headers within headersTimeoutMs (408, then closed),
+ * checked every second instead of Node's 30 s so the bound holds; a cap on open sockets (Node
+ * drops the ones above it). Held polls and ws upgrades are answers, not requests, so they are not cut.
+ */
+function limitHttpServer(server: Server, limits: AppConfig['http']): void {
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  // A public property of Node's http.Server (read when it starts listening) that @types/node lacks.
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1000;
+  server.maxConnections = limits.maxConnections;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -66,6 +66,8 @@ describe('loadConfig defaults', () => {
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
       presence: { leaseMs: 15000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
+      http: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, maxConnections: 20000 },
+      handshakes: { connectTimeoutMs: 5000, maxUnauthenticated: 1000, perSecond: 100, burst: 1000 },
       logLevel: 'info',
     });
   });
@@ -105,6 +107,13 @@ describe('loadConfig defaults', () => {
       'MAX_CONNECTIONS_PER_USER',
       'MAX_ROOMS_PER_CONNECTION',
       'MAX_HISTORY_PAGE',
+      'HTTP_HEADERS_TIMEOUT_MS',
+      'HTTP_REQUEST_TIMEOUT_MS',
+      'HTTP_MAX_CONNECTIONS',
+      'HANDSHAKE_CONNECT_TIMEOUT_MS',
+      'MAX_UNAUTHENTICATED_SESSIONS',
+      'HANDSHAKE_RATE_PER_SECOND',
+      'HANDSHAKE_BURST',
     ]) {
       env[key] = '';
     }
@@ -490,6 +499,11 @@ describe('limits and log level', () => {
   it('refuses a drain period that does not fit in the shutdown bound', () => {
     const err = configError({ SHUTDOWN_DRAIN_MS: '10000', SHUTDOWN_TIMEOUT_MS: '10000' });
     assert.deepEqual(namedVariables(err), ['SHUTDOWN_DRAIN_MS']);
+  });
+
+  it('refuses a request timeout shorter than the headers timeout', () => {
+    const err = configError({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' });
+    assert.deepEqual(namedVariables(err), ['HTTP_REQUEST_TIMEOUT_MS']);
   });
 
   it('refuses out-of-range limits and unknown log levels', () => {

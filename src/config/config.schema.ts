@@ -124,8 +124,18 @@ const envSchema = z
     MAX_CONNECTIONS_PER_USER: int(1, 100_000).default(20),
     MAX_ROOMS_PER_CONNECTION: int(1, 100_000).default(100),
     MAX_HISTORY_PAGE: int(1, 100).default(100),
+    // Transport hardening (issue 13): slow headers, connection and handshake floods.
+    HTTP_HEADERS_TIMEOUT_MS: int(1000, 300_000).default(10_000),
+    HTTP_REQUEST_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
+    HTTP_MAX_CONNECTIONS: int(1, 10_000_000).default(20_000),
+    HANDSHAKE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(5000),
+    MAX_UNAUTHENTICATED_SESSIONS: int(1, 1_000_000).default(1000),
+    HANDSHAKE_RATE_PER_SECOND: int(1, 1_000_000).default(100),
+    HANDSHAKE_BURST: int(1, 10_000_000).default(1000),
   })
   .superRefine((env, ctx) => {
+    if (env.HTTP_REQUEST_TIMEOUT_MS < env.HTTP_HEADERS_TIMEOUT_MS)
+      ctx.addIssue({ code: 'custom', path: ['HTTP_REQUEST_TIMEOUT_MS'], message: 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS' });
     if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS)
       ctx.addIssue({ code: 'custom', path: ['SHUTDOWN_DRAIN_MS'], message: 'must be shorter than SHUTDOWN_TIMEOUT_MS' });
     const keySources = (['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'] as const).filter((k) => env[k] !== undefined);
@@ -215,6 +225,17 @@ export interface AppConfig {
   /** Each instance's presence lease in Redis, renewed every leaseMs/3. */
   presence: { leaseMs: number };
   shutdown: { drainMs: number; timeoutMs: number };
+  /**
+   * Node's HTTP server: a request's headers must arrive within headersTimeoutMs and the whole
+   * request (not the answer, so held polls are unaffected) within requestTimeoutMs.
+   */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number; maxConnections: number };
+  /**
+   * Before a client is authenticated: its socket.io CONNECT must come within connectTimeoutMs, at
+   * most maxUnauthenticated such engine.io sessions per instance, and new sessions and ws upgrades
+   * per remote address in a token bucket (perSecond, burst).
+   */
+  handshakes: { connectTimeoutMs: number; maxUnauthenticated: number; perSecond: number; burst: number };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -284,6 +305,17 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
     presence: { leaseMs: env.PRESENCE_LEASE_MS },
     shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },
+    http: {
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+      maxConnections: env.HTTP_MAX_CONNECTIONS,
+    },
+    handshakes: {
+      connectTimeoutMs: env.HANDSHAKE_CONNECT_TIMEOUT_MS,
+      maxUnauthenticated: env.MAX_UNAUTHENTICATED_SESSIONS,
+      perSecond: env.HANDSHAKE_RATE_PER_SECOND,
+      burst: env.HANDSHAKE_BURST,
+    },
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -17,7 +17,11 @@ export type CloseReason = 'restart' | 'expired' | 'abuse' | 'disconnected';
 /** Sends the reply to one request: through its ack / id, or as an `error` push when it has none. */
 export type Responder = (reply: Reply) => void;
 
-export type RequestListener = (event: string, data: unknown, respond: Responder) => void;
+/**
+ * One inbound frame or packet. `malformed` is set when it could not be read as a request: the
+ * dispatcher still counts it against the rate limit, then answers it with `malformed`.
+ */
+export type RequestListener = (event: string, data: unknown, respond: Responder, malformed?: Reply & { ok: false }) => void;
 
 const MAX_ECHOED_EVENT_LENGTH = 128;
 

@@ -7,6 +7,7 @@ import { RedisClients } from '../redis/redis-clients.js';
 import { RedisUserMessageCounter } from '../redis/user-message-counter.js';
 import { Admission } from './admission.js';
 import { DualTransportAdapter } from './dual-transport.adapter.js';
+import { HandshakeGuard } from './limits/handshake-guard.js';
 import { RequestLimiter } from './limits/request-limiter.js';
 import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
@@ -36,6 +37,8 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
       authenticate: (token) => tokens.verify(token),
     }),
+    handshakes: new HandshakeGuard(config.handshakes),
+    connectTimeoutMs: config.handshakes.connectTimeoutMs,
     dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter)), app.get(ChatMetrics)),
     connections,
     onServer: (io) => {

@@ -17,6 +17,7 @@ import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { Admission } from './admission.js';
 import { ChatConnection, type CloseReason, type RequestListener, type Responder } from './chat-connection.js';
 import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
+import { HandshakeGuard } from './limits/handshake-guard.js';
 import { RequestLimiter, type UserMessageCounter } from './limits/request-limiter.js';
 import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
@@ -29,6 +30,12 @@ Logger.overrideLogger(false);
 const WAIT_MS = 5000;
 const MAX_PAYLOAD_BYTES = 4096;
 /** Limits generous enough that only the tests about limits reach them. */
+const GENEROUS_HANDSHAKES: AppConfig['handshakes'] = {
+  connectTimeoutMs: 5000,
+  maxUnauthenticated: 10_000,
+  perSecond: 10_000,
+  burst: 10_000,
+};
 const GENEROUS_LIMITS: AppConfig['rateLimits'] = {
   perConnection: { perSecond: 1000, burst: 1000 },
   perUser: { messages: 1000, windowMs: 60_000 },
@@ -221,6 +228,7 @@ interface AdapterSetup {
   maxConnectionsPerUser?: number;
   maxRoomsPerConnection?: number;
   rateLimits?: AppConfig['rateLimits'];
+  handshakes?: AppConfig['handshakes'];
   /** Delays every token check, as a real verifier (crypto, a JWKS fetch) does. */
   authDelayMs?: number;
   onServer?: (io: IoServer) => void;
@@ -231,6 +239,7 @@ function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
   const connections = setup.connections ?? new LocalConnections();
   const gate = setup.gate ?? new ShutdownGate();
   const origins = setup.origins ?? new OriginPolicy(null, true);
+  const handshakes = setup.handshakes ?? GENEROUS_HANDSHAKES;
   return {
     wsPath: '/ws',
     maxPayloadBytes: MAX_PAYLOAD_BYTES,
@@ -246,6 +255,8 @@ function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
         ? (token) => new Promise((resolve) => setTimeout(resolve, setup.authDelayMs)).then(() => authenticate(token))
         : authenticate,
     }),
+    handshakes: new HandshakeGuard(handshakes),
+    connectTimeoutMs: handshakes.connectTimeoutMs,
     dispatcher: new RequestDispatcher(gate, new RequestLimiter(setup.rateLimits ?? GENEROUS_LIMITS, new InMemoryMessageCounter())),
     connections,
     onServer: setup.onServer ?? (() => undefined),
@@ -1748,6 +1759,31 @@ describe('DualTransportAdapter rate limits', () => {
       await eventually(() => srv.connections.countForUser(user) === 0, 'the server-side connection to close');
     });
   }
+
+  it('ws: frames that are not requests (non-JSON, binary, no event) count against the limit, up to the abuse close', async () => {
+    const c = await srv.connectWs('garbage-ws');
+    const answers: Wire[] = [];
+    c.ws.on('message', (raw) => answers.push(JSON.parse(raw.toString()) as Wire));
+    const frames = ['{not json', '[]', '{"event":5,"id":"bad"}'];
+    for (let i = 0; i < 2000 && c.ws.readyState === WebSocket.OPEN; i++) c.send(frames[i % frames.length]);
+    c.send(Buffer.from('{}'), { binary: true });
+    assert.equal((await within(c.closed, 'ws close')).code, 1008);
+    const codes = answers.map((a) => (a.id === undefined ? (a.data as { code?: string }).code : a.error?.code));
+    assert.deepEqual(codes.slice(0, BURST), Array(BURST).fill('BAD_REQUEST'), 'the burst is answered BAD_REQUEST');
+    assert.deepEqual(codes.slice(BURST, BURST + DISCONNECT_AFTER), Array(DISCONNECT_AFTER).fill('RATE_LIMITED'), 'then RATE_LIMITED');
+    assert.ok(answers.length <= BURST + DISCONNECT_AFTER, `no answers after the abuse close: ${answers.length}`);
+    await eventually(() => srv.connections.countForUser('garbage-ws') === 0, 'the server-side connection to close');
+  });
+
+  it('socket.io: a packet that fails to decode closes the connection at once, so a flood of them gets no answers', async () => {
+    const raw = srv.track(new RawEngineIoClient(srv.port));
+    await raw.connect('good-garbage-io');
+    const before = raw.frames.length;
+    for (let i = 0; i < 2000; i++) raw.ws.send('42not json');
+    await within(raw.closed, 'the engine.io connection to close');
+    assert.deepEqual(raw.frames.slice(before), [], 'no answer to any of them');
+    await eventually(() => srv.connections.countForUser('garbage-io') === 0, 'the server-side connection to close');
+  });
 
   it("limits message.send per user across the user's connections on both transports", async () => {
     const ws = await srv.connectWs('sender');

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { INestApplicationContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
@@ -10,6 +10,7 @@ import type { Identity } from '../auth/identity.js';
 import { clientAddress, type Refusal, type Admission } from './admission.js';
 import type { ChatConnection } from './chat-connection.js';
 import { IoConnection } from './io-connection.js';
+import type { EngineSession, HandshakeGuard } from './limits/handshake-guard.js';
 import { textOnlyParser } from './limits/text-only-parser.js';
 import type { LocalConnections } from './local-connections.js';
 import type { OriginPolicy } from './origin-policy.js';
@@ -27,6 +28,10 @@ export interface DualTransportOptions {
   heartbeat: { intervalMs: number; timeoutMs: number };
   /** Who may connect (draining, origin, token, connection cap), for both transports. */
   admission: Admission;
+  /** Limits before authentication: handshakes per address, unauthenticated sessions. */
+  handshakes: HandshakeGuard;
+  /** How long a new engine.io session may take to complete its socket.io CONNECT. */
+  connectTimeoutMs: number;
   /** CORS headers for socket.io's polling transport follow the same origin policy. */
   origins: OriginPolicy;
   /** The request path shared by both transports. */
@@ -37,6 +42,8 @@ export interface DualTransportOptions {
 }
 
 const IO_PATH = '/socket.io';
+/** How long shutdown waits for clients to take their close; within the 2 s main.ts leaves for closing. */
+const CLOSE_GRACE_MS = 1500;
 
 /**
  * One Nest WebSocket adapter for two transports on the app's HTTP port: socket.io at
@@ -59,7 +66,7 @@ export class DualTransportAdapter extends AbstractWsAdapter {
   }
 
   create(_port: number, gatewayOptions?: Partial<ServerOptions>): Server {
-    const { admission, origins } = this.options;
+    const { admission, origins, handshakes } = this.options;
     const before = new Set(this.httpServer.listeners('upgrade'));
     const io = new Server(this.httpServer, {
       ...gatewayOptions,
@@ -73,6 +80,7 @@ export class DualTransportAdapter extends AbstractWsAdapter {
       destroyUpgrade: false,
       pingInterval: this.options.heartbeat.intervalMs,
       pingTimeout: this.options.heartbeat.timeoutMs,
+      connectTimeout: this.options.connectTimeoutMs,
       cors: { origin: (origin, callback) => callback(null, origin !== undefined && origins.allowsCrossOrigin(origin)), credentials: true },
       // Only handshakes reach allowRequest; a refusal is an HTTP 403, which socket.io-client
       // treats as a transport error and retries (through a load balancer, elsewhere).
@@ -81,14 +89,33 @@ export class DualTransportAdapter extends AbstractWsAdapter {
         callback(refusal ? refusal.message : null, !refusal);
       },
     });
+    // New polling sessions are limited here (websocket ones in handleUpgrade), where the HTTP
+    // status can still say why; allowRequest could only answer 403.
+    io.engine.use((req: IncomingMessage & { _query: Record<string, string> }, res: unknown, next: (err?: Error) => void) => {
+      if (req._query.sid || !(res instanceof ServerResponse)) return next();
+      const refusal = handshakes.admitNew(req, 'socket.io');
+      if (!refusal) return next();
+      // Answered here, so engine.io's chain never goes on (and never answers a second time).
+      res.writeHead(refusal.status, { 'Content-Type': 'application/json' }).end(refusalBody(refusal.code, refusal.message));
+    });
+    io.engine.on('connection', (session: EngineSession & { once(event: 'close', listener: () => void): void }) => {
+      handshakes.opened(session);
+      session.once('close', () => handshakes.settled(session));
+    });
     io.use((socket, next) => {
       const auth = socket.handshake.auth as Record<string, unknown> | undefined;
       admission.admit(socket.request, 'socket.io', auth?.token).then(
         (user) => {
           socket.data.user = user;
+          handshakes.settled(socket.conn);
           next();
         },
-        (refusal: Refusal) => next(Object.assign(new Error(refusal.code), { data: { code: refusal.code, message: refusal.message } })),
+        (refusal: Refusal) => {
+          next(Object.assign(new Error(refusal.code), { data: { code: refusal.code, message: refusal.message } }));
+          // A refused session is closed, so it cannot try again and again; socket.io writes the
+          // CONNECT_ERROR on the next tick, and engine.io flushes it before it closes.
+          setImmediate(() => socket.conn.close());
+        },
       );
     });
     // engine.io answers a refused websocket upgrade with 400; taking its listener over lets the
@@ -126,9 +153,19 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     this.options.dispatcher.bind(conn, handlers, transform);
   }
 
-  /** Nest's app.close(): every client is told to reconnect elsewhere before the server stops. */
+  /**
+   * Nest's app.close(): every client is told to reconnect elsewhere before the server stops. A
+   * polling client gets its close packet only with its next poll, and io.close() would discard
+   * the session before that (the client then sees "transport error"), so closing waits for the
+   * connections to close, at most CLOSE_GRACE_MS.
+   */
   override async close(io: Server): Promise<void> {
-    for (const conn of [...this.options.connections.all()]) conn.close('restart');
+    const open = [...this.options.connections.all()];
+    const closed = Promise.all(open.map((conn) => new Promise((resolve) => conn.onClose(resolve))));
+    for (const conn of open) conn.close('restart');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
     this.wss?.close();
     await super.close(io);
   }
@@ -139,13 +176,14 @@ export class DualTransportAdapter extends AbstractWsAdapter {
     if (!url) return refuseUpgrade(socket, 400, 'BAD_REQUEST', 'malformed request target');
     const { admission } = this.options;
     if (url.pathname.startsWith(`${IO_PATH}/`)) {
-      const refusal = admission.precheck(req, 'socket.io');
+      const newSession = !url.searchParams.has('sid');
+      const refusal = admission.precheck(req, 'socket.io') ?? (newSession ? this.options.handshakes.admitNew(req, 'socket.io') : null);
       if (refusal) return refuseUpgrade(socket, refusal.status, refusal.code, refusal.message);
       for (const listener of this.engineUpgrade) listener(req, socket, head);
       return;
     }
     if (url.pathname !== this.options.wsPath) return refuseUpgrade(socket, 404, 'NOT_FOUND', 'no WebSocket endpoint at this path');
-    const early = admission.precheck(req, 'ws');
+    const early = admission.precheck(req, 'ws') ?? this.options.handshakes.admitNew(req, 'ws');
     if (early) return refuseUpgrade(socket, early.status, early.code, early.message);
     const token = bearerToken(req.headers.authorization) ?? url.searchParams.get('access_token');
     admission.admit(req, 'ws', token).then(
@@ -181,8 +219,12 @@ const STATUS_TEXT = {
   503: 'Service Unavailable',
 };
 
+function refusalBody(code: string, message: string): string {
+  return JSON.stringify({ ok: false, error: { code, message } });
+}
+
 function refuseUpgrade(socket: Duplex, status: keyof typeof STATUS_TEXT, code: string, message: string): void {
-  const body = JSON.stringify({ ok: false, error: { code, message } });
+  const body = refusalBody(code, message);
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

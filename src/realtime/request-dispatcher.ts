@@ -30,10 +30,10 @@ export class RequestDispatcher {
 
   bind(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
-    conn.onRequest((event, data, reply) => {
+    conn.onRequest((event, data, reply, malformed) => {
       const respond = this.measured(table.has(event) ? event : 'unknown', reply);
       if (event === 'message.send') this.metrics?.messagesReceived.inc({ transport: conn.transport });
-      // Limits come first, so floods of unknown or malformed requests count as well.
+      // Limits come first, so floods of unknown, malformed or unparseable requests count as well.
       void this.limiter.check(conn, event).then(
         (decision) => {
           if (!decision.allowed) {
@@ -44,6 +44,7 @@ export class RequestDispatcher {
             }
             return;
           }
+          if (malformed) return respond(malformed);
           const handler = table.get(event);
           if (!handler) return respond(fail('UNKNOWN_EVENT', 'no such event'));
           const tooDeep = fieldsNestedTooDeep(data);

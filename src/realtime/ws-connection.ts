@@ -93,7 +93,7 @@ export class WsConnection extends ChatConnection {
       const id = typeof frame?.id === 'string' ? frame.id : undefined;
       if (!frame || typeof frame.event !== 'string') {
         const reason = isBinary ? 'binary frames are not supported' : 'a frame must be a JSON object with a string "event"';
-        this.respondTo(id, { ok: false, error: { code: 'BAD_REQUEST', message: reason } });
+        listener('', undefined, (r) => this.respondTo(id, r), { ok: false, error: { code: 'BAD_REQUEST', message: reason } });
         return;
       }
       const reply = id === undefined ? undefined : (r: Reply) => this.sendFrame(JSON.stringify({ id, ...r }));
@@ -101,9 +101,10 @@ export class WsConnection extends ChatConnection {
     });
   }
 
-  private respondTo(id: string | undefined, r: Reply & { ok: false }): void {
+  /** Answers a frame that is not a request: to its string id if it has one, else as an `error` push without an event name. */
+  private respondTo(id: string | undefined, r: Reply): void {
     if (id !== undefined) this.sendFrame(JSON.stringify({ id, ...r }));
-    else this.push('error', r.error);
+    else if (!r.ok) this.push('error', r.error);
   }
 }
 

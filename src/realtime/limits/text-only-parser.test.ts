@@ -72,3 +72,17 @@ describe('textOnlyParser', () => {
     );
   });
 });
+
+describe('textOnlyParser: one CONNECT per session', () => {
+  it('refuses a second CONNECT, to any namespace, while allowing everything else', () => {
+    const d = decoder();
+    d.add('0{"token":"t"}');
+    d.add('2["x"]');
+    assert.throws(() => d.add('0{"token":"t"}'), /one CONNECT per session/);
+    assert.throws(() => d.add('0/admin,{"token":"t"}'), /one CONNECT per session/);
+    assert.deepEqual(
+      d.decoded.map((p) => p.type),
+      [PacketType.CONNECT, PacketType.EVENT],
+    );
+  });
+});
