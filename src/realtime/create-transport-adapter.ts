@@ -44,7 +44,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
     onServer: (io) => {
       if (!redis) return;
       io.adapter(redis.socketIoAdapter());
-      fanout.relayThrough(io, redis.sub);
+      fanout.relayThrough(io, redis);
       disconnector.relayThrough(io);
     },
   });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
 import type { Server as IoServer } from 'socket.io';
 import { ChatConnection, type CloseReason } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
+import type { RedisClients } from '../redis/redis-clients.js';
 import type { PrivateRoomReconciler } from './private-room-reconciler.js';
 import { RoomFanout } from './room-fanout.js';
 
@@ -249,7 +249,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const fanout = new RoomFanout(local, undefined, gate.reconciler);
     const { fakeIo, listeners } = fakeRelayServer();
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, sub as unknown as Redis);
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter() } as unknown as RedisClients);
     const relay = listeners.get('chat:room-event')!;
 
     sub.emit('close');
@@ -276,7 +276,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const fanout = new RoomFanout(local, undefined, gate.reconciler);
     const { fakeIo, listeners } = fakeRelayServer();
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, sub as unknown as Redis);
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter() } as unknown as RedisClients);
     sub.emit('close');
     sub.emit('ready');
     await new Promise((r) => setImmediate(r));
@@ -287,6 +287,33 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     assert.deepEqual(delivered, [], 'a run that saw another gap delivers nothing');
     sub.emit('ready');
     await new Promise((r) => setImmediate(r));
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [{ n: 1 }]);
+    fanout.onApplicationShutdown();
+  });
+
+  it('an eviction published while the publisher was away asks every instance to reconcile once it is back', async () => {
+    const local = new LocalConnections();
+    const gate = gatedReconciler(local, () => true);
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners, emitted } = fakeRelayServer();
+    const pub = Object.assign(new EventEmitter(), { status: 'reconnecting' });
+    fanout.relayThrough(fakeIo, { sub: new EventEmitter(), pub } as unknown as RedisClients);
+    fanout.removeUsers('secret', ['gone']);
+    pub.status = 'ready';
+    pub.emit('ready');
+    pub.emit('ready');
+    assert.deepEqual(
+      emitted.map((e) => e[0]),
+      ['chat:room-evict', 'chat:membership-reconcile'],
+      'the eviction, then one reconcile request',
+    );
+    const delivered = recordDeliveries(local);
+    listeners.get('chat:membership-reconcile')!();
+    listeners.get('chat:room-event')!('secret', 'message.new', { n: 1 });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [], 'a receiver holds relayed pushes until its reconcile ran');
     gate.release();
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(delivered, [{ n: 1 }]);

@@ -1,6 +1,6 @@
 import { Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
+import type { RedisClients } from '../redis/redis-clients.js';
 import type { Server } from 'socket.io';
 import { SERVER_EVENTS, type Message } from '../chat/chat.events.js';
 import { RoomBroadcaster } from '../chat/chat.ports.js';
@@ -12,6 +12,8 @@ import { PrivateRoomReconciler } from './private-room-reconciler.js';
 const RELAY_EVENT = 'chat:room-event';
 const EVICT_EVENT = 'chat:room-evict';
 const RELAY_TO_OTHERS_EVENT = 'chat:room-event-to-others';
+/** Asks every instance to re-read membership: sent after evictions that left while Redis was away. */
+const RECONCILE_EVENT = 'chat:membership-reconcile';
 
 /** Whom to take out of a room: these users, or everybody but these members. */
 type Eviction = { userIds: string[] } | { keepMembers: string[] };
@@ -46,6 +48,9 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   private gaps = 0;
   private reconciling: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  private pub: RedisClients['pub'] | null = null;
+  /** An eviction was published while the publisher was not connected: it may not have reached anyone. */
+  private evictionsUnsent = false;
 
   constructor(
     private readonly local: LocalConnections,
@@ -56,10 +61,12 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   }
 
   /**
-   * Enables the cross-instance relay; only with an adapter that spans instances (Redis). `sub` is
-   * the adapter's subscriber connection, watched for the gaps in which evictions can be lost.
+   * Enables the cross-instance relay; only with an adapter that spans instances (Redis). `redis`
+   * holds the adapter's connections, watched for the gaps in which evictions can be lost: the
+   * subscriber's (this instance missed some) and the publisher's (the others may have missed ours,
+   * while their subscribers stayed up; they are asked to reconcile when it returns).
    */
-  relayThrough(io: Server, sub?: Redis): void {
+  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub'>): void {
     this.relay = io;
     io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) =>
       this.deliverRelayed(() => {
@@ -73,16 +80,29 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
       this.deliverRelayed(() => this.local.deliver(roomId, event, data, exceptUserId)),
     );
-    if (!sub || !this.reconciler) return;
-    sub.on('close', () => {
-      this.gaps++;
-      this.held ??= [];
-    });
+    if (!redis || !this.reconciler) return;
+    this.pub = redis.pub;
+    redis.sub.on('close', () => this.hold());
     // ioredis emits 'ready' before it re-subscribes, so the run's reads start after the gap ended.
-    sub.on('ready', () => {
+    redis.sub.on('ready', () => {
       if (this.held) void this.reconcile(true);
     });
+    redis.pub.on('ready', () => {
+      if (!this.evictionsUnsent) return;
+      this.evictionsUnsent = false;
+      io.serverSideEmit(RECONCILE_EVENT);
+    });
+    io.on(RECONCILE_EVENT, () => {
+      this.hold();
+      void this.reconcile(true);
+    });
     this.timer = setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS).unref();
+  }
+
+  /** From now on relayed pushes wait for a reconcile run. */
+  private hold(): void {
+    this.gaps++;
+    this.held ??= [];
   }
 
   onApplicationShutdown(): void {
@@ -143,6 +163,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   private evict(roomId: string, who: Eviction): void {
     this.evictLocally(roomId, who);
+    if (this.pub && this.pub.status !== 'ready') this.evictionsUnsent = true;
     this.relay?.serverSideEmit(EVICT_EVENT, roomId, who);
   }
 
