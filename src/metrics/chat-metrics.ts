@@ -3,6 +3,13 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import type { Transport } from '../realtime/chat-connection.js';
+import { sharedReading } from './shared-reading.js';
+
+/**
+ * How old a database-derived gauge may be. Prometheus scrapes every 15-60 s, so 5 s old is fresh
+ * enough, and it caps the database cost of /metrics at one query per 5 s however often it is hit.
+ */
+export const DB_GAUGE_MAX_AGE_MS = 5000;
 
 /** pg's pool, as TypeORM's postgres driver holds it. */
 interface PoolCounts {
@@ -136,7 +143,7 @@ export class ChatMetrics {
     });
     new Gauge({
       name: 'chat_events_outbox_backlog',
-      help: 'events committed but not relayed yet (counted up to 100000), read from the database at scrape time',
+      help: `events committed but not relayed yet (counted up to 100000), read from the database at most every ${DB_GAUGE_MAX_AGE_MS / 1000} s`,
       registers: [this.registry],
       async collect() {
         const source = events();
@@ -148,7 +155,7 @@ export class ChatMetrics {
 
   /** Where the event gauges read from (the relay, and the outbox table). */
   watchEventsWith(source: EventsSource): void {
-    this.eventsSource = source;
+    this.eventsSource = { leading: () => source.leading(), backlog: sharedReading(() => source.backlog(), DB_GAUGE_MAX_AGE_MS) };
   }
 
   /** Where the connection gauge reads from (the instance's connection registry). */
