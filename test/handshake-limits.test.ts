@@ -169,3 +169,29 @@ describe('engine.io sessions that have not authenticated, and handshakes per add
     assert.ok(refusalLines(A) - logged <= 2, `one warning per address per interval (plus the cap's): ${refusalLines(A) - logged}`);
   });
 });
+
+describe('handshakes per address behind a trusted load balancer (TRUSTED_PROXIES)', () => {
+  const BURST = 5;
+  let cluster: Cluster;
+  let A: Instance;
+  before(async () => {
+    // The test's clients connect from 127.0.0.1, which plays the load balancer here.
+    cluster = await startCluster(1, { HANDSHAKE_BURST: String(BURST), HANDSHAKE_RATE_PER_SECOND: '1', TRUSTED_PROXIES: '127.0.0.0/8' });
+    A = cluster.instances[0];
+  });
+  after(() => cluster.stop());
+
+  const ws = () => `${A.url.replace(/^http/, 'ws')}/ws`;
+
+  it('gives each client the balancer names its own bucket, and still limits one client', async () => {
+    const token = await tokenFor('behind-balancer');
+    const many: ('open' | number)[] = [];
+    for (let i = 0; i < BURST * 3; i++)
+      many.push(await upgradeStatus(ws(), { Authorization: `Bearer ${token}`, 'X-Forwarded-For': `203.0.113.${i + 1}` }));
+    assert.deepEqual(new Set(many), new Set(['open']), 'clients behind one balancer do not share its bucket');
+    const one: ('open' | number)[] = [];
+    for (let i = 0; i < BURST + 1; i++)
+      one.push(await upgradeStatus(ws(), { Authorization: `Bearer ${token}`, 'X-Forwarded-For': 'spoofed, 198.51.100.7' }));
+    assert.equal(one.at(-1), 429, 'one client is limited by the right-most hop, whatever it put further left');
+  });
+});

@@ -68,6 +68,7 @@ describe('loadConfig defaults', () => {
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
       http: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, maxConnections: 20000 },
       handshakes: { connectTimeoutMs: 5000, maxUnauthenticated: 1000, perSecond: 100, burst: 1000 },
+      trustedProxies: [],
       logLevel: 'info',
     });
   });
@@ -114,6 +115,7 @@ describe('loadConfig defaults', () => {
       'MAX_UNAUTHENTICATED_SESSIONS',
       'HANDSHAKE_RATE_PER_SECOND',
       'HANDSHAKE_BURST',
+      'TRUSTED_PROXIES',
     ]) {
       env[key] = '';
     }
@@ -436,6 +438,12 @@ describe('API_KEYS', () => {
     ]);
     assert.deepEqual(loadConfig({ API_KEYS: `${KEY_A}:read` }).apiKeys, [{ key: KEY_A, readOnly: true }]);
     assert.throws(() => loadConfig({ API_KEYS: 'short:read' }), /API_KEYS/);
+  });
+
+  it('trusts the proxies listed in TRUSTED_PROXIES (addresses or subnets) and refuses anything else', () => {
+    assert.deepEqual(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.1,::1' }).trustedProxies, ['10.0.0.0/8', '192.168.1.1', '::1']);
+    assert.throws(() => loadConfig({ TRUSTED_PROXIES: 'haproxy' }), /TRUSTED_PROXIES/);
+    assert.throws(() => loadConfig({ TRUSTED_PROXIES: '10.0.0.0/40' }), /TRUSTED_PROXIES/);
   });
 
   it('webhooks need a secret, and get the configured attempts and timeout', () => {

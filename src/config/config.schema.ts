@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
+import { isProxyEntry } from '../common/trusted-proxies.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -132,6 +133,9 @@ const envSchema = z
     MAX_UNAUTHENTICATED_SESSIONS: int(1, 1_000_000).default(1000),
     HANDSHAKE_RATE_PER_SECOND: int(1, 1_000_000).default(100),
     HANDSHAKE_BURST: int(1, 10_000_000).default(1000),
+    TRUSTED_PROXIES: commaList
+      .pipe(z.array(z.string().refine(isProxyEntry, 'each entry must be an IP address or a CIDR subnet')))
+      .optional(),
   })
   .superRefine((env, ctx) => {
     if (env.HTTP_REQUEST_TIMEOUT_MS < env.HTTP_HEADERS_TIMEOUT_MS)
@@ -236,6 +240,8 @@ export interface AppConfig {
    * per remote address in a token bucket (perSecond, burst).
    */
   handshakes: { connectTimeoutMs: number; maxUnauthenticated: number; perSecond: number; burst: number };
+  /** Load balancers whose X-Forwarded-For names the client, for limits per address. */
+  trustedProxies: string[];
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -316,6 +322,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       perSecond: env.HANDSHAKE_RATE_PER_SECOND,
       burst: env.HANDSHAKE_BURST,
     },
+    trustedProxies: env.TRUSTED_PROXIES ?? [],
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -14,6 +14,7 @@ import { OriginPolicy } from './origin-policy.js';
 import { RequestDispatcher } from './request-dispatcher.js';
 import { RoomFanout } from './room-fanout.js';
 import { UserDisconnector } from './user-disconnector.js';
+import { TrustedProxies } from '../common/trusted-proxies.js';
 
 /** Builds the one WebSocket adapter from the app's providers and the configuration. */
 export function createTransportAdapter(app: INestApplication, config: AppConfig): DualTransportAdapter {
@@ -37,7 +38,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
       authenticate: (token) => tokens.verify(token),
     }),
-    handshakes: new HandshakeGuard(config.handshakes),
+    handshakes: new HandshakeGuard(config.handshakes, Date.now, new TrustedProxies(config.trustedProxies)),
     connectTimeoutMs: config.handshakes.connectTimeoutMs,
     dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter)), app.get(ChatMetrics)),
     connections,

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../../config/config.schema.js';
+import type { TrustedProxies } from '../../common/trusted-proxies.js';
 import { Refusal, clientAddress } from '../admission.js';
 import type { Transport } from '../chat-connection.js';
 
@@ -23,8 +24,8 @@ interface Bucket {
  * Limits on connections before they authenticate, per instance: a token bucket of new engine.io
  * sessions and ws upgrades per remote address (HANDSHAKE_RATE_PER_SECOND, HANDSHAKE_BURST), and a
  * cap on engine.io sessions that have not completed a socket.io CONNECT
- * (MAX_UNAUTHENTICATED_SESSIONS). The address is the TCP peer's: the service has no trusted-proxy
- * setting, and X-Forwarded-For is whatever the client says, so it is logged, never trusted.
+ * (MAX_UNAUTHENTICATED_SESSIONS). The address is the TCP peer's, or the client's that a trusted
+ * proxy (TRUSTED_PROXIES) names in X-Forwarded-For.
  */
 export class HandshakeGuard {
   private readonly logger = new Logger('Admission');
@@ -35,11 +36,12 @@ export class HandshakeGuard {
   constructor(
     private readonly limits: AppConfig['handshakes'],
     private readonly clock: () => number = Date.now,
+    private readonly proxies: Pick<TrustedProxies, 'clientOf'> = { clientOf: (req) => req.socket.remoteAddress ?? 'unknown' },
   ) {}
 
   /** A new engine.io session (transport socket.io) or ws upgrade wants to start; null when it may. */
   admitNew(req: IncomingMessage, transport: Transport): Refusal | null {
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = this.proxies.clientOf(req);
     if (!this.take(ip))
       return this.refuse(`rate ${ip}`, req, transport, new Refusal(429, 'RATE_LIMITED', 'too many handshakes from this address'));
     if (transport === 'socket.io' && this.unauthenticatedCount() >= this.limits.maxUnauthenticated) {
