@@ -105,6 +105,8 @@ describe('webhooks', () => {
       WEBHOOK_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
       WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
       WEBHOOK_RETRY_BASE_MS: String(RETRY_BASE_MS),
+      // These cases are about retries and dead letters; test/webhook-isolation.test.ts covers the circuits.
+      WEBHOOK_CIRCUIT_FAILURES: '1000',
     });
     const [A, B] = cluster.instances;
     message = (await api(A, 'POST', '/v1/rooms/wh-room/messages', { body: 'hello hooks', senderId: 'wh-service' })).body;

@@ -458,6 +458,7 @@ describe('API_KEYS', () => {
         maxAttempts: 3,
         timeoutMs: 5000,
         retryBaseMs: 5000,
+        circuit: { perUrl: 8, failures: 5, cooldownMs: 30_000 },
       },
     );
     assert.deepEqual(loadConfig({ EVENTS_STREAM: 'my.events', EVENTS_STREAM_MAXLEN: '5000' }).events, {
@@ -578,11 +579,32 @@ describe('WEBHOOK_*', () => {
       maxAttempts: 8,
       timeoutMs: 5000,
       retryBaseMs: 5000,
+      circuit: { perUrl: 8, failures: 5, cooldownMs: 30_000 },
     });
-    const tuned = loadConfig({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, WEBHOOK_MAX_ATTEMPTS: '3', WEBHOOK_RETRY_BASE_MS: '10' }).webhooks;
+    const tuned = loadConfig({
+      WEBHOOK_URLS: URLS,
+      WEBHOOK_SECRET,
+      WEBHOOK_MAX_ATTEMPTS: '3',
+      WEBHOOK_RETRY_BASE_MS: '10',
+      WEBHOOK_CONCURRENCY_PER_URL: '2',
+      WEBHOOK_CIRCUIT_FAILURES: '1',
+      WEBHOOK_CIRCUIT_COOLDOWN_MS: '500',
+    }).webhooks;
     assert.equal(tuned?.maxAttempts, 3);
     assert.equal(tuned?.retryBaseMs, 10);
+    assert.deepEqual(tuned?.circuit, { perUrl: 2, failures: 1, cooldownMs: 500 });
   });
+
+  for (const [name, value] of [
+    ['WEBHOOK_CONCURRENCY_PER_URL', '0'],
+    ['WEBHOOK_CONCURRENCY_PER_URL', '33'],
+    ['WEBHOOK_CIRCUIT_FAILURES', '0'],
+    ['WEBHOOK_CIRCUIT_COOLDOWN_MS', '99'],
+  ]) {
+    it(`refuses ${name}=${value}, naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ WEBHOOK_URLS: URLS, WEBHOOK_SECRET, [name]: value })), [name]);
+    });
+  }
 
   for (const value of ['9', '3600001', 'soon', '1.5']) {
     it(`refuses WEBHOOK_RETRY_BASE_MS=${value}, naming it`, () => {

@@ -104,6 +104,9 @@ const envSchema = z
     WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(8),
     WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(5000),
     WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(5000),
+    WEBHOOK_CONCURRENCY_PER_URL: int(1, 32).default(8),
+    WEBHOOK_CIRCUIT_FAILURES: int(1, 1000).default(5),
+    WEBHOOK_CIRCUIT_COOLDOWN_MS: int(100, 3_600_000).default(30_000),
     ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
     MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
     MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
@@ -205,7 +208,22 @@ export interface AppConfig {
    * Optional webhook deliveries of the same events, signed with HMAC-SHA256. A failed attempt is
    * retried after about retryBaseMs, doubling each time, up to maxAttempts attempts in all.
    */
-  webhooks: { urls: string[]; secret: string; maxAttempts: number; timeoutMs: number; retryBaseMs: number } | null;
+  webhooks: {
+    urls: string[];
+    secret: string;
+    maxAttempts: number;
+    timeoutMs: number;
+    retryBaseMs: number;
+    /** How the dispatcher shares requests among the URLs (see events/webhook-circuits.ts). */
+    circuit: {
+      /** Requests in flight at once to one URL. */
+      perUrl: number;
+      /** Consecutive failed attempts to a URL that open its circuit. */
+      failures: number;
+      /** How long an open circuit stays open before one probe is let through. */
+      cooldownMs: number;
+    };
+  } | null;
   allowedOrigins: string[] | null;
   limits: {
     maxMessageLength: number;
@@ -291,6 +309,11 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
           maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
           timeoutMs: env.WEBHOOK_TIMEOUT_MS,
           retryBaseMs: env.WEBHOOK_RETRY_BASE_MS,
+          circuit: {
+            perUrl: env.WEBHOOK_CONCURRENCY_PER_URL,
+            failures: env.WEBHOOK_CIRCUIT_FAILURES,
+            cooldownMs: env.WEBHOOK_CIRCUIT_COOLDOWN_MS,
+          },
         }
       : null,
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,

@@ -1,9 +1,11 @@
+import { setMaxListeners } from 'node:events';
 import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../config/config.schema.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import { webhookBody } from './chat-events-out.js';
 import type { LeaderSession } from './leadership.js';
 import { pause, retryDelayMs } from './retry-delay.js';
+import { type CircuitChange, UrlCircuits } from './webhook-circuits.js';
 import { signWebhook } from './webhook-signature.js';
 
 type WebhookConfig = NonNullable<AppConfig['webhooks']>;
@@ -29,7 +31,7 @@ type Outcome = { ok: true } | { ok: false; error: string };
 
 const DUE_SQL = `
   SELECT id, event_id, url, type, room_id, data, attempts FROM webhook_deliveries
-  WHERE next_attempt_at <= now() AND NOT (id = ANY ($1::bigint[]))
+  WHERE next_attempt_at <= now() AND NOT (id = ANY ($1::bigint[])) AND NOT (url = ANY ($3::text[]))
   ORDER BY next_attempt_at, id LIMIT $2`;
 const DELIVERED_SQL = 'DELETE FROM webhook_deliveries WHERE id = $1';
 const RETRY_SQL = `
@@ -48,6 +50,8 @@ const DEAD_LETTER_SQL = `
  * the last allowed attempt. A delivery whose outcome could not be recorded (leadership lost,
  * database down) is attempted again: receivers get each event at least once and de-duplicate by
  * `X-Chat-Event-Id`. Deliveries are independent, so their order is not the events' order.
+ * Each URL has its own share of the requests and its own circuit (UrlCircuits), so a slow or
+ * dead receiver delays only its own deliveries.
  */
 export class WebhookDispatcher {
   private readonly logger = new Logger('Events');
@@ -60,15 +64,20 @@ export class WebhookDispatcher {
   /** Delivers until `signal` aborts; requests still in flight then are cancelled and left to the next leader. */
   async run(session: LeaderSession, signal: AbortSignal): Promise<void> {
     const inFlight = new Map<string, Promise<void>>();
+    // Every request in flight listens for the term's end.
+    setMaxListeners(MAX_IN_FLIGHT + 10, signal);
+    // A new term starts with every circuit closed: the previous leader's view is not known here.
+    const circuits = new UrlCircuits(this.config.circuit);
     try {
       while (!signal.aborted) {
         const free = MAX_IN_FLIGHT - inFlight.size;
         if (free > 0) {
-          const due = await session.query<DeliveryRow>(DUE_SQL, [[...inFlight.keys()], free]);
-          for (const delivery of due) {
+          const due = await session.query<DeliveryRow>(DUE_SQL, [[...inFlight.keys()], free, circuits.blocked()]);
+          // Rows beyond a URL's share stay queued for a later poll, when its requests have settled.
+          for (const delivery of due.filter((d) => circuits.admit(d.url))) {
             inFlight.set(
               delivery.id,
-              this.attempt(session, delivery, signal).finally(() => inFlight.delete(delivery.id)),
+              this.attempt(session, delivery, signal, circuits).finally(() => inFlight.delete(delivery.id)),
             );
           }
         }
@@ -76,12 +85,15 @@ export class WebhookDispatcher {
       }
     } finally {
       await Promise.allSettled(inFlight.values());
+      for (const url of circuits.openUrls()) this.metrics.webhookCircuitsOpen.dec({ host: hostOf(url) });
     }
   }
 
-  private async attempt(session: LeaderSession, delivery: DeliveryRow, signal: AbortSignal): Promise<void> {
+  private async attempt(session: LeaderSession, delivery: DeliveryRow, signal: AbortSignal, circuits: UrlCircuits): Promise<void> {
     const outcome = await this.post(delivery, signal);
+    // A term's circuits end with it: a request cut by its end tells nothing of the receiver.
     if (signal.aborted) return;
+    this.watchCircuit(delivery.url, circuits.settle(delivery.url, outcome.ok), outcome);
     try {
       if (outcome.ok) {
         await session.query(DELIVERED_SQL, [delivery.id]);
@@ -103,6 +115,21 @@ export class WebhookDispatcher {
     } catch (err) {
       // The next leader (or this one, next term) attempts it again.
       this.logger.debug(`outcome of webhook delivery ${delivery.id} not recorded: ${(err as Error).message}`);
+    }
+  }
+
+  private watchCircuit(url: string, change: CircuitChange | null, outcome: Outcome): void {
+    if (!change) return;
+    const host = hostOf(url);
+    if (change === 'opened') {
+      this.metrics.webhookCircuitsOpen.inc({ host });
+      this.logger.warn(
+        `webhook circuit for ${url} opened after ${this.config.circuit.failures} consecutive failures ` +
+          `(last: ${'error' in outcome ? outcome.error : ''}); one probe every ${this.config.circuit.cooldownMs} ms until it answers 2xx`,
+      );
+    } else {
+      this.metrics.webhookCircuitsOpen.dec({ host });
+      this.logger.log(`webhook circuit for ${url} closed: it answered 2xx`);
     }
   }
 
@@ -143,6 +170,11 @@ export class WebhookDispatcher {
       signal.removeEventListener('abort', endTerm);
     }
   }
+}
+
+/** The metric names the host only: a URL's path and query may carry a receiver's secret. */
+function hostOf(url: string): string {
+  return new URL(url).host;
 }
 
 /** fetch reports network failures as "fetch failed" with the reason (ECONNREFUSED, ...) in `cause`. */

@@ -107,6 +107,13 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
+  readonly webhookCircuitsOpen = new Gauge({
+    name: 'chat_webhook_circuits_open',
+    help: 'webhook URLs whose circuit is open (nothing sent but one probe per cool-down), by host',
+    labelNames: ['host'] as const,
+    registers: [this.registry],
+  });
+
   constructor(@InjectDataSource() db: DataSource) {
     collectDefaultMetrics({ register: this.registry });
     const counter = () => this.connectionCounter;
