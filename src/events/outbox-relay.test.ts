@@ -108,6 +108,29 @@ describe('OutboxRelay', () => {
     assert.equal(m.published, RELAY_BATCH + 20);
   });
 
+  it('waits the poll interval after a partial batch, so events arriving meanwhile go out together', async () => {
+    const outbox = new FakeOutbox();
+    const stream = new FakeStream();
+    const reads: number[] = [];
+    const query = outbox.query.bind(outbox);
+    outbox.query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
+      if (sql.startsWith('SELECT')) {
+        // Like a real query, a read lets timers run.
+        await new Promise((resolve) => setImmediate(resolve));
+        reads.push(Date.now());
+        // A new event arrives on every read, as under a steady trickle of sends.
+        outbox.add(1);
+      }
+      return query<T>(sql, params);
+    };
+    await relayUntil(new OutboxRelay(stream as unknown as StreamPublisher, null, metrics(), 40), outbox, () => reads.length >= 5);
+    const gaps = reads.slice(1).map((t, i) => t - reads[i]);
+    assert.ok(
+      gaps.every((g) => g >= 35),
+      `reads ${gaps} ms apart`,
+    );
+  });
+
   it('keeps a batch in the outbox while the stream refuses it, then publishes the same events', async () => {
     const outbox = new FakeOutbox();
     const stream = new FakeStream();

@@ -78,6 +78,10 @@ export class OutboxRelay {
       const positions = rows.map((r) => r.position);
       await session.query(this.webhookUrls ? MOVE_SQL : DELETE_SQL, this.webhookUrls ? [positions, this.webhookUrls] : [positions]);
       this.metrics.eventsPublished.inc(rows.length);
+      // A partial batch means the outbox is drained: reading again at once would relay the next
+      // events one or two at a time (a read, a stream append and a delete each). Waiting the poll
+      // interval lets them gather, at the cost of the same latency an idle outbox already has.
+      if (rows.length < RELAY_BATCH) await pause(this.pollMs, signal);
     }
   }
 }
