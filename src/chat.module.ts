@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { TokenVerifier } from './auth/token-verifier.js';
-import { ChatLimits, RoomBroadcaster } from './chat/chat.ports.js';
+import { ChatLimits, RoomBroadcaster, RoomCreationCounter } from './chat/chat.ports.js';
 import { ChatService } from './chat/chat.service.js';
 import { PresenceService } from './chat/presence.service.js';
 import { APP_CONFIG } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { presenceStoreProvider } from './presence/presence-store.provider.js';
+import { RedisRoomCreationCounter } from './redis/user-window-counter.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
@@ -27,7 +28,12 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     PresenceService,
     presenceStoreProvider,
     { provide: RoomBroadcaster, useExisting: RoomFanout },
-    { provide: ChatLimits, inject: [APP_CONFIG], useFactory: (config: AppConfig) => config.limits },
+    { provide: RoomCreationCounter, useExisting: RedisRoomCreationCounter },
+    {
+      provide: ChatLimits,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig): ChatLimits => ({ ...config.limits, roomCreations: config.rateLimits.roomCreations }),
+    },
   ],
   exports: [ChatService, PresenceService, LocalConnections, RoomFanout, UserDisconnector, TokenVerifier],
 })

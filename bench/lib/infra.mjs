@@ -185,6 +185,8 @@ export const SERVICE_RATES = {
   RATE_LIMIT_BURST: '1000000',
   RATE_LIMIT_USER_MESSAGES: '10000000',
   RATE_LIMIT_DISCONNECT_AFTER: '1000000',
+  // Durable sends create their rooms by sending: about 20 new rooms per sender with 4 workers, more with fewer clients per worker.
+  ROOM_CREATE_LIMIT: '10000000',
   MAX_CONNECTIONS_PER_USER: '100000',
   // Every bench client connects from 127.0.0.1, thousands at once.
   HANDSHAKE_BURST: '1000000',

@@ -182,8 +182,23 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async rooms(): Promise<RoomInfo[]> {
-    const res = (await this.call('rooms.list', {})) as { rooms: RoomInfo[] };
-    return res.rooms.map(roomInfo);
+    const all: RoomInfo[] = [];
+    for (let afterRoomId: string | undefined; ;) {
+      const page = await this.roomsPage({ afterRoomId });
+      all.push(...page.rooms);
+      const last = page.rooms.at(-1);
+      // A service from before paging answers without hasMore: everything came at once.
+      if (!page.hasMore || !last) return all;
+      afterRoomId = last.roomId;
+    }
+  }
+
+  async roomsPage(opts: { limit?: number; afterRoomId?: string } = {}): Promise<{ rooms: RoomInfo[]; hasMore: boolean }> {
+    const data: Record<string, unknown> = {};
+    if (opts.limit !== undefined) data.limit = opts.limit;
+    if (opts.afterRoomId !== undefined) data.afterRoomId = opts.afterRoomId;
+    const page = (await this.call('rooms.list', data)) as { rooms: RoomInfo[]; hasMore?: boolean };
+    return { rooms: page.rooms.map(roomInfo), hasMore: page.hasMore === true };
   }
 
   close(): void {

@@ -82,6 +82,9 @@ export interface ChatClient {
   presence(roomId: string): Promise<string[]>;
   typing(roomId: string, typing: boolean): Promise<void>;
   markRead(roomId: string, seq: number): Promise<number>;
+  /** Every room of the user (rooms.list), by roomId: pages through the list until the last page. */
   rooms(): Promise<RoomInfo[]>;
+  /** One rooms.list page: up to `limit` (1–1000, default 1000) rooms after `afterRoomId`; `hasMore` when more follow. */
+  roomsPage(opts?: { limit?: number; afterRoomId?: string }): Promise<{ rooms: RoomInfo[]; hasMore: boolean }>;
   close(): void;
 }

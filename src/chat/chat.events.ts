@@ -81,6 +81,12 @@ export interface RoomReadState {
   unread: number;
 }
 
+/** One `rooms.list` page, by roomId; `hasMore`: more rooms follow the last one (page on with `afterRoomId`). */
+export interface RoomsPage {
+  rooms: RoomReadState[];
+  hasMore: boolean;
+}
+
 /** The `typing` push. */
 export interface TypingEvent {
   roomId: string;

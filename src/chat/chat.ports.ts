@@ -1,4 +1,4 @@
-import type { HistoryPage, Member, Message, Room, RoomReadState, Visibility } from './chat.events.js';
+import type { HistoryPage, Member, Message, Room, RoomsPage, Visibility } from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
@@ -11,6 +11,13 @@ export interface PageQuery {
   roomId: string;
   beforeSeq?: number;
   afterSeq?: number;
+  limit: number;
+}
+
+/** One page of a user's rooms: those with roomId after `afterRoomId` (code point order), at most `limit`. */
+export interface RoomsQuery {
+  userId: string;
+  afterRoomId?: string;
   limit: number;
 }
 
@@ -49,10 +56,14 @@ export abstract class ChatStore {
    */
   abstract append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult>;
   /**
-   * Access to a room, creating it (public) when it does not exist yet. A user allowed in is recorded
-   * as having joined it (for rooms.list), in the same round trip.
+   * Access to a room, or null when it does not exist (nothing is created). A user allowed in is
+   * recorded as having joined it (for rooms.list), in the same round trip.
    */
-  abstract openRoom(roomId: string, userId: string): Promise<RoomAccess>;
+  abstract openRoom(roomId: string, userId: string): Promise<RoomAccess | null>;
+  /** Creates the room, public, unless it exists. */
+  abstract createRoom(roomId: string): Promise<void>;
+  /** Whether the room exists. Rooms are never deleted, so an implementation may remember a yes. */
+  abstract roomExists(roomId: string): Promise<boolean>;
   /** Access to a room, or null when it does not exist. */
   abstract roomAccess(roomId: string, userId: string): Promise<RoomAccess | null>;
   abstract page(query: PageQuery): Promise<HistoryPage>;
@@ -68,8 +79,11 @@ export abstract class ChatStore {
    * room that does not exist reads as an empty public room (nothing is stored).
    */
   abstract markRead(roomId: string, userId: string, seq: number): Promise<ReadResult>;
-  /** The public rooms the user ever joined and the private rooms they are a member of now, by roomId. */
-  abstract listRooms(userId: string): Promise<RoomReadState[]>;
+  /**
+   * A page of the public rooms the user ever joined and the private rooms they are a member of
+   * now, by roomId; `hasMore` when rooms follow the page.
+   */
+  abstract listRooms(query: RoomsQuery): Promise<RoomsPage>;
 }
 
 /** Live delivery to every connection that joined a room, on every instance. */
@@ -104,6 +118,18 @@ export abstract class ChatLimits {
   abstract readonly maxHistoryPage: number;
   /** The slow-consumer bound (MAX_BUFFERED_BYTES): history pages stay well below it. */
   abstract readonly maxBufferedBytes: number;
+  /** Rooms one user may create implicitly (room.join, message.send) per window. */
+  abstract readonly roomCreations: { perUser: number; windowMs: number };
+}
+
+/**
+ * Counts one user's room creations in fixed windows, shared by every instance where it can be;
+ * hit() never throws and answers quickly (an instance counts alone while the shared count is out
+ * of reach, rather than refusing or delaying).
+ */
+export abstract class RoomCreationCounter {
+  /** Counts one creation: how many the user made in the current window, and when the window ends (epoch ms). */
+  abstract hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }>;
 }
 
 /** A user appearing in a room (first connection joined) or leaving it (last connection gone). */

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChatError } from './chat.errors.js';
-import { createSchemas, DEFAULT_PAGE, MAX_PAGE, parseInput, userRef } from './chat.schemas.js';
+import { createSchemas, DEFAULT_PAGE, MAX_PAGE, MAX_ROOMS_PAGE, parseInput, userRef } from './chat.schemas.js';
 
 const schemas = createSchemas({ maxMessageLength: 4000 });
 
@@ -243,6 +243,37 @@ describe('history limit bounds (maxHistoryPage)', () => {
     assert.equal(parseInput(wide.history, { roomId: 'r', limit: 80 }).limit, 80);
     refusal(() => parseInput(wide.history, { roomId: 'r', limit: 81 }));
   });
+});
+
+describe('rooms.list page', () => {
+  it('defaults to the largest page, 1000, from the first room', () => {
+    assert.equal(MAX_ROOMS_PAGE, 1000);
+    assert.deepEqual(parseInput(schemas.roomsList, {}), { limit: 1000 });
+  });
+
+  it('takes limit 1..1000 and a roomId to start after; drops unknown keys', () => {
+    assert.deepEqual(parseInput(schemas.roomsList, { limit: 1, afterRoomId: 'a', cursor: 'x' }), { limit: 1, afterRoomId: 'a' });
+    assert.deepEqual(parseInput(schemas.roomsList, { limit: 1000, afterRoomId: 'Z'.repeat(128) }), {
+      limit: 1000,
+      afterRoomId: 'Z'.repeat(128),
+    });
+  });
+
+  for (const [data, fields] of [
+    [{ limit: 0 }, ['limit']],
+    [{ limit: 1001 }, ['limit']],
+    [{ limit: 10.5 }, ['limit']],
+    [{ limit: '10' }, ['limit']],
+    [{ limit: Number.NaN }, ['limit']],
+    [{ afterRoomId: '' }, ['afterRoomId']],
+    [{ afterRoomId: '.a' }, ['afterRoomId']],
+    [{ afterRoomId: 'a'.repeat(129) }, ['afterRoomId']],
+    [{ afterRoomId: ['a'] }, ['afterRoomId']],
+  ] as const) {
+    it(`refuses ${JSON.stringify(data)}, naming ${fields.join(', ')}`, () => {
+      assert.deepEqual(refusal(() => parseInput(schemas.roomsList, data)).details, { fields });
+    });
+  }
 });
 
 describe('post (trusted sender) and member schemas', () => {

@@ -9,6 +9,11 @@ const ONLY_WHITE_SPACE = /^\p{White_Space}*$/u;
 
 export const MAX_PAGE = 100;
 export const DEFAULT_PAGE = 50;
+/**
+ * The largest rooms.list page, and its default: a contract client sending `{}` still gets every
+ * room unless it has more than this (then `hasMore` says so).
+ */
+export const MAX_ROOMS_PAGE = 1000;
 
 const roomId = z.string().regex(ROOM_ID, 'must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -84,8 +89,11 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
     }),
     roomRef: z.object({ roomId }),
     read: z.object({ roomId, seq }),
-    /** rooms.list takes no arguments; unknown keys are dropped like everywhere else. */
-    roomsList: z.object({}),
+    /** rooms.list: a page of rooms by roomId, after `afterRoomId` (the last one of the previous page). */
+    roomsList: z.object({
+      limit: z.number().int().min(1).max(MAX_ROOMS_PAGE).default(MAX_ROOMS_PAGE),
+      afterRoomId: roomId.optional(),
+    }),
     member: z.object({ roomId, userId }),
     history: z
       .object({

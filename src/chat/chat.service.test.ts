@@ -9,6 +9,7 @@ import {
   type Message,
   type Room,
   type RoomReadState,
+  type RoomsPage,
   type Visibility,
 } from './chat.events.js';
 import type {
@@ -19,7 +20,9 @@ import type {
   ReadResult,
   RoomAccess,
   RoomBroadcaster,
+  RoomCreationCounter,
   RoomInput,
+  RoomsQuery,
   RoomSubscriber,
 } from './chat.ports.js';
 import { ChatService } from './chat.service.js';
@@ -59,7 +62,8 @@ function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastRead
 
 interface FakeBehaviour {
   append?: (input: NewMessage, trusted: boolean, onCreated: (message: Message) => void) => Promise<AppendResult>;
-  openRoom?: (roomId: string, userId: string) => Promise<RoomAccess>;
+  openRoom?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
+  roomExists?: (roomId: string) => Promise<boolean>;
   roomAccess?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
   page?: (query: PageQuery) => Promise<HistoryPage>;
   upsertRoom?: (input: RoomInput) => Promise<{ room: Room; previous: Visibility | null }>;
@@ -67,16 +71,19 @@ interface FakeBehaviour {
   setMember?: (roomId: string, userId: string, member: boolean) => Promise<{ changed: boolean } | null>;
   listMembers?: (roomId: string) => Promise<Member[] | null>;
   markRead?: (roomId: string, userId: string, seq: number) => Promise<ReadResult>;
-  listRooms?: (userId: string) => Promise<RoomReadState[]>;
+  listRooms?: (query: RoomsQuery) => Promise<RoomsPage>;
   maxMessageLength?: number;
   maxHistoryPage?: number;
   maxBufferedBytes?: number;
+  roomCreations?: { perUser: number; windowMs: number };
 }
 
 interface Harness {
   service: ChatService;
   append: Mock<ChatStore['append']>;
   openRoom: Mock<ChatStore['openRoom']>;
+  createRoom: Mock<ChatStore['createRoom']>;
+  roomExists: Mock<ChatStore['roomExists']>;
   roomAccess: Mock<ChatStore['roomAccess']>;
   page: Mock<ChatStore['page']>;
   upsertRoom: Mock<ChatStore['upsertRoom']>;
@@ -89,6 +96,8 @@ interface Harness {
   publishToOthers: Mock<RoomBroadcaster['publishToOthers']>;
   removeUsers: Mock<RoomBroadcaster['removeUsers']>;
   removeNonMembers: Mock<RoomBroadcaster['removeNonMembers']>;
+  /** Counts room creations per user in one window that ends at `creationWindowEnd`. */
+  countCreation: Mock<RoomCreationCounter['hit']>;
   /** A connection whose join/leave calls are recorded in `calls` as subscribe:/unsubscribe:. */
   subscriber(): {
     assertCanJoin: Mock<RoomSubscriber['assertCanJoin']>;
@@ -99,7 +108,10 @@ interface Harness {
   calls: string[];
 }
 
-/** A ChatService wired to hand-written fakes that record every call. By default rooms are public and empty. */
+/** Where the fake room-creation counter's window ends. */
+const CREATION_WINDOW_MS = 60_000;
+
+/** A ChatService wired to hand-written fakes that record every call. By default rooms exist, are public and empty. */
 function setup(behaviour: FakeBehaviour = {}): Harness {
   const calls: string[] = [];
   // Like the real store: a created message is handed to onCreated at COMMIT, before the result.
@@ -114,6 +126,13 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   const openRoom = mock.fn<ChatStore['openRoom']>(async (roomId, userId) => {
     calls.push(`openRoom:${roomId}`);
     return behaviour.openRoom ? behaviour.openRoom(roomId, userId) : access('public', false);
+  });
+  const createRoom = mock.fn<ChatStore['createRoom']>(async (roomId) => {
+    calls.push(`createRoom:${roomId}`);
+  });
+  const roomExists = mock.fn<ChatStore['roomExists']>(async (roomId) => {
+    calls.push(`roomExists:${roomId}`);
+    return behaviour.roomExists ? behaviour.roomExists(roomId) : true;
   });
   const roomAccess = mock.fn<ChatStore['roomAccess']>(async (roomId, userId) => {
     calls.push(`roomAccess:${roomId}`);
@@ -144,9 +163,16 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     calls.push(`markRead:${roomId}:${userId}:${seq}`);
     return behaviour.markRead ? behaviour.markRead(roomId, userId, seq) : { outcome: 'read', lastReadSeq: seq, grew: seq > 0 };
   });
-  const listRooms = mock.fn<ChatStore['listRooms']>(async (userId) => {
-    calls.push(`listRooms:${userId}`);
-    return behaviour.listRooms ? behaviour.listRooms(userId) : [];
+  const listRooms = mock.fn<ChatStore['listRooms']>(async (query) => {
+    calls.push(`listRooms:${query.userId}`);
+    return behaviour.listRooms ? behaviour.listRooms(query) : { rooms: [], hasMore: false };
+  });
+  const created = new Map<string, number>();
+  const countCreation = mock.fn<RoomCreationCounter['hit']>(async (userId) => {
+    calls.push(`countCreation:${userId}`);
+    const count = (created.get(userId) ?? 0) + 1;
+    created.set(userId, count);
+    return { count, resetAt: Date.now() + CREATION_WINDOW_MS };
   });
   const publish = mock.fn<RoomBroadcaster['publish']>((roomId, event) => {
     calls.push(`publish:${roomId}:${event}`);
@@ -160,13 +186,32 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   const removeNonMembers = mock.fn<RoomBroadcaster['removeNonMembers']>((roomId) => {
     calls.push(`removeNonMembers:${roomId}`);
   });
-  const store: ChatStore = { append, openRoom, roomAccess, page, upsertRoom, getRoom, setMember, listMembers, markRead, listRooms };
+  const store: ChatStore = {
+    append,
+    openRoom,
+    createRoom,
+    roomExists,
+    roomAccess,
+    page,
+    upsertRoom,
+    getRoom,
+    setMember,
+    listMembers,
+    markRead,
+    listRooms,
+  };
   const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers };
-  const service = new ChatService(store, broadcaster, {
-    maxMessageLength: behaviour.maxMessageLength ?? 4000,
-    maxHistoryPage: behaviour.maxHistoryPage ?? 100,
-    maxBufferedBytes: behaviour.maxBufferedBytes ?? 1024 * 1024,
-  });
+  const service = new ChatService(
+    store,
+    broadcaster,
+    {
+      maxMessageLength: behaviour.maxMessageLength ?? 4000,
+      maxHistoryPage: behaviour.maxHistoryPage ?? 100,
+      maxBufferedBytes: behaviour.maxBufferedBytes ?? 1024 * 1024,
+      roomCreations: behaviour.roomCreations ?? { perUser: 20, windowMs: CREATION_WINDOW_MS },
+    },
+    { hit: countCreation },
+  );
   const subscriber = () => ({
     assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),
     join: mock.fn<RoomSubscriber['join']>((roomId) => {
@@ -180,6 +225,8 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     service,
     append,
     openRoom,
+    createRoom,
+    roomExists,
     roomAccess,
     page,
     upsertRoom,
@@ -192,6 +239,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     publishToOthers,
     removeUsers,
     removeNonMembers,
+    countCreation,
     subscriber,
     calls,
   };
@@ -313,7 +361,7 @@ describe('ChatService.send storage and broadcast', () => {
   it('leaves the membership check to the store transaction (no separate access read)', async () => {
     const h = setup();
     await h.service.send(SENDER, { roomId: ROOM, body: 'hi' });
-    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
+    assert.deepEqual(h.calls, [`roomExists:${ROOM}`, `append:${ROOM}`, `publish:${ROOM}:message.new`]);
     assert.equal(h.openRoom.mock.callCount(), 0);
     assert.equal(h.roomAccess.mock.callCount(), 0);
   });
@@ -340,7 +388,7 @@ describe('ChatService.send storage and broadcast', () => {
     assert.equal(h.publish.mock.callCount(), 1);
     assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'message.new', stored]);
     assert.equal(h.publish.mock.calls[0]?.arguments[2], stored);
-    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
+    assert.deepEqual(h.calls, [`roomExists:${ROOM}`, `append:${ROOM}`, `publish:${ROOM}:message.new`]);
   });
 
   it('does not publish a duplicate (outcome existing) but still returns the stored message', async () => {
@@ -361,7 +409,7 @@ describe('ChatService.send storage and broadcast', () => {
     });
     assert.equal(h.append.mock.callCount(), 1);
     assert.equal(h.publish.mock.callCount(), 0);
-    assert.deepEqual(h.calls, ['append:secret']);
+    assert.deepEqual(h.calls, ['roomExists:secret', 'append:secret']);
   });
 
   it('propagates StorageUnavailableError (UNAVAILABLE) from append and broadcasts nothing', async () => {
@@ -1087,13 +1135,185 @@ describe('ChatService read state', () => {
       assert.deepEqual(h.calls, []);
     });
   }
+});
 
-  it('rooms.list returns the store’s rooms for the user', async () => {
-    const rooms = [{ roomId: 'a', lastSeq: 3, lastReadSeq: 1, unread: 2 }];
-    const h = setup({ listRooms: async () => rooms });
-    assert.deepEqual(await h.service.listRooms(USER, {}), { rooms });
-    assert.deepEqual(h.listRooms.mock.calls[0]?.arguments, [USER]);
-    await assert.rejects(h.service.listRooms(USER, null), validationFailed([]));
+describe('ChatService.listRooms (rooms.list)', () => {
+  const room = (roomId: string): RoomReadState => ({ roomId, lastSeq: 3, lastReadSeq: 1, unread: 2 });
+
+  it('asks the store for a page of up to 1000 rooms by default, and returns its page', async () => {
+    const page = { rooms: [room('a')], hasMore: false };
+    const h = setup({ listRooms: async () => page });
+    assert.deepEqual(await h.service.listRooms(USER, {}), page);
+    assert.deepEqual(h.listRooms.mock.calls[0]?.arguments, [{ userId: USER, afterRoomId: undefined, limit: 1000 }]);
+  });
+
+  it('passes limit and afterRoomId on, and the store’s hasMore back', async () => {
+    const page = { rooms: [room('b'), room('c')], hasMore: true };
+    const h = setup({ listRooms: async () => page });
+    assert.deepEqual(await h.service.listRooms(USER, { limit: 2, afterRoomId: 'a' }), page);
+    assert.deepEqual(h.listRooms.mock.calls[0]?.arguments, [{ userId: USER, afterRoomId: 'a', limit: 2 }]);
+  });
+
+  const refused: [unknown, string[]][] = [
+    [null, []],
+    ['{}', []],
+    [{ limit: 0 }, ['limit']],
+    [{ limit: 1001 }, ['limit']],
+    [{ limit: 2.5 }, ['limit']],
+    [{ limit: '5' }, ['limit']],
+    [{ limit: null }, ['limit']],
+    [{ afterRoomId: '' }, ['afterRoomId']],
+    [{ afterRoomId: 'a/b' }, ['afterRoomId']],
+    [{ afterRoomId: 'x'.repeat(129) }, ['afterRoomId']],
+    [{ afterRoomId: 7 }, ['afterRoomId']],
+    [{ limit: -1, afterRoomId: '-a' }, ['limit', 'afterRoomId']],
+  ];
+  for (const [data, fields] of refused) {
+    it(`refuses ${JSON.stringify(data)} with VALIDATION_FAILED naming ${JSON.stringify(fields)}, without touching the store`, async () => {
+      const h = setup();
+      await assert.rejects(h.service.listRooms(USER, data), validationFailed(fields));
+      assert.deepEqual(h.calls, []);
+    });
+  }
+
+  it('cuts a page to half of MAX_BUFFERED_BYTES, keeping the first rooms, with hasMore', async () => {
+    const rooms = Array.from({ length: 1000 }, (_, i) => room(`${String(i).padStart(4, '0')}-${'r'.repeat(120)}`));
+    const h = setup({ listRooms: async () => ({ rooms, hasMore: false }), maxBufferedBytes: 16 * 1024 });
+    const page = await h.service.listRooms(USER, {});
+    assert.equal(page.hasMore, true);
+    assert.ok(page.rooms.length > 0 && page.rooms.length < 1000, `${page.rooms.length} rooms`);
+    assert.deepEqual(page.rooms, rooms.slice(0, page.rooms.length), 'the first rooms, in order');
+    assert.ok(Buffer.byteLength(JSON.stringify(page)) <= 8 * 1024 + 100, `${Buffer.byteLength(JSON.stringify(page))} bytes`);
+    const small = { rooms: rooms.slice(0, 10), hasMore: false };
+    const h2 = setup({ listRooms: async () => small, maxBufferedBytes: 16 * 1024 });
+    assert.deepEqual(await h2.service.listRooms(USER, {}), small, 'a page within the budget is left alone');
+  });
+});
+
+describe('ChatService: rooms created by a user (ROOM_CREATE_LIMIT)', () => {
+  /** A store where the rooms of `existing` exist and createRoom adds one. */
+  function withRooms(existing: string[], roomCreations = { perUser: 2, windowMs: CREATION_WINDOW_MS }) {
+    const rooms = new Set(existing);
+    const h = setup({
+      roomCreations,
+      openRoom: async (roomId) => (rooms.has(roomId) ? access('public', false) : null),
+      roomExists: async (roomId) => rooms.has(roomId),
+    });
+    h.createRoom.mock.mockImplementation(async (roomId) => {
+      h.calls.push(`createRoom:${roomId}`);
+      rooms.add(roomId);
+    });
+    return h;
+  }
+
+  it('a join of an existing room is not counted', async () => {
+    const h = withRooms([ROOM]);
+    await h.service.join(USER, { roomId: ROOM }, h.subscriber());
+    assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`]);
+  });
+
+  it('a join of a missing room looks once more, counts it, then creates it, then opens it', async () => {
+    const h = withRooms([]);
+    await h.service.join(USER, { roomId: 'fresh' }, h.subscriber());
+    assert.deepEqual(h.calls, [
+      'openRoom:fresh',
+      'roomExists:fresh',
+      `countCreation:${USER}`,
+      'createRoom:fresh',
+      'openRoom:fresh',
+      'subscribe:fresh',
+      'roomAccess:fresh',
+    ]);
+  });
+
+  it('past the cap a join answers RATE_LIMITED with retryAfterMs and creates and subscribes nothing', async () => {
+    const h = withRooms([ROOM]);
+    await h.service.join(USER, { roomId: 'new-1' }, h.subscriber());
+    await h.service.send(USER, { roomId: 'new-2', body: 'hi' });
+    h.calls.length = 0;
+    const sub = h.subscriber();
+    await assert.rejects(h.service.join(USER, { roomId: 'new-3' }, sub), (err: unknown) => {
+      chatError('RATE_LIMITED')(err);
+      const { retryAfterMs } = (err as ChatError).details as { retryAfterMs: number };
+      assert.ok(retryAfterMs > 0 && retryAfterMs <= CREATION_WINDOW_MS, `retryAfterMs ${retryAfterMs}`);
+      return true;
+    });
+    assert.deepEqual(h.calls, ['openRoom:new-3', 'roomExists:new-3', `countCreation:${USER}`]);
+    assert.equal(sub.join.mock.callCount(), 0);
+    await h.service.join(USER, { roomId: ROOM }, h.subscriber());
+    await h.service.join('someone-else', { roomId: 'new-3' }, h.subscriber());
+  });
+
+  it('a send to a missing room counts it before storing; past the cap RATE_LIMITED and nothing is stored', async () => {
+    const h = withRooms([ROOM], { perUser: 1, windowMs: CREATION_WINDOW_MS });
+    await h.service.send(USER, { roomId: ROOM, body: 'existing room' });
+    await h.service.send(USER, { roomId: 'new-1', body: 'creates it' });
+    assert.deepEqual(h.countCreation.mock.callCount(), 1);
+    await assert.rejects(h.service.send(USER, { roomId: 'new-2', body: 'one too many' }), chatError('RATE_LIMITED'));
+    assert.deepEqual(
+      h.append.mock.calls.map((c) => c.arguments[0].roomId),
+      [ROOM, 'new-1'],
+    );
+    assert.equal(h.publish.mock.calls.filter((c) => c.arguments[0] === 'new-2').length, 0);
+  });
+
+  it('a burst of sends into a new room is charged once: the others wait for its creation', async () => {
+    const h = withRooms([], { perUser: 1, windowMs: CREATION_WINDOW_MS });
+    const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => h.service.send(USER, { roomId: 'burst', body: `m${i}` })));
+    assert.equal(sent.length, 10);
+    assert.equal(h.countCreation.mock.callCount(), 1);
+    assert.equal(h.createRoom.mock.callCount(), 1);
+    assert.equal(h.append.mock.callCount(), 10);
+  });
+
+  it('an answer "missing" that predates a creation which finished meanwhile is looked at again, not charged', async () => {
+    const h = withRooms([]);
+    await h.service.send(USER, { roomId: 'raced', body: 'creates it' });
+    h.roomExists.mock.mockImplementationOnce(async () => false);
+    await h.service.send(USER, { roomId: 'raced', body: 'was told it is missing' });
+    assert.equal(h.countCreation.mock.callCount(), 1);
+    assert.equal(h.createRoom.mock.callCount(), 1);
+  });
+
+  it('two users joining one new room at once on an instance: one is charged, the other finds the room', async () => {
+    const h = withRooms([]);
+    await Promise.all([
+      h.service.join(USER, { roomId: 'shared' }, h.subscriber()),
+      h.service.join(SENDER, { roomId: 'shared' }, h.subscriber()),
+    ]);
+    assert.deepEqual(
+      h.countCreation.mock.calls.map((c) => c.arguments[0]),
+      [USER],
+    );
+    assert.equal(h.createRoom.mock.callCount(), 1);
+  });
+
+  it('when the creating user is refused, a user waiting on that creation tries with its own budget', async () => {
+    const h = withRooms([], { perUser: 1, windowMs: CREATION_WINDOW_MS });
+    await h.service.join(USER, { roomId: 'spent-it' }, h.subscriber());
+    const [refused, joined] = await Promise.allSettled([
+      h.service.join(USER, { roomId: 'contested' }, h.subscriber()),
+      h.service.join(SENDER, { roomId: 'contested' }, h.subscriber()),
+    ]);
+    assert.equal(refused.status, 'rejected');
+    chatError('RATE_LIMITED')((refused as PromiseRejectedResult).reason);
+    assert.equal(joined.status, 'fulfilled');
+    assert.deepEqual(
+      h.countCreation.mock.calls.map((c) => c.arguments[0]),
+      [USER, USER, SENDER],
+    );
+    assert.deepEqual(
+      h.createRoom.mock.calls.map((c) => c.arguments[0]),
+      ['spent-it', 'contested'],
+    );
+  });
+
+  it('trusted posts (HTTP API, commands) and explicit upserts create rooms without counting', async () => {
+    const h = withRooms([], { perUser: 1, windowMs: CREATION_WINDOW_MS });
+    for (let i = 0; i < 3; i++) await h.service.post({ roomId: `posted-${i}`, senderId: USER, body: 'hi' });
+    for (let i = 0; i < 3; i++) await h.service.upsertRoom({ roomId: `upserted-${i}`, visibility: 'public' });
+    assert.equal(h.countCreation.mock.callCount(), 0);
+    assert.equal(h.roomExists.mock.callCount(), 0);
   });
 });
 

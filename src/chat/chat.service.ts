@@ -8,14 +8,14 @@ import {
   type Message,
   type ReceiptEvent,
   type Room,
-  type RoomReadState,
+  type RoomsPage,
   type TypingEvent,
 } from './chat.events.js';
-import { ChatLimits, ChatStore, RoomBroadcaster, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
+import { ChatLimits, ChatStore, RoomBroadcaster, RoomCreationCounter, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
 import { ChatError } from './chat.errors.js';
 import { allow, checkAccess, forbidden, notFound } from './room-access.js';
 import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
-import { fitPage, PAGE_SHARE_OF_BUFFER } from './page-budget.js';
+import { fitPage, fitRooms, PAGE_SHARE_OF_BUFFER } from './page-budget.js';
 import { TypingTracker } from './typing-tracker.js';
 
 /**
@@ -30,15 +30,20 @@ export class ChatService {
   private readonly typing: TypingTracker<object>;
   /** Connections whose close and leaves already end their typing. */
   private readonly typingClosers = new WeakSet<TypingSubscriber>();
-  /** Bytes of JSON one page of messages (history, join's `missed`) may take. */
+  /** Bytes of JSON one page (history, join's `missed`, rooms.list) may take. */
   private readonly pageBudgetBytes: number;
+  private readonly roomCreations: ChatLimits['roomCreations'];
+  /** Rooms this instance is creating for a user right now (see createRoomFor). */
+  private readonly creating = new Map<string, Promise<void>>();
 
   constructor(
     private readonly store: ChatStore,
     private readonly broadcaster: RoomBroadcaster,
     limits: ChatLimits,
+    private readonly creations: RoomCreationCounter,
   ) {
     this.schemas = createSchemas(limits);
+    this.roomCreations = limits.roomCreations;
     this.pageBudgetBytes = Math.floor(limits.maxBufferedBytes * PAGE_SHARE_OF_BUFFER);
     this.typing = new TypingTracker((roomId, userId, typing) =>
       this.broadcaster.publishToOthers(roomId, SERVER_EVENTS.typing, { roomId, userId, typing } satisfies TypingEvent, userId),
@@ -53,7 +58,12 @@ export class ChatService {
   async join(userId: string, data: unknown, subscriber: RoomSubscriber): Promise<JoinResult> {
     const { roomId, sinceSeq } = parseInput(this.schemas.join, data);
     subscriber.assertCanJoin(roomId);
-    allow(await this.store.openRoom(roomId, userId));
+    let opened = await this.store.openRoom(roomId, userId);
+    if (!opened) {
+      await this.createRoomFor(userId, roomId);
+      opened = await this.store.openRoom(roomId, userId);
+    }
+    allow(opened);
     subscriber.join(roomId);
     try {
       const access = allow(await this.store.roomAccess(roomId, userId));
@@ -120,14 +130,20 @@ export class ChatService {
     return { roomId, lastReadSeq: result.lastReadSeq };
   }
 
-  async listRooms(userId: string, data: unknown): Promise<{ rooms: RoomReadState[] }> {
-    parseInput(this.schemas.roomsList, data);
-    return { rooms: await this.store.listRooms(userId) };
+  /** One page of the user's rooms by roomId, cut to the page budget (then `hasMore: true`). */
+  async listRooms(userId: string, data: unknown): Promise<RoomsPage> {
+    const { limit, afterRoomId } = parseInput(this.schemas.roomsList, data);
+    return fitRooms(await this.store.listRooms({ userId, afterRoomId, limit }), this.pageBudgetBytes);
   }
 
-  /** A user's message. Resolves only after COMMIT; a repeated clientMsgId returns the stored message without a new broadcast. */
+  /**
+   * A user's message. Resolves only after COMMIT; a repeated clientMsgId returns the stored message
+   * without a new broadcast. A room that does not exist is created first, within the sender's
+   * room-creation budget.
+   */
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
+    if (!(await this.store.roomExists(input.roomId))) await this.createRoomFor(senderId, input.roomId);
     return this.append({ roomId: input.roomId, senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, false).then(
       (r) => r.message,
     );
@@ -191,6 +207,45 @@ export class ChatService {
   async listMembers(data: unknown): Promise<Member[]> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
     return (await this.store.listMembers(roomId)) ?? notFound(roomId);
+  }
+
+  /**
+   * Creates a room a user's join or send found missing, charged to the user's budget
+   * (ROOM_CREATE_LIMIT per ROOM_CREATE_WINDOW_MS, shared by every instance): over it, RATE_LIMITED.
+   *
+   * Charged after finding the room missing and before creating it, not after: a refused creation
+   * then stores nothing (no room to undo, no message), and joins and sends of existing rooms, nearly
+   * all of them, cost nothing extra (join's access read already tells, the store remembers rooms
+   * that exist). A burst of requests into a new room is charged once: each waits for a creation
+   * this instance has under way, then looks again, since the answer that sent it here may predate
+   * a creation that finished meanwhile (the store remembers rooms created here, so that costs a
+   * query only for a room that is really new). Still charged twice: the same room created at the
+   * same moment on two instances, or a creation whose storage then fails. Trusted callers (HTTP
+   * API, commands) create rooms without a budget.
+   */
+  private async createRoomFor(userId: string, roomId: string): Promise<void> {
+    for (;;) {
+      await this.creating.get(roomId)?.catch(() => undefined);
+      if (await this.store.roomExists(roomId)) return;
+      // Nobody started creating it while we looked: it is ours to create (nothing awaits until set below).
+      if (!this.creating.has(roomId)) break;
+    }
+    const creation = this.chargeRoomCreation(userId).then(() => this.store.createRoom(roomId));
+    this.creating.set(roomId, creation);
+    try {
+      await creation;
+    } finally {
+      this.creating.delete(roomId);
+    }
+  }
+
+  private async chargeRoomCreation(userId: string): Promise<void> {
+    const { perUser, windowMs } = this.roomCreations;
+    const { count, resetAt } = await this.creations.hit(userId, windowMs);
+    if (count > perUser)
+      throw new ChatError('RATE_LIMITED', `at most ${perUser} new rooms per ${windowMs} ms`, {
+        retryAfterMs: Math.max(1, resetAt - Date.now()),
+      });
   }
 
   private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {

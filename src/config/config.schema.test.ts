@@ -61,6 +61,7 @@ describe('loadConfig defaults', () => {
         perConnection: { perSecond: 20, burst: 100 },
         perUser: { messages: 300, windowMs: 10000 },
         disconnectAfter: 50,
+        roomCreations: { perUser: 20, windowMs: 60000 },
       },
       db: { poolSize: 10, timeoutMs: 2000 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
@@ -105,6 +106,8 @@ describe('loadConfig defaults', () => {
       'RATE_LIMIT_USER_MESSAGES',
       'RATE_LIMIT_USER_WINDOW_MS',
       'RATE_LIMIT_DISCONNECT_AFTER',
+      'ROOM_CREATE_LIMIT',
+      'ROOM_CREATE_WINDOW_MS',
       'MAX_CONNECTIONS_PER_USER',
       'MAX_ROOMS_PER_CONNECTION',
       'MAX_HISTORY_PAGE',
@@ -522,18 +525,21 @@ describe('limits and log level', () => {
 });
 
 describe('rate limits and connection caps', () => {
-  it('reads every RATE_LIMIT_* variable', () => {
+  it('reads every RATE_LIMIT_* and ROOM_CREATE_* variable', () => {
     const config = loadConfig({
       RATE_LIMIT_PER_SECOND: '5',
       RATE_LIMIT_BURST: '10',
       RATE_LIMIT_USER_MESSAGES: '1000',
       RATE_LIMIT_USER_WINDOW_MS: '60000',
       RATE_LIMIT_DISCONNECT_AFTER: '3',
+      ROOM_CREATE_LIMIT: '4',
+      ROOM_CREATE_WINDOW_MS: '1000',
     });
     assert.deepEqual(config.rateLimits, {
       perConnection: { perSecond: 5, burst: 10 },
       perUser: { messages: 1000, windowMs: 60000 },
       disconnectAfter: 3,
+      roomCreations: { perUser: 4, windowMs: 1000 },
     });
   });
 
@@ -553,6 +559,10 @@ describe('rate limits and connection caps', () => {
     ['RATE_LIMIT_USER_MESSAGES', '0'],
     ['RATE_LIMIT_USER_WINDOW_MS', '99'],
     ['RATE_LIMIT_DISCONNECT_AFTER', '0'],
+    ['ROOM_CREATE_LIMIT', '0'],
+    ['ROOM_CREATE_LIMIT', 'many'],
+    ['ROOM_CREATE_WINDOW_MS', '999'],
+    ['ROOM_CREATE_WINDOW_MS', '86400001'],
     ['MAX_CONNECTIONS_PER_USER', '0'],
     ['MAX_ROOMS_PER_CONNECTION', '0'],
     ['MAX_HISTORY_PAGE', '0'],

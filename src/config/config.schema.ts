@@ -125,6 +125,9 @@ const envSchema = z
     RATE_LIMIT_USER_MESSAGES: int(1, 10_000_000).default(300),
     RATE_LIMIT_USER_WINDOW_MS: int(100, 3_600_000).default(10_000),
     RATE_LIMIT_DISCONNECT_AFTER: int(1, 1_000_000).default(50),
+    // Rooms one user may create by room.join / message.send per window (the HTTP API and commands are not counted).
+    ROOM_CREATE_LIMIT: int(1, 10_000_000).default(20),
+    ROOM_CREATE_WINDOW_MS: int(1000, 86_400_000).default(60_000),
     MAX_CONNECTIONS_PER_USER: int(1, 100_000).default(20),
     MAX_ROOMS_PER_CONNECTION: int(1, 100_000).default(100),
     MAX_HISTORY_PAGE: int(1, 100).default(100),
@@ -240,6 +243,8 @@ export interface AppConfig {
     perUser: { messages: number; windowMs: number };
     /** Consecutive refused requests after which the connection is closed. */
     disconnectAfter: number;
+    /** Rooms one user may create implicitly (room.join, message.send) per window, shared by all instances through Redis. */
+    roomCreations: { perUser: number; windowMs: number };
   };
   /** Pool size for an external database; every storage call answers within timeoutMs. */
   db: { poolSize: number; timeoutMs: number };
@@ -329,6 +334,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       perConnection: { perSecond: env.RATE_LIMIT_PER_SECOND, burst: env.RATE_LIMIT_BURST },
       perUser: { messages: env.RATE_LIMIT_USER_MESSAGES, windowMs: env.RATE_LIMIT_USER_WINDOW_MS },
       disconnectAfter: env.RATE_LIMIT_DISCONNECT_AFTER,
+      roomCreations: { perUser: env.ROOM_CREATE_LIMIT, windowMs: env.ROOM_CREATE_WINDOW_MS },
     },
     db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS },
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },

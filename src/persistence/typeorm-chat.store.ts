@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
-import type { HistoryPage, Member, Message, Room, RoomReadState, Visibility } from '../chat/chat.events.js';
+import type { HistoryPage, Member, Message, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
 import {
   ChatStore,
   type AppendResult,
@@ -11,6 +11,7 @@ import {
   type ReadResult,
   type RoomAccess,
   type RoomInput,
+  type RoomsQuery,
 } from '../chat/chat.ports.js';
 import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
 import { RoomEntity } from './entities/room.entity.js';
@@ -67,23 +68,39 @@ const READ_SQL = `
   SELECT allowed, last_read_seq, seq, (SELECT last_read_seq FROM moved) AS moved_to FROM target`;
 
 /**
- * rooms.list: driven by the user's own rows (room_reads' key, room_members' user index), then each
- * room's current visibility decides which of the two makes it count. Sorted by code point.
+ * One rooms.list page ($1 user, $2 the roomId to start after, '' for the first page, $3 rows):
+ * the public rooms the user joined, and the private rooms they are a member of. A room is either,
+ * so the two never overlap. Each half walks its index in code point order (see the
+ * IndexRoomsListPages migration) from the cursor and stops after $3 rows, and the two are merged:
+ * a page reads about its own rows, however many rooms the user has. OFFSET 0 keeps each room
+ * lookup a key probe per row read (a join the planner could turn into a scan of rooms).
  */
 const ROOMS_SQL = `
-  SELECT r.id AS room_id, r.last_seq, COALESCE(rr.last_read_seq, 0) AS last_read_seq
-  FROM rooms r LEFT JOIN room_reads rr ON rr.user_id = $1 AND rr.room_id = r.id
-  WHERE r.id IN (SELECT room_id FROM room_reads WHERE user_id = $1 AND joined_at IS NOT NULL
-                 UNION ALL SELECT room_id FROM room_members WHERE user_id = $1)
-    AND CASE r.visibility
-          WHEN 'public' THEN rr.joined_at IS NOT NULL
-          ELSE EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $1)
-        END
-  ORDER BY r.id COLLATE "C"`;
+  (SELECT j.room_id COLLATE "C" AS room_id, r.last_seq, j.last_read_seq
+   FROM room_reads j
+   CROSS JOIN LATERAL (SELECT x.last_seq FROM rooms x WHERE x.id = j.room_id AND x.visibility = 'public' OFFSET 0) r
+   WHERE j.user_id = $1 AND j.joined_at IS NOT NULL AND j.room_id COLLATE "C" > $2
+   ORDER BY j.room_id COLLATE "C" LIMIT $3)
+  UNION ALL
+  (SELECT m.room_id COLLATE "C", r.last_seq,
+          COALESCE((SELECT x.last_read_seq FROM room_reads x WHERE x.user_id = $1 AND x.room_id = m.room_id), 0)
+   FROM room_members m
+   CROSS JOIN LATERAL (SELECT x.last_seq FROM rooms x WHERE x.id = m.room_id AND x.visibility = 'private' OFFSET 0) r
+   WHERE m.user_id = $1 AND m.room_id COLLATE "C" > $2
+   ORDER BY m.room_id COLLATE "C" LIMIT $3)
+  ORDER BY room_id LIMIT $3`;
+
+/**
+ * How many room ids an instance remembers as existing (roomExists): enough for the rooms its
+ * users send to, a few MB at most.
+ */
+const KNOWN_ROOMS = 10_000;
 
 @Injectable()
 export class TypeOrmChatStore extends ChatStore {
   private readonly batcher: AppendBatcher;
+  /** Rooms seen to exist, oldest first; rooms are never deleted, so a yes stays true. */
+  private readonly knownRooms = new Set<string>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -96,25 +113,37 @@ export class TypeOrmChatStore extends ChatStore {
 
   /** Stored by group commit (AppendBatcher): concurrent sends share one transaction; each resolves after its COMMIT. */
   async append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult> {
-    return this.guard(
+    const result = await this.guard(
       (deadline) =>
         new Promise<AppendResult>((resolve, reject) => this.batcher.submit({ input, trusted, deadline, onCreated, resolve, reject })),
     );
+    // Any answer, forbidden included, means the room exists now (the append creates a missing one).
+    this.remember(input.roomId);
+    return result;
   }
 
-  /**
-   * Most joins are of rooms that exist (every rejoin after a reconnect): one statement, and an
-   * insert only for a new room. The join is recorded by the same statement (OPEN_SQL).
-   */
-  async openRoom(roomId: string, userId: string): Promise<RoomAccess> {
+  /** One statement, which also records the join (OPEN_SQL). */
+  async openRoom(roomId: string, userId: string): Promise<RoomAccess | null> {
     return this.guard(async () => {
-      let [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
-      if (!row) {
-        await this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]);
-        [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
-      }
+      const [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
+      if (!row) return null;
+      this.remember(roomId);
       return toAccess(row);
     });
+  }
+
+  async createRoom(roomId: string): Promise<void> {
+    await this.guard(() => this.db.query('INSERT INTO rooms (id) VALUES ($1) ON CONFLICT (id) DO NOTHING', [roomId]));
+    this.remember(roomId);
+  }
+
+  /** Asked before every user's send: answered from memory for the rooms this instance has seen, else one key probe. */
+  async roomExists(roomId: string): Promise<boolean> {
+    if (this.knownRooms.has(roomId)) return true;
+    const [row] = await this.guard(() => this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]));
+    if (row) this.remember(roomId);
+    // A room created here while the probe was out is missing from the probe's snapshot, not from memory.
+    return row !== undefined || this.knownRooms.has(roomId);
   }
 
   async roomAccess(roomId: string, userId: string): Promise<RoomAccess | null> {
@@ -241,15 +270,28 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
-  async listRooms(userId: string): Promise<RoomReadState[]> {
+  /** Keyset paging on roomId: one row past the page says whether more follow. */
+  async listRooms({ userId, afterRoomId, limit }: RoomsQuery): Promise<RoomsPage> {
     return this.guard(async () => {
-      const rows = (await this.db.query(ROOMS_SQL, [userId])) as { room_id: string; last_seq: string; last_read_seq: string }[];
-      return rows.map((r) => {
+      const rows = (await this.db.query(ROOMS_SQL, [userId, afterRoomId ?? '', limit + 1])) as {
+        room_id: string;
+        last_seq: string;
+        last_read_seq: string;
+      }[];
+      const rooms = rows.slice(0, limit).map((r) => {
         const lastSeq = Number(r.last_seq);
         const lastReadSeq = Number(r.last_read_seq);
         return { roomId: r.room_id, lastSeq, lastReadSeq, unread: Math.max(0, lastSeq - lastReadSeq) };
       });
+      return { rooms, hasMore: rows.length > limit };
     });
+  }
+
+  /** Bounded: the oldest id is forgotten first (and asked for again if it comes back). */
+  private remember(roomId: string): void {
+    if (this.knownRooms.has(roomId)) return;
+    if (this.knownRooms.size >= KNOWN_ROOMS) this.knownRooms.delete(this.knownRooms.values().next().value as string);
+    this.knownRooms.add(roomId);
   }
 
   /**

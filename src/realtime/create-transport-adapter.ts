@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RedisClients } from '../redis/redis-clients.js';
-import { RedisUserMessageCounter } from '../redis/user-message-counter.js';
+import { RedisUserMessageCounter } from '../redis/user-window-counter.js';
 import { Admission } from './admission.js';
 import { DualTransportAdapter } from './dual-transport.adapter.js';
 import { HandshakeGuard } from './limits/handshake-guard.js';

@@ -40,6 +40,7 @@ const GENEROUS_LIMITS: AppConfig['rateLimits'] = {
   perConnection: { perSecond: 1000, burst: 1000 },
   perUser: { messages: 1000, windowMs: 60_000 },
   disconnectAfter: 50,
+  roomCreations: { perUser: 20, windowMs: 60_000 },
 };
 const MAX_CONNECTIONS_PER_USER = 2;
 const MAX_ROOMS_PER_CONNECTION = 3;
@@ -1712,6 +1713,7 @@ describe('DualTransportAdapter rate limits', () => {
         perConnection: { perSecond: 1, burst: BURST },
         perUser: { messages: USER_MESSAGES, windowMs: 60_000 },
         disconnectAfter: DISCONNECT_AFTER,
+        roomCreations: { perUser: 20, windowMs: 60_000 },
       },
     });
   });

@@ -2,7 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { RedisClients } from './redis-clients.js';
-import { RedisUserMessageCounter } from './user-message-counter.js';
+import { RedisRoomCreationCounter, RedisUserMessageCounter } from './user-window-counter.js';
 
 /** Provides RedisClients when REDIS_URL is set, and null when the service runs on one instance. */
 @Global()
@@ -14,7 +14,8 @@ import { RedisUserMessageCounter } from './user-message-counter.js';
       useFactory: (config: AppConfig) => (config.redis ? new RedisClients(config.redis.url, config.redis.prefix) : null),
     },
     RedisUserMessageCounter,
+    RedisRoomCreationCounter,
   ],
-  exports: [RedisClients, RedisUserMessageCounter],
+  exports: [RedisClients, RedisUserMessageCounter, RedisRoomCreationCounter],
 })
 export class RedisModule {}

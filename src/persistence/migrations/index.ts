@@ -4,6 +4,7 @@ import { CreateAppendFunction1764200000000 } from './1764200000000-CreateAppendF
 import { CreateEventTables1764210000000 } from './1764210000000-CreateEventTables.js';
 import { CreateRoomReads1764220000000 } from './1764220000000-CreateRoomReads.js';
 import { BoundAppendLockWait1764300000000 } from './1764300000000-BoundAppendLockWait.js';
+import { IndexRoomsListPages1764400000000 } from './1764400000000-IndexRoomsListPages.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -13,4 +14,5 @@ export const migrations = [
   CreateEventTables1764210000000,
   CreateRoomReads1764220000000,
   BoundAppendLockWait1764300000000,
+  IndexRoomsListPages1764400000000,
 ];

@@ -8,6 +8,7 @@ const LIMITS: AppConfig['rateLimits'] = {
   perConnection: { perSecond: 10, burst: 5 },
   perUser: { messages: 3, windowMs: 60_000 },
   disconnectAfter: 3,
+  roomCreations: { perUser: 20, windowMs: 60_000 },
 };
 
 /** Counts per user in one window that ends `windowLeftMs` from the time of each hit. */

@@ -1,15 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
 import type { Redis } from 'ioredis';
+import { RoomCreationCounter } from '../chat/chat.ports.js';
+import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
 import { RedisClients } from './redis-clients.js';
 
 /**
- * How long a send may wait for Redis to count it. While Redis is dying, a command can sit in
+ * How long a request may wait for Redis to count it. While Redis is dying, a command can sit in
  * ioredis's queue until a reconnect: a send must never wait on that.
  */
 const REDIS_COUNT_TIMEOUT_MS = 200;
 
-/** One command per counted message: INCR, and PEXPIRE when it opened the window's key. */
+/** One command per counted event: INCR, and PEXPIRE when it opened the window's key. */
 const COUNT_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
@@ -18,19 +19,23 @@ return n`;
 type CountingRedis = Redis & { chatCountMessage(key: string, windowMs: number): Promise<number> };
 
 /**
- * Per-user message windows in Redis (INCR + PEXPIRE on a key per user and window), so a user's
- * budget is shared by every instance. Without Redis, or while it is unreachable or slow, each
- * instance counts on its own: limits loosen during an outage rather than refusing or delaying
- * every message.
+ * Per-user fixed windows in Redis (INCR + PEXPIRE on a key per user and window, under
+ * `<REDIS_PREFIX>:<kind>:`), so a user's budget is shared by every instance. Without Redis, or
+ * while it is unreachable or slow, each instance counts on its own: limits loosen during an outage
+ * rather than refusing or delaying every request.
  */
-@Injectable()
-export class RedisUserMessageCounter implements UserMessageCounter {
+class RedisUserWindowCounter {
   private readonly logger = new Logger('RateLimit');
   private readonly local = new Map<string, number>();
   private localWindow = -1;
   private degraded = false;
 
-  constructor(@Inject(RedisClients) private readonly redis: RedisClients | null) {
+  constructor(
+    private readonly redis: RedisClients | null,
+    /** The keys' segment after the prefix; also names what is counted in the log. */
+    private readonly kind: string,
+  ) {
+    // The same script under the same name for every counter on this client: defining it again is harmless.
     redis?.pub.defineCommand('chatCountMessage', { numberOfKeys: 1, lua: COUNT_SCRIPT });
   }
 
@@ -39,7 +44,7 @@ export class RedisUserMessageCounter implements UserMessageCounter {
     const window = Math.floor(now / windowMs);
     const resetAt = (window + 1) * windowMs;
     if (this.redis?.ready) {
-      const count = await this.countInRedis(`${this.redis.prefix}:rate:${userId}:${window}`, windowMs);
+      const count = await this.countInRedis(`${this.redis.prefix}:${this.kind}:${userId}:${window}`, windowMs);
       if (count !== null) return { count, resetAt };
     }
     if (window !== this.localWindow) {
@@ -61,8 +66,25 @@ export class RedisUserMessageCounter implements UserMessageCounter {
       .catch(() => null);
     const count = await Promise.race([counted, late]);
     clearTimeout(timer);
-    if (count === null && !this.degraded) this.logger.warn('Redis did not count a message in time; counting per instance until it does');
+    if (count === null && !this.degraded)
+      this.logger.warn(`Redis did not count (${this.kind}) in time; counting per instance until it does`);
     this.degraded = count === null;
     return count;
+  }
+}
+
+/** message.send per user (RATE_LIMIT_USER_MESSAGES): keys `<prefix>:rate:<user>:<window>`. */
+@Injectable()
+export class RedisUserMessageCounter extends RedisUserWindowCounter implements UserMessageCounter {
+  constructor(@Inject(RedisClients) redis: RedisClients | null) {
+    super(redis, 'rate');
+  }
+}
+
+/** Rooms created implicitly per user (ROOM_CREATE_LIMIT): keys `<prefix>:rooms-created:<user>:<window>`. */
+@Injectable()
+export class RedisRoomCreationCounter extends RedisUserWindowCounter implements RoomCreationCounter {
+  constructor(@Inject(RedisClients) redis: RedisClients | null) {
+    super(redis, 'rooms-created');
   }
 }
