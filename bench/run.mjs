@@ -5,18 +5,21 @@
 // interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
 // and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
 //   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles);
-//   --render <results.json> re-evaluates a stored run (its file, latest.json if it is that run, docs/performance.md).
+//   --render <results.json> re-evaluates a stored run (its file, latest.json if it is that run, docs/performance.md);
+//   --soak <minutes> [--soak-rate N] runs the soak instead (bench/scenarios/soak.mjs).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { createDatabase, Registry, ROOT, serverVersions, startBaselines, startServices } from './lib/infra.mjs';
 import { loadavg, postgresBackendsOf } from './lib/procs.mjs';
-import { evaluateTargets, renderMarkdown, withHeadline } from './lib/report.mjs';
+import { evaluateTargets, renderMarkdown, serviceFanoutMax, withHeadline } from './lib/report.mjs';
+import { fmt } from './lib/measure.mjs';
 import { WorkerPool } from './load/pool.mjs';
 import { durable } from './scenarios/durable.mjs';
 import { fanout } from './scenarios/fanout.mjs';
-import { idle } from './scenarios/idle.mjs';
+import { idle, idleInstancesCpu } from './scenarios/idle.mjs';
+import { soak, SOAK_MAX_MINUTES } from './scenarios/soak.mjs';
 import { storm } from './scenarios/storm.mjs';
 
 const args = process.argv.slice(2);
@@ -31,6 +34,9 @@ const only = new Set(option('only', 'a,b,c,d').split(','));
 const repeats = Number(option('repeats', quick ? 1 : 3));
 const workers = Number(option('workers', 4));
 const profileDir = option('profile', null);
+const soakMinutes = option('soak', null) === null ? null : Number(option('soak'));
+const IDLE_CPU_SECONDS = 10;
+const LATEST = `${ROOT}bench/results/latest.json`;
 
 const SIZES = quick
   ? {
@@ -133,6 +139,40 @@ function fitToFdLimit(notes) {
   return limit;
 }
 
+/**
+ * The soak's rate: half the measured maximum fan-out rate, given as --soak-rate N (deliveries/s)
+ * or the service's maximum in bench/results/latest.json (the lower transport). Checked before
+ * anything starts.
+ */
+function soakPlan() {
+  if (!(soakMinutes > 0 && soakMinutes <= SOAK_MAX_MINUTES))
+    throw new Error(`--soak takes minutes, more than 0 and at most ${SOAK_MAX_MINUTES}`);
+  const given = option('soak-rate', null);
+  if (given !== null) {
+    const max = Number(given);
+    if (!(max > 0)) throw new Error('--soak-rate takes the maximum fan-out rate in deliveries/s (the soak runs at half of it)');
+    return { deliveriesPerSec: Math.round(max / 2), rateSource: `half of --soak-rate ${max}` };
+  }
+  const latest = existsSync(LATEST) ? JSON.parse(readFileSync(LATEST, 'utf8')) : null;
+  const max = serviceFanoutMax(latest);
+  if (!max) throw new Error('bench/results/latest.json has no service fan-out maximum: run the bench first, or give --soak-rate N');
+  return {
+    deliveriesPerSec: Math.round(max.lower / 2),
+    rateSource:
+      `half of the service's fan-out maximum in bench/results/latest.json, commit ${latest.commit}${latest.meta?.quick ? ' (a quick run)' : ''}: ` +
+      `socket.io ${max.perTransport.io ?? '–'}/s, ws ${max.perTransport.ws ?? '–'}/s, the lower`,
+  };
+}
+
+/** latest.json as it is, or null. */
+function readLatest() {
+  try {
+    return JSON.parse(readFileSync(LATEST, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 const registry = new Registry();
 
 async function main() {
@@ -150,8 +190,9 @@ async function main() {
   process.on('unhandledRejection', (err) => void abort(1, `unhandled rejection: ${err?.stack ?? err}`));
 
   if (!existsSync(`${ROOT}dist/main.js`)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench does)');
+  const plan = soakMinutes === null ? null : soakPlan();
   const notes = [];
-  const fdLimit = fitToFdLimit(notes);
+  const fdLimit = plan ? Number(sh('sh', ['-c', 'ulimit -n'])) || 1024 : fitToFdLimit(notes);
   const commit = sh('git', ['rev-parse', '--short', 'HEAD']) || 'unknown';
   const dirty = sh('git', ['status', '--porcelain', '--', 'src']).length > 0;
   const loadAtStart = loadavg();
@@ -161,17 +202,20 @@ async function main() {
   const secret = `bench-secret-${randomBytes(12).toString('hex')}`;
 
   log(
-    `chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`,
+    plan
+      ? `chat bench soak: ${soakMinutes} min, commit ${commit}, ${cpus().length} cores, ${workers} load processes`
+      : `chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`,
   );
   const db = await createDatabase(registry);
-  log(`database ${db.name} created; starting 2 service instances and 2 instances of each baseline…`);
+  log(`database ${db.name} created; starting 2 service instances${plan ? '' : ' and 2 instances of each baseline'}…`);
   const [services, ioBase, wsBase] = await Promise.all([
     startServices(registry, { count: 2, databaseUrl: db.url, prefix: `bench-svc-${runId}`, secret, profileDir }),
-    startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
-    startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
+    plan ? [] : startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
+    plan ? [] : startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
   ]);
   log(
-    `service ${services.map((s) => s.url).join(' ')} | socket.io baseline ${ioBase.map((s) => s.url).join(' ')} | ws baseline ${wsBase.map((s) => s.url).join(' ')}`,
+    `service ${services.map((s) => s.url).join(' ')}` +
+      (plan ? '' : ` | socket.io baseline ${ioBase.map((s) => s.url).join(' ')} | ws baseline ${wsBase.map((s) => s.url).join(' ')}`),
   );
   const pool = new WorkerPool(workers, { onSpawn: (child) => registry.track(child) });
   registry.onCleanup(() => pool.stop());
@@ -195,6 +239,28 @@ async function main() {
       return true;
     },
   };
+
+  const machine = async () => ({
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    postgres: (await serverVersions().catch(() => ({ postgres: 'unknown' }))).postgres,
+    redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'unknown',
+  });
+  if (plan) return soakRun(ctx, { ...plan, commit, dirty, notes, machine });
+
+  // The instances' own CPU with no client, before anything has run (and after 2 s of settling).
+  let idleCpu = null;
+  if (only.has('c')) {
+    await new Promise((r) => setTimeout(r, 2000));
+    idleCpu = await idleInstancesCpu(ctx, IDLE_CPU_SECONDS);
+    log(
+      `idle service CPU, no clients, ${idleCpu.seconds} s: ${idleCpu.perInstance.map((p) => `${p.name} ${p.pct}%`).join(', ')} of a core  ` +
+        `pg (bench db) ${idleCpu.pgBenchPct}%  host ${idleCpu.hostBusyPct}%`,
+    );
+  }
 
   const scenarios = {};
   for (const [key, name, fn] of [
@@ -220,7 +286,7 @@ async function main() {
 
   // Interrupted: abort() is stopping everything and exits; write nothing half-done.
   if (registry.stopping) return new Promise(() => undefined);
-  const versions = await serverVersions().catch(() => ({ postgres: 'unknown' }));
+  if (idleCpu) scenarios.idle = { ...scenarios.idle, quiet: idleCpu };
   const results = {
     meta: {
       quick,
@@ -234,15 +300,7 @@ async function main() {
       loadAtStart,
       notes,
       sizes: SIZES,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model ?? 'unknown',
-        memGiB: Math.round(totalmem() / 2 ** 30),
-        kernel: release(),
-        node: process.version,
-        postgres: versions.postgres,
-        redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? 'unknown',
-      },
+      machine: await machine(),
     },
     scenarios,
   };
@@ -251,13 +309,55 @@ async function main() {
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const date = new Date(started).toISOString().slice(0, 10);
   const file = `bench/results/${date}-${commit}${quick ? '-quick' : ''}.json`;
-  const json = `${JSON.stringify(withHeadline(results), null, 1)}\n`;
-  writeFileSync(`${ROOT}${file}`, json);
-  writeFileSync(`${ROOT}bench/results/latest.json`, json);
-  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
+  const full = withHeadline(results);
+  writeFileSync(`${ROOT}${file}`, `${JSON.stringify(full, null, 1)}\n`);
+  // The last soak is a run of its own: latest.json keeps it (with its commit) next to this run.
+  const soakBefore = readLatest()?.scenarios?.soak;
+  const latest = soakBefore ? { ...full, scenarios: { ...full.scenarios, soak: soakBefore } } : full;
+  writeFileSync(LATEST, `${JSON.stringify(latest, null, 1)}\n`);
+  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(latest));
   log(`wrote ${file}, bench/results/latest.json and docs/performance.md`);
   for (const t of results.targets)
     log(`target: ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`);
+  await registry.cleanup();
+  log('done');
+}
+
+/**
+ * The soak: writes bench/results/<date>-<commit>-soak.json, merges its summary into latest.json
+ * as scenarios.soak (everything else kept) and rewrites docs/performance.md from latest.json.
+ */
+async function soakRun(ctx, { deliveriesPerSec, rateSource, commit, dirty, notes, machine }) {
+  const { summary, samples } = await soak(ctx, { minutes: soakMinutes, deliveriesPerSec });
+  if (registry.stopping) return new Promise(() => undefined);
+  const date = new Date(started).toISOString().slice(0, 10);
+  const file = `bench/results/${date}-${commit}-soak.json`;
+  const meta = {
+    commit,
+    dirty,
+    startedAt: new Date(started).toISOString(),
+    durationSec: (Date.now() - started) / 1000,
+    workers,
+    notes,
+    machine: await machine(),
+  };
+  const head = { commit, startedAt: meta.startedAt, file, rateSource, ...summary };
+  mkdirSync(`${ROOT}bench/results`, { recursive: true });
+  writeFileSync(`${ROOT}${file}`, `${JSON.stringify({ commit, meta, summary: head, samples }, null, 1)}\n`);
+  const latest = readLatest() ?? {};
+  latest.scenarios = { ...latest.scenarios, soak: head };
+  writeFileSync(LATEST, `${JSON.stringify(latest, null, 1)}\n`);
+  const rendered = latest.meta && latest.targets;
+  if (rendered) writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(latest));
+  log(`wrote ${file}, scenarios.soak in bench/results/latest.json${rendered ? ' and docs/performance.md' : ''}`);
+  for (const t of summary.targets)
+    log(
+      `target: soak ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`,
+    );
+  log(
+    `soak: heap growth ${summary.heapGrowthPct ?? '–'}%, RSS growth ${summary.rssGrowthPct ?? '–'}%, lost ${summary.lost} ` +
+      `(${summary.lostDeliveries} deliveries), p99 by 5-min window ${summary.p99ByWindowMs.map((x) => fmt.ms(x)).join(' / ')} ms`,
+  );
   await registry.cleanup();
   log('done');
 }
@@ -269,11 +369,13 @@ async function main() {
 async function renderOnly(file) {
   const results = JSON.parse(readFileSync(file, 'utf8'));
   results.targets = evaluateTargets(results);
-  const json = `${JSON.stringify(withHeadline(results), null, 1)}\n`;
-  writeFileSync(file, json);
-  const latest = `${ROOT}bench/results/latest.json`;
-  if (existsSync(latest) && JSON.parse(readFileSync(latest, 'utf8')).meta?.startedAt === results.meta.startedAt) writeFileSync(latest, json);
-  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(results));
+  const full = withHeadline(results);
+  writeFileSync(file, `${JSON.stringify(full, null, 1)}\n`);
+  const before = readLatest();
+  const soakBefore = before?.scenarios?.soak;
+  const latest = soakBefore ? { ...full, scenarios: { ...full.scenarios, soak: soakBefore } } : full;
+  if (before?.meta?.startedAt === results.meta.startedAt) writeFileSync(LATEST, `${JSON.stringify(latest, null, 1)}\n`);
+  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(latest));
   process.stdout.write(`${file}, docs/performance.md rewritten from ${file}\n`);
 }
 

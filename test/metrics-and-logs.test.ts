@@ -51,6 +51,26 @@ describe('metrics and logs', () => {
     }
   });
 
+  it('counts group-commit transactions and their messages in chat_append_batch_size', async () => {
+    const A = cluster.instances[0];
+    const sender = cluster.track(await connect('ws', A.url, await tokenFor('m-batcher')));
+    const before = await scrape(0);
+    // 100 sends at once into one room: they wait for the room's batch in flight and share the next ones.
+    const acks = await Promise.all(
+      Array.from({ length: 100 }, (_, n) => sender.ok('message.send', { roomId: 'batch-room', body: `batched ${n}` })),
+    );
+    assert.equal(acks.length, 100);
+    const after = await scrape(0);
+    const delta = (series: string) => (sample(after, series) ?? NaN) - (sample(before, series) ?? 0);
+    assert.equal(delta('chat_append_batch_size_sum'), 100, 'every message counted once, in the transaction that stored it');
+    const transactions = delta('chat_append_batch_size_count');
+    assert.ok(transactions >= 1 && transactions < 100, `${transactions} transactions for 100 messages: batches, not one each`);
+    assert.ok(delta('chat_append_batch_size_bucket{le="1"}') < transactions, 'some transaction held more than one message');
+    assert.equal(delta('chat_append_batch_size_bucket{le="512"}'), transactions, 'a batch holds at most 500');
+    assert.equal(delta('chat_append_batch_size_bucket{le="+Inf"}'), transactions);
+    console.log(`# 100 concurrent sends into one room: ${transactions} append transactions`);
+  });
+
   it('logs each HTTP request with a request id and its path, never its query string', async () => {
     const A = cluster.instances[0];
     const res = await fetch(`${A.url}/v1/rooms/logged/messages?access_token=do-not-log-me`, {

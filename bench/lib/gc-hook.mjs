@@ -7,9 +7,12 @@ import { renameSync, writeFileSync } from 'node:fs';
 const dir = process.env.BENCH_GC_DIR;
 if (dir && typeof global.gc === 'function') {
   process.on('SIGUSR2', () => {
+    // gcMs: how long the forced collections held the event loop (the soak weighs that cost).
+    const started = performance.now();
     global.gc();
     global.gc();
-    const body = JSON.stringify({ pid: process.pid, at: Date.now(), memory: process.memoryUsage() });
+    const gcMs = performance.now() - started;
+    const body = JSON.stringify({ pid: process.pid, at: Date.now(), gcMs, memory: process.memoryUsage() });
     // write then rename: the reader never sees half a file
     writeFileSync(`${dir}/${process.pid}.json.tmp`, body);
     renameSync(`${dir}/${process.pid}.json.tmp`, `${dir}/${process.pid}.json`);

@@ -260,7 +260,8 @@ export async function memoryAfterGc(inst, kind) {
   while (Date.now() < end) {
     try {
       statSync(file);
-      return JSON.parse(readFileSync(file, 'utf8')).memory;
+      const report = JSON.parse(readFileSync(file, 'utf8'));
+      return { ...report.memory, gcMs: report.gcMs };
     } catch {
       await sleep(20);
     }
@@ -268,9 +269,14 @@ export async function memoryAfterGc(inst, kind) {
   throw new Error(`${inst.name}: no GC report within 10 s`);
 }
 
+/** GET /metrics of a service instance, as text. */
+export async function scrapeMetrics(inst) {
+  return (await fetch(`${inst.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+}
+
 /** The service's own view, as-is (no forced GC): resident memory and heap from /metrics. */
 export async function serviceMetrics(inst) {
-  const text = await (await fetch(`${inst.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const text = await scrapeMetrics(inst);
   const pick = (name) => {
     const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
     return m ? Number(m[1]) : null;

@@ -1,9 +1,12 @@
 // Measurement windows shared by the scenarios: CPU of the measured instances, of the load
 // generator (each worker), of Postgres and Redis, and the host, over one window.
 import { nowUs } from './hist.mjs';
-import { CpuProbe, postgresPids, redisPids } from './procs.mjs';
+import { CpuProbe, postgresPids, redisPids, round1 } from './procs.mjs';
 
 export const GEN_LIMIT_PCT = 85;
+/** The quiet stretch sampled before every step, and the host busy % above which it counts as noisy. */
+export const QUIET_MS = 1000;
+export const NOISY_PCT = 15;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function until(t) {
@@ -33,6 +36,7 @@ export function summarizeCpu(ctx, d) {
     genPerWorker: perWorker,
     pgPct: d.pg.pct,
     pgBenchPct: d.pgBench.pct,
+    pgBenchCpuMs: Math.round(d.pgBench.cpuMs),
     redisPct: d.redis.pct,
     hostBusyPct: d.host.busyPct,
     hostCores: d.host.cores,
@@ -48,6 +52,36 @@ export async function cpuWindow(ctx, targetPids, startUs, endUs) {
   await until(endUs);
   const b = probe.sample();
   return summarizeCpu(ctx, probe.diff(a, b));
+}
+
+/** Postgres CPU (the bench database's backends) per message stored in the window, in µs. */
+export function pgUsPerMessage(cpu, stored) {
+  return stored > 0 ? round1((cpu.pgBenchCpuMs * 1000) / stored) : null;
+}
+
+/** Every process the bench started, and the backends of its database (not the shared Redis). */
+function benchPids(ctx) {
+  const instances = [...ctx.services, ...Object.values(ctx.baselines).flat()];
+  return [...instances.map((i) => i.pid).filter(Boolean), ...ctx.pool.pids, ...ctx.pgBenchPids()];
+}
+
+/**
+ * How busy the host was from now until endUs (hrtime µs), a stretch in which the bench sends
+ * nothing: what is busy then is mostly other work on the host. benchPct is the bench's own share,
+ * in % of the whole host like hostBusyPct. noisyBefore when the host was over NOISY_PCT busy.
+ */
+export async function quietBefore(ctx, endUs) {
+  const probe = new CpuProbe({ bench: () => benchPids(ctx) });
+  const a = probe.sample();
+  await until(endUs);
+  const d = probe.diff(a, probe.sample());
+  const quiet = { seconds: Math.round(d.seconds * 1000) / 1000, hostBusyPct: d.host.busyPct, benchPct: round1(d.bench.pct / d.host.cores) };
+  return { quietBefore: quiet, noisyBefore: quiet.hostBusyPct > NOISY_PCT };
+}
+
+/** " noisy before (host 23% busy)" for progress lines, or nothing. */
+export function noisyNote(rec) {
+  return rec.noisyBefore ? `  noisy before (host ${fmt.pct(rec.quietBefore.hostBusyPct)} busy)` : '';
 }
 
 /** A step is invalid when one load-generator process passed 85% of a core (it measured itself). */

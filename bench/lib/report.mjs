@@ -1,7 +1,9 @@
 // Turns one run's results into the target verdicts and docs/performance.md.
-import { fmt, median } from './measure.mjs';
+import { formatBatches } from './batches.mjs';
+import { fmt, median, NOISY_PCT } from './measure.mjs';
 
 const P99_LIMIT_MS = 100;
+const PG_US_LIMIT = { fanout: 150, durable: 60 };
 const T = { io: 'socket.io', ws: 'ws' };
 const TRANSPORTS = ['io', 'ws'];
 const round = (x, d = 2) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
@@ -31,6 +33,18 @@ function maxDelivered(steps, side, transport) {
   return { median: median(perRepeat), perRepeat };
 }
 
+/**
+ * The service's maximum delivered/s at p99 ≤ 100 ms of a stored run (median of repeats), per
+ * transport, and the lower of the two: what the soak takes half of.
+ */
+export function serviceFanoutMax(results) {
+  const steps = results?.scenarios?.fanout?.steps;
+  if (!steps) return null;
+  const per = Object.fromEntries(TRANSPORTS.map((tr) => [tr, maxDelivered(steps, 'service', tr).median]));
+  const v = Object.values(per).filter((x) => typeof x === 'number' && x > 0);
+  return v.length ? { perTransport: per, lower: Math.min(...v) } : null;
+}
+
 /** CPU µs per delivery, side by side at each offered rate both sides sustained (valid, p99 ≤ 100 ms). */
 function cpuRatios(steps, transport) {
   const good = steps.filter(
@@ -43,6 +57,35 @@ function cpuRatios(steps, transport) {
     if (svc !== null && base !== null) rows.push({ rate, service: svc, baseline: base, ratio: ratio(svc, base) });
   }
   return rows.sort((a, b) => a.rate - b.rate);
+}
+
+/**
+ * The highest Postgres µs per stored message over the valid service steps: each step (transport,
+ * mode, offered rate) as the median of its repeats, like the tables.
+ */
+function pgPerMessageMax(steps, keep = () => true) {
+  const good = steps.filter((s) => s.side === 'service' && s.valid && typeof s.pgCpuUsPerMessage === 'number' && keep(s));
+  let worst = null;
+  for (const rs of groupBy(good, (s) => `${s.transport}|${s.mode ?? ''}|${s.offeredPerSec}`).values()) {
+    const value = median(rs.map((s) => s.pgCpuUsPerMessage));
+    if (worst === null || value > worst.value) worst = { value, step: rs[0], runs: rs.length };
+  }
+  return worst;
+}
+
+function pgTarget(scenario, steps, keep, label, where) {
+  const limit = PG_US_LIMIT[scenario];
+  const w = pgPerMessageMax(steps, keep);
+  return {
+    id: `${scenario}-pg-cpu`,
+    label,
+    threshold: `≤ ${limit} µs`,
+    value: w ? round(w.value, 1) : null,
+    detail: w
+      ? `highest at ${where(w.step)}, median of ${w.runs} run(s); Postgres CPU of the bench database's backends ÷ messages stored in the window`
+      : 'no valid service step with the figure',
+    met: w ? w.value <= limit : null,
+  };
 }
 
 export function evaluateTargets(results) {
@@ -92,6 +135,15 @@ export function evaluateTargets(results) {
         met: rr === null || (serviceUnbounded && baselineUnbounded) ? null : rr >= 0.85,
       });
     }
+    add(
+      pgTarget(
+        'fanout',
+        fo.steps,
+        () => true,
+        'Postgres CPU µs per stored message, fan-out (highest valid step)',
+        (s) => `${T[s.transport]} ${fmt.k(s.offeredPerSec)} delivered/s offered (${fmt.k(s.sendsPerSec)} sends/s)`,
+      ),
+    );
   }
   const du = results.scenarios.durable;
   if (du?.steps) {
@@ -140,6 +192,16 @@ export function evaluateTargets(results) {
         });
       }
     }
+    // Below 1,000/s a batch holds a message or two and the per-transaction cost is the figure.
+    add(
+      pgTarget(
+        'durable',
+        du.steps,
+        (s) => s.offeredPerSec >= 1000,
+        'Postgres CPU µs per stored message, durable sends (highest valid step ≥ 1,000/s)',
+        (s) => `${s.mode === 'many' ? 'many rooms' : 'one hot room'}, ${T[s.transport]} ${fmt.k(s.offeredPerSec)}/s`,
+      ),
+    );
   }
   const id = results.scenarios.idle;
   if (id?.runs) {
@@ -164,6 +226,31 @@ export function evaluateTargets(results) {
         met: r === null || rh === null ? null : r <= limit && rh <= limit,
       });
     }
+  }
+  if (id?.quiet) {
+    const q = id.quiet;
+    add({
+      id: 'idle-instance-cpu',
+      label: `service instance CPU with no client (${q.seconds} s before the scenarios, the busier instance)`,
+      threshold: '< 1% of a core',
+      value: q.instanceCpuPct,
+      detail: `${q.perInstance.map((p) => `${p.name} ${p.pct}%`).join(', ')}; host ${fmt.pct(q.hostBusyPct)} busy meanwhile`,
+      met: q.instanceCpuPct < 1,
+    });
+  }
+  const connecting = (id?.runs ?? []).filter((r) => r.side === 'service' && typeof r.connectCpu?.pgBenchPct === 'number');
+  if (connecting.length) {
+    const worst = connecting.reduce((a, r) => (r.connectCpu.pgBenchPct > a.connectCpu.pgBenchPct ? r : a));
+    add({
+      id: 'idle-connect-pg',
+      label: `Postgres CPU while ${id.config.connections} idle clients connect and join (bench database, the worse run)`,
+      threshold: '< 10% of a core',
+      value: worst.connectCpu.pgBenchPct,
+      detail: connecting
+        .map((r) => `${T[r.transport]} r${r.repeat}: ${r.connectCpu.pgBenchPct}% over ${fmt.n1(r.connectCpu.seconds)} s`)
+        .join('; '),
+      met: worst.connectCpu.pgBenchPct < 10,
+    });
   }
   const st = results.scenarios.storm;
   if (st?.runs) {
@@ -204,7 +291,10 @@ export function headline(results) {
     const v = values.filter((x) => typeof x === 'number');
     return v.length ? pick(...v) : null;
   };
-  const fanout = both((tr) => ({ cpuPerDeliveryRatio: num('fanout-cpu', tr), maxDeliveredRatio: num('fanout-max', tr) }));
+  const fanout = {
+    ...both((tr) => ({ cpuPerDeliveryRatio: num('fanout-cpu', tr), maxDeliveredRatio: num('fanout-max', tr) })),
+    pgCpuUsPerMessage: num('fanout-pg-cpu'),
+  };
   const many = both((tr) => num('durable-many', tr));
   const hot = both((tr) => num('durable-hot', tr));
   const p99 = { manyRooms: both((tr) => num('durable-many-p99', tr)), hotRoom: both((tr) => num('durable-hot-p99', tr)) };
@@ -220,9 +310,15 @@ export function headline(results) {
       manyRoomsAckedPerSec: worst(Math.min, Object.values(many)),
       hotRoomAckedPerSec: worst(Math.min, Object.values(hot)),
       ackP99Ms: worst(Math.max, [...Object.values(p99.manyRooms), ...Object.values(p99.hotRoom)]),
+      pgCpuUsPerMessage: num('durable-pg-cpu'),
       byTransport: { ackedPerSec: { manyRooms: many, hotRoom: hot }, ackP99Ms: p99 },
     },
-    idle: { socketioMemRatio: mem.socketio, wsMemRatio: mem.ws },
+    idle: {
+      socketioMemRatio: mem.socketio,
+      wsMemRatio: mem.ws,
+      instanceCpuPct: num('idle-instance-cpu'),
+      connectPgCpuPct: num('idle-connect-pg'),
+    },
     storm: { ratio: worst(Math.max, Object.values(storm)), lost: lost.length ? lost.reduce((a, b) => a + b, 0) : null, byTransport: storm },
   };
 }
@@ -241,16 +337,57 @@ const validCell = (rs) => {
   return bad === 0 ? 'valid' : `**invalid** ${bad}/${rs.length}`;
 };
 
-function cpuCells(rs) {
+/** The CPU columns; `mark` (a footnote sign) goes with the host figure. */
+function cpuCells(rs, mark = '') {
   const m = (f) => median(rs.map((r) => f(r.cpu)));
   return [
     fmt.pct(m((c) => c.targetPct)),
     `${fmt.pct(m((c) => c.genMaxWorkerPct))} / ${fmt.pct(m((c) => c.genPct))}`,
     `${fmt.pct(m((c) => c.pgPct))} (${fmt.pct(m((c) => c.pgBenchPct))})`,
     fmt.pct(m((c) => c.redisPct)),
-    `${fmt.pct(m((c) => c.hostBusyPct))} / ${fmt.n1(m((c) => c.load1))}`,
+    `${fmt.pct(m((c) => c.hostBusyPct))} / ${fmt.n1(m((c) => c.load1))}${mark}`,
   ];
 }
+
+/**
+ * "†" when a run of the row had the host over NOISY_PCT busy in the quiet second before it, with
+ * the figures written down in `notes` for the footnote under the table.
+ */
+function noisyMark(rs, what, notes) {
+  const noisy = rs.filter((r) => r.noisyBefore);
+  if (!noisy.length) return '';
+  notes.push(
+    `${what}: ${noisy.map((r) => `host ${fmt.pct(r.quietBefore.hostBusyPct)} busy (the bench's own processes ${fmt.pct(r.quietBefore.benchPct)})`).join(', ')}`,
+  );
+  return ' †';
+}
+
+function noisyFootnote(notes) {
+  if (!notes.length) return [];
+  return [
+    `† In the second before the step (or run) began, while the bench sent nothing, the host was over ${NOISY_PCT}% busy: other work (or the bench's own processes still finishing what came before) shared the cores. ${notes.join('; ')}.`,
+    '',
+  ];
+}
+
+/** Postgres µs per stored message and the group commit's batches: medians over the repeats. */
+function storageCells(rs) {
+  if (rs[0].side !== 'service') return ['–', '–'];
+  const m = (f) => median(rs.map(f));
+  const b = rs.map((r) => r.batches).filter((x) => x && !x.error);
+  const batches = b.length
+    ? formatBatches({
+        transactions: median(b.map((x) => x.transactions)),
+        perTx: median(b.map((x) => x.perTx)),
+        p50: median(b.map((x) => x.p50)),
+        p90: median(b.map((x) => x.p90)),
+        max: median(b.map((x) => x.max)),
+      })
+    : '–';
+  return [fmt.us(m((r) => r.pgCpuUsPerMessage)), batches];
+}
+
+const STORAGE_HEAD = ['Postgres µs/msg (bench db)', 'append transactions (batches)'];
 
 function table(header, rows) {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -276,6 +413,7 @@ function fanoutSection(fo) {
     if (!steps.length) continue;
     lines.push(`### ${T[tr]}`, '');
     const rows = [];
+    const notes = [];
     const rates = [...new Set(steps.map((s) => s.offeredPerSec))].sort((a, b) => a - b);
     for (const rate of rates) {
       for (const side of ['service', 'baseline']) {
@@ -292,17 +430,32 @@ function fanoutSection(fo) {
           fmt.ms(m((r) => r.ack.p99)),
           fmt.us(m((r) => r.usPerDelivery)),
           String(m((r) => r.lost) ?? 0),
-          ...cpuCells(rs),
+          ...storageCells(rs),
+          ...cpuCells(rs, noisyMark(rs, `${fmt.k(rate)}/s ${side}`, notes)),
           `${validCell(rs)} (${rs.length} run${rs.length > 1 ? 's' : ''})`,
         ]);
       }
     }
     lines.push(
       table(
-        ['offered/s', 'side', 'delivered/s', 'p50 ms', 'p95 ms', 'p99 ms', 'ack p99 ms', 'CPU µs/delivery', 'lost', ...CPU_HEAD, 'step'],
+        [
+          'offered/s',
+          'side',
+          'delivered/s',
+          'p50 ms',
+          'p95 ms',
+          'p99 ms',
+          'ack p99 ms',
+          'CPU µs/delivery',
+          'lost',
+          ...STORAGE_HEAD,
+          ...CPU_HEAD,
+          'step',
+        ],
         rows,
       ),
       '',
+      ...noisyFootnote(notes),
     );
   }
   return lines.join('\n');
@@ -326,6 +479,7 @@ function durableSection(du) {
       if (!steps.length) continue;
       lines.push(`### ${mode === 'many' ? 'Many rooms' : 'One hot room'}, ${T[tr]}`, '');
       const rows = [];
+      const notes = [];
       const rates = [...new Set(steps.map((s) => s.offeredPerSec))].sort((a, b) => a - b);
       for (const rate of rates) {
         for (const side of ['service', 'baseline']) {
@@ -341,14 +495,30 @@ function durableSection(du) {
             fmt.ms(m((r) => r.ack.p99)),
             fmt.us(m((r) => r.usPerSend)),
             `${m((r) => r.shed) ?? 0} / ${errs}`,
-            ...cpuCells(rs),
+            ...storageCells(rs),
+            ...cpuCells(rs, noisyMark(rs, `${fmt.k(rate)}/s ${side}`, notes)),
             `${validCell(rs)} (${rs.length} run${rs.length > 1 ? 's' : ''})`,
           ]);
         }
       }
       lines.push(
-        table(['offered/s', 'side', 'acked/s', 'ack p50 ms', 'ack p99 ms', 'CPU µs/send', 'shed / errors', ...CPU_HEAD, 'step'], rows),
+        table(
+          [
+            'offered/s',
+            'side',
+            'acked/s',
+            'ack p50 ms',
+            'ack p99 ms',
+            'CPU µs/send',
+            'shed / errors',
+            ...STORAGE_HEAD,
+            ...CPU_HEAD,
+            'step',
+          ],
+          rows,
+        ),
         '',
+        ...noisyFootnote(notes),
       );
     }
   }
@@ -358,6 +528,7 @@ function durableSection(du) {
 function idleSection(id) {
   const c = id.config;
   const rows = [];
+  const notes = [];
   for (const tr of TRANSPORTS) {
     for (const side of ['service', 'baseline']) {
       const rs = id.runs.filter((r) => r.transport === tr && r.side === side);
@@ -371,7 +542,10 @@ function idleSection(id) {
         fmt.kb(m((r) => r.heapPerConn)),
         side === 'service' ? `${fmt.kb(m((r) => r.asIsRssPerConn))} / ${fmt.kb(m((r) => r.asIsHeapPerConn))}` : '–',
         `${fmt.n1(m((r) => r.connectAndJoinMs / 1000))} s`,
-        ...cpuCells(rs.map((r) => ({ cpu: r.connectCpu }))),
+        ...cpuCells(
+          rs.map((r) => ({ cpu: r.connectCpu })),
+          noisyMark(rs, `${T[tr]} ${side}`, notes),
+        ),
         `${validCell(rs)} (${rs.length} run${rs.length > 1 ? 's' : ''})`,
       ]);
     }
@@ -399,12 +573,22 @@ function idleSection(id) {
       rows,
     ),
     '',
+    ...noisyFootnote(notes),
+    ...(id.quiet
+      ? [
+          `With no client at all, over ${id.quiet.seconds} s before the first scenario, the service instances used ` +
+            `${id.quiet.perInstance.map((p) => `${p.pct}%`).join(' and ')} of a core (${id.quiet.perInstance.map((p) => p.name).join(', ')}); ` +
+            `Postgres (bench db) ${id.quiet.pgBenchPct}%, host ${fmt.pct(id.quiet.hostBusyPct)} busy.`,
+          '',
+        ]
+      : []),
   ].join('\n');
 }
 
 function stormSection(st) {
   const c = st.config;
   const rows = [];
+  const notes = [];
   for (const tr of TRANSPORTS) {
     for (const side of ['service', 'baseline']) {
       const rs = st.runs.filter((r) => r.transport === tr && r.side === side);
@@ -421,7 +605,7 @@ function stormSection(st) {
         String(m((r) => r.ackedMessages)),
         `${rs.map((r) => r.lostMessages).join(', ')} / ${rs.map((r) => r.lostDeliveries).join(', ')}`,
         side === 'service' ? 'yes (sinceSeq + history)' : 'no (nothing stored)',
-        ...cpuCells(rs).slice(1),
+        ...cpuCells(rs, noisyMark(rs, `${T[tr]} ${side}`, notes)).slice(1),
         `${validCell(rs)} (${rs.length} run${rs.length > 1 ? 's' : ''})`,
       ]);
     }
@@ -454,6 +638,51 @@ function stormSection(st) {
       rows,
     ),
     '',
+    ...noisyFootnote(notes),
+  ].join('\n');
+}
+
+function soakSection(so) {
+  const c = so.config;
+  const rows = so.latencyByWindow.map((w) => [
+    `${fmt.n1(w.fromMin)}–${fmt.n1(w.toMin)}`,
+    String(w.n),
+    fmt.ms(w.p50),
+    fmt.ms(w.p99),
+    fmt.ms(w.max),
+  ]);
+  return [
+    '## e. Soak',
+    '',
+    `\`npm run bench -- --soak ${so.minutes}\` on commit \`${so.commit}\` (${so.startedAt}, ${so.ranMinutes} min ran; raw samples in \`${so.file}\`): ` +
+      `2 service instances, ${c.clients} clients (socket.io and ws alternating, each room spread over both instances) in rooms of ${c.roomSize}, one sender per room, ` +
+      `${fmt.k(so.deliveriesPerSec)} deliveries/s offered (${so.rateSource}). Every ${c.cycleEveryMs / 1000} s, ${Math.round(c.cycleFraction * 100)}% of the other members ` +
+      `cycle at a random moment of the period: by turns leave and rejoin, or drop the connection and reconnect to the other instance; both catch up with ` +
+      `\`room.join { sinceSeq }\` and history pages. Every ${c.sampleEveryMs / 1000} s: RSS (/proc), heapUsed (\`/metrics\`) and CPU of both instances; ` +
+      `every ${so.growthWindows.gcEverySec} s heap after a forced GC (gc-hook; it held the instances ` +
+      `${so.perInstance.map((p) => `${fmt.ms(p.gcMsMean)} ms`).join(' / ')} on average, pauses that the latency below includes). ` +
+      `Host ${fmt.pct(so.hostBusyPctMean)} busy on average. Growth = mean of the last ${so.growthWindows.windowMin} min ` +
+      `against the first ${so.growthWindows.windowMin} min after a ${so.growthWindows.warmupMin}-min warm-up. Lost = acked messages that a member still joined at the end ` +
+      `got neither live nor on rejoining (${so.membersChecked} members checked, ${so.membersLeftOut} left out as not rejoined; ${so.ackedMessages} acked messages, ` +
+      `${so.expectedDeliveries} member deliveries expected, ${so.lostDeliveries} missing).`,
+    '',
+    table(
+      ['target', 'threshold', 'value', 'verdict'],
+      so.targets.map((t) => [t.label, t.threshold, t.value === null ? '–' : String(t.value), verdict(t.met)]),
+    ),
+    '',
+    `Per instance: ${so.perInstance
+      .map(
+        (p) =>
+          `${p.name} heap after GC ${p.heapGrowthPct ?? '–'}% (heapUsed as-is ${p.heapUsedGrowthPct ?? '–'}%), RSS ${p.rssGrowthPct ?? '–'}%`,
+      )
+      .join('; ')}.`,
+    '',
+    'Delivery latency (publish→receive, live deliveries) by 5-minute window of send time:',
+    '',
+    table(['minutes', 'deliveries', 'p50 ms', 'p99 ms', 'max ms'], rows),
+    '',
+    ...(so.notes?.length ? [...so.notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
 }
 
@@ -470,12 +699,13 @@ export function renderMarkdown(results) {
       '(`bench/baselines/ws-baseline.mjs`), both with the same rooms and broadcast and no persistence. Every figure of the service includes ' +
       'storing the message in Postgres before the ack; the baselines store nothing.',
     '',
-    '**Run it:** `npm run bench` (full: 3 repeats, about 30 minutes) or `npm run bench -- --quick` (a smoke of about two minutes: small sizes, 1 repeat). It builds the service, ' +
+    '**Run it:** `npm run bench` (full: 3 repeats, about 35 minutes) or `npm run bench -- --quick` (a smoke of about two minutes: small sizes, 1 repeat). It builds the service, ' +
       'creates a scratch database `bench_<random>` on the local Postgres (dropped at the end), starts 2 service instances, 2 of each baseline and ' +
       `${meta.workers} load-generator processes, runs the scenarios with service and baseline interleaved step by step, and writes ` +
       '`bench/results/<date>-<commit>.json` (`…-quick.json` for a quick run), `bench/results/latest.json` and this file. Options: `--only a,b,c,d`, ' +
       '`--repeats N`, `--workers N`, `--profile <dir>` (V8 CPU profiles of the service instances; `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile` ' +
-      'summarises them); `--render <results.json>` rewrites this file from a stored run.',
+      'summarises them); `--render <results.json>` rewrites this file from a stored run. `--soak <minutes>` (at most 240; `--soak-rate N`) is a separate run: ' +
+      'see "e. Soak" and the method below.',
     '',
     '**Where the time goes and what stands in the way of the targets not met:** [performance-analysis.md](performance-analysis.md) (profiles, written by hand).',
     '',
@@ -507,6 +737,7 @@ export function renderMarkdown(results) {
   if (s.durable?.steps) lines.push(durableSection(s.durable));
   if (s.idle?.runs) lines.push(idleSection(s.idle));
   if (s.storm?.runs) lines.push(stormSection(s.storm));
+  if (s.soak?.latencyByWindow) lines.push(soakSection(s.soak));
   for (const [name, sc] of Object.entries(s)) if (sc?.error) lines.push(`**Scenario ${name} failed:** \`${sc.error.split('\n')[0]}\``, '');
   lines.push(
     '## Method',
@@ -514,6 +745,23 @@ export function renderMarkdown(results) {
     '- CPU of any process is utime+stime from `/proc/<pid>/stat` (100 ticks/s) over the measured window, the same for the service, the baselines, the load ' +
       'generator, Postgres (`pgrep -x postgres`) and Redis (`pgrep -x redis-server`); host busy % from `/proc/stat`, load from `/proc/loadavg`. ' +
       '"CPU µs/delivery" is the two instances\' CPU in the window divided by the deliveries of messages sent in it.',
+    '- "Postgres µs/msg (bench db)" is the CPU of the bench database\'s backends in the window divided by the messages stored in it: in the fan-out ' +
+      'the sends made in the window (each is stored), in the durable sends the acks that arrived in it (an ack follows the COMMIT). The target figure ' +
+      'is the highest over the valid service steps, each step the median of its repeats; for the durable sends only steps of 1,000/s and more.',
+    '- "append transactions (batches)": the group commit\'s `chat_append_batch_size` histogram (messages per append transaction, buckets 1, 2, 4 … 512), ' +
+      'read from `GET /metrics` of both instances 30 ms before and 5 ms after the window (the results keep how long each read took; a read at the start of the warm-up ' +
+      "moves the instances' 5-s shared outbox-backlog query out of the window); the difference gives the transactions, messages per transaction " +
+      '(mean) and the buckets holding the median, the 90th percentile and the largest transaction ("≤16" = 9 to 16 messages).',
+    `- Quiet host before each step: the workers get a step at once and wait 1 s before sending; over that second the host's busy % is sampled ` +
+      `(/proc/stat). Above ${NOISY_PCT}% the step is marked \`noisyBefore\` in the results and "†" here, with the figure and the bench's own share of it ` +
+      "(its processes and its database's backends). Idle and storm runs are sampled the same way before they start.",
+    '- Idle service CPU: after the instances start and settle 2 s, and before the first scenario, 10 s with no client, % of one core per instance ' +
+      "(the target takes the busier one). Postgres while connecting: the bench database's backends over the connect-and-join phase of scenario c.",
+    "- Soak (`--soak <minutes>`, ≤ 240, its own run: 2 service instances, no baselines): load at half the service's maximum delivered/s at p99 ≤ 100 ms — " +
+      "the lower transport's figure in `bench/results/latest.json`, or half of `--soak-rate N` (deliveries/s) when given. Heap after a forced GC is read " +
+      'once a minute (a forced GC held an instance 0.1–0.5 s here), or so that each growth window holds 3 readings in a short soak; growth compares the ' +
+      'means of the first and last 5 minutes after a 2-minute warm-up (shorter for soaks under 12 minutes). It writes ' +
+      '`bench/results/<date>-<commit>-soak.json` and merges its summary into `latest.json` as `scenarios.soak` (a later full run keeps it there, with its own commit).',
     '- The load generator is separate processes (`bench/load/worker.mjs`), each with its own clients (socket.io-client on the websocket transport, or `ws`); ' +
       'sends are paced open-loop; latency samples go into log buckets of 1% width (p50/p95/p99 are bucket upper bounds).',
     "- Service instances run `node dist/main.js` with `NODE_ENV=test`, `LOG_LEVEL=warn`, `DB_POOL_SIZE=20` and the rate limits raised to the configuration's maxima " +

@@ -3,10 +3,10 @@
 import { Histogram, nowUs } from '../lib/hist.mjs';
 import { tokenFor } from '../lib/token.mjs';
 import { BenchClient, inflight } from './clients.mjs';
+import { countError, pace, PAD, rejoin, sleep } from './lib.mjs';
+import { soakHandlers } from './soak.mjs';
 
 const groups = new Map();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const PAD = 'x'.repeat(200);
 
 /** Runs `fn` over `items` with at most `limit` at once. */
 async function eachLimited(items, limit, fn) {
@@ -18,45 +18,6 @@ async function eachLimited(items, limit, fn) {
     }
   });
   await Promise.all(lanes);
-}
-
-function countError(errors, reply) {
-  const code = reply?.error?.code ?? 'UNKNOWN';
-  errors[code] = (errors[code] ?? 0) + 1;
-}
-
-/** Sleeps until the hrtime µs instant `t`. */
-async function until(t) {
-  const ms = (t - nowUs()) / 1000;
-  if (ms > 0) await sleep(ms);
-}
-
-/**
- * A paced open-loop sender: `send(i)` is called `rate` times a second from t0 for durationUs,
- * catching up after timer slips but never by more than 100 ms of sends (the rest counts as skipped).
- */
-function pace({ t0, durationUs, rate, send, stopped = () => false }) {
-  return new Promise((resolve) => {
-    let sent = 0;
-    let skipped = 0;
-    const cap = Math.max(1, Math.ceil(rate * 0.1));
-    const startIn = Math.max(0, (t0 - nowUs()) / 1000);
-    setTimeout(() => {
-      const timer = setInterval(() => {
-        const elapsed = nowUs() - t0;
-        if (elapsed >= durationUs || stopped()) {
-          clearInterval(timer);
-          return resolve({ sent, skipped });
-        }
-        let due = Math.floor((elapsed / 1e6) * rate) - sent - skipped;
-        if (due > cap) {
-          skipped += due - cap;
-          due = cap;
-        }
-        for (let k = 0; k < due; k++) send(sent++);
-      }, 2);
-    }, startIn);
-  });
 }
 
 const handlers = {
@@ -252,32 +213,15 @@ const handlers = {
         }
         if (g.stopped) return void c.terminate();
         c.onClose = onClose;
-        for (let tries = 0; tries < 10; tries++) {
-          const join = await c.request('room.join', recover ? { roomId: rec.room, sinceSeq: rec.upTo } : { roomId: rec.room });
-          if (!join.ok) {
-            countError(g.storm.joinErrors, join);
-            if (!c.open) return; // closed again: onClose reconnects
-            await sleep(100 * (tries + 1));
-            continue;
-          }
-          if (recover) {
-            for (const m of join.data.missed ?? []) mark(rec, m);
-            let more = join.data.hasMore;
-            for (let pages = 0; more && pages < 200; pages++) {
-              const page = await c.request('message.history', { roomId: rec.room, afterSeq: rec.upTo, limit: 100 });
-              if (!page.ok) {
-                countError(g.storm.joinErrors, page);
-                await sleep(100);
-                continue;
-              }
-              for (const m of page.data.messages) mark(rec, m);
-              more = page.data.hasMore;
-            }
-          }
-          g.storm.doneAt.push(nowUs());
-          return;
-        }
-        g.storm.gaveUp++;
+        const outcome = await rejoin(c, {
+          room: rec.room,
+          recover,
+          since: () => rec.upTo,
+          mark: (m) => mark(rec, m),
+          errors: g.storm.joinErrors,
+        });
+        if (outcome === 'done') g.storm.doneAt.push(nowUs());
+        else if (outcome === 'failed') g.storm.gaveUp++;
       };
     }
     return { armed: g.clients.length };
@@ -375,6 +319,8 @@ const handlers = {
   stats() {
     return { groups: groups.size, inflight: inflight(), memory: process.memoryUsage().rss };
   },
+
+  ...soakHandlers(groups),
 };
 
 process.on('message', async ({ id, cmd, args }) => {

@@ -2,16 +2,18 @@
 // rooms and into one hot room. Senders have joined no room: this is the write path alone. The
 // baseline of the same transport runs the same steps as a reference (it stores nothing).
 import { Histogram, nowUs } from '../lib/hist.mjs';
-import { cpuWindow, fmt, validity } from '../lib/measure.mjs';
+import { batchWindow, formatBatches, PRIME_US, warmMetrics } from '../lib/batches.mjs';
+import { cpuWindow, fmt, noisyNote, pgUsPerMessage, QUIET_MS, quietBefore, validity } from '../lib/measure.mjs';
 import { instancesOf, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, repeat }) {
   const W = ctx.pool.workers.length;
-  const t0 = nowUs() + 300_000;
+  // The workers get the step at once and wait for t0: until then the bench is quiet (see quietBefore).
+  const t0 = nowUs() + QUIET_MS * 1000;
   const winStart = t0 + cfg.warmMs * 1000;
   const winEnd = winStart + cfg.measureMs * 1000;
-  const pids = instancesOf(ctx, side, transport).map((i) => i.pid);
-  const [res, cpu] = await Promise.all([
+  const instances = instancesOf(ctx, side, transport);
+  const [res, cpu, quiet, batches] = await Promise.all([
     ctx.pool.all(
       'durableStep',
       {
@@ -26,7 +28,14 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
       },
       180_000,
     ),
-    cpuWindow(ctx, pids, winStart, winEnd),
+    cpuWindow(
+      ctx,
+      instances.map((i) => i.pid),
+      winStart,
+      winEnd,
+    ),
+    quietBefore(ctx, t0),
+    side === 'service' ? batchWindow(instances, t0 + PRIME_US, winStart, winEnd) : null,
   ]);
   const ack = new Histogram();
   for (const r of res) ack.add(r.ackLat);
@@ -52,6 +61,10 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
     ack: ack.summary(),
     cpu,
     usPerSend: acked > 0 ? Math.round(((cpu.targetCpuMs * 1000) / acked) * 10) / 10 : null,
+    // An ack comes after the COMMIT: the acks in the window are the messages stored in it.
+    pgCpuUsPerMessage: side === 'service' ? pgUsPerMessage(cpu, acked) : null,
+    batches,
+    ...quiet,
     ...validity(cpu, extra),
   };
   const errs = Object.values(rec.errors).reduce((a, b) => a + b, 0);
@@ -59,7 +72,8 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
     `durable ${mode.padEnd(4)} ${TRANSPORT_NAME[transport].padEnd(9)} r${repeat} ${fmt.k(rate).padStart(5)}/s ${side.padEnd(8)} ` +
       `acked ${fmt.k(rec.ackedPerSec).padStart(6)}/s  ack p50 ${fmt.ms(rec.ack.p50)} p99 ${fmt.ms(rec.ack.p99)} ms  ` +
       `svc ${fmt.pct(cpu.targetPct)} pg ${fmt.pct(cpu.pgPct)} redis ${fmt.pct(cpu.redisPct)} gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc host ${fmt.pct(cpu.hostBusyPct)}` +
-      `${rec.shed ? `  shed ${rec.shed}` : ''}${errs ? `  errors ${JSON.stringify(rec.errors)}` : ''}${rec.valid ? '' : '  INVALID'}`,
+      (side === 'service' ? `  pg ${fmt.us(rec.pgCpuUsPerMessage)} µs/msg  batches ${formatBatches(batches)}` : '') +
+      `${rec.shed ? `  shed ${rec.shed}` : ''}${errs ? `  errors ${JSON.stringify(rec.errors)}` : ''}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
   );
   return rec;
 }
@@ -67,6 +81,7 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
 export async function durable(ctx) {
   const cfg = ctx.sizes.durable;
   const out = { config: { ...cfg }, steps: [], setups: [] };
+  await warmMetrics(ctx.services);
   for (let repeat = 1; repeat <= ctx.repeats; repeat++) {
     for (const transport of ['io', 'ws']) {
       if (ctx.outOfTime()) return { ...out, truncated: true };

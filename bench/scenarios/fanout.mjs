@@ -2,7 +2,8 @@
 // rising steps of delivered messages/s until p99 passes 100 ms. For the service every message is
 // persisted and acked; the baseline of the same transport does the same broadcast without storage.
 import { Histogram, nowUs } from '../lib/hist.mjs';
-import { cpuWindow, fmt, validity } from '../lib/measure.mjs';
+import { batchWindow, formatBatches, PRIME_US, warmMetrics } from '../lib/batches.mjs';
+import { cpuWindow, fmt, noisyNote, pgUsPerMessage, QUIET_MS, quietBefore, validity } from '../lib/measure.mjs';
 import { instancesOf, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 export const P99_LIMIT_MS = 100;
@@ -35,17 +36,25 @@ function specsFor(ctx, side, transport, repeat, cfg) {
 async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
   const sendRate = rate / cfg.roomSize; // every message reaches the roomSize members of its room
   const perSenderRate = sendRate / cfg.senders;
-  const t0 = nowUs() + 300_000;
+  // The workers get the step at once and wait for t0: until then the bench is quiet (see quietBefore).
+  const t0 = nowUs() + QUIET_MS * 1000;
   const winStart = t0 + cfg.warmMs * 1000;
   const winEnd = winStart + cfg.measureMs * 1000;
-  const pids = instancesOf(ctx, side, transport).map((i) => i.pid);
-  const [res, cpu] = await Promise.all([
+  const instances = instancesOf(ctx, side, transport);
+  const [res, cpu, quiet, batches] = await Promise.all([
     ctx.pool.all(
       'fanoutStep',
       { group, step: `${repeat}${side[0]}${k}`, perSenderRate, t0, warmMs: cfg.warmMs, measureMs: cfg.measureMs },
       120_000,
     ),
-    cpuWindow(ctx, pids, winStart, winEnd),
+    cpuWindow(
+      ctx,
+      instances.map((i) => i.pid),
+      winStart,
+      winEnd,
+    ),
+    quietBefore(ctx, t0),
+    side === 'service' ? batchWindow(instances, t0 + PRIME_US, winStart, winEnd) : null,
   ]);
   const lat = new Histogram();
   const ack = new Histogram();
@@ -77,13 +86,18 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
     ack: ack.summary(),
     cpu,
     usPerDelivery: delivered > 0 ? Math.round(((cpu.targetCpuMs * 1000) / delivered) * 100) / 100 : null,
+    // Every message sent in the window is stored (the service's; the baseline stores nothing).
+    pgCpuUsPerMessage: side === 'service' ? pgUsPerMessage(cpu, sum('sentInWin')) : null,
+    batches,
+    ...quiet,
     ...validity(cpu, extra),
   };
   ctx.log(
     `fanout ${TRANSPORT_NAME[transport].padEnd(9)} r${repeat} ${fmt.k(rate).padStart(5)}/s ${side.padEnd(8)} ` +
       `delivered ${fmt.k(rec.deliveredPerSec).padStart(6)}/s  p50 ${fmt.ms(rec.lat.p50)} p95 ${fmt.ms(rec.lat.p95)} p99 ${fmt.ms(rec.lat.p99)} ms  ` +
       `${fmt.n1(rec.usPerDelivery)} µs/delivery  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} redis ${fmt.pct(cpu.redisPct)} host ${fmt.pct(cpu.hostBusyPct)}` +
-      `${rec.lost ? `  lost ${rec.lost}` : ''}${rec.valid ? '' : '  INVALID'}`,
+      (side === 'service' ? `  pg ${fmt.us(rec.pgCpuUsPerMessage)} µs/msg  batches ${formatBatches(batches)}` : '') +
+      `${rec.lost ? `  lost ${rec.lost}` : ''}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
   );
   return rec;
 }
@@ -91,6 +105,7 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
 export async function fanout(ctx) {
   const cfg = ctx.sizes.fanout;
   const out = { config: { ...cfg }, steps: [], setups: [] };
+  await warmMetrics(ctx.services);
   for (let repeat = 1; repeat <= ctx.repeats; repeat++) {
     for (const transport of ['io', 'ws']) {
       if (ctx.outOfTime()) return { ...out, truncated: true };

@@ -3,9 +3,10 @@
 // of the measured side are restarted first (fresh processes on the same ports). Baselines
 // GC through GET /stats; the service through the bench's preloaded SIGUSR2 hook (src/ untouched);
 // the service's own /metrics figures (no forced GC) are recorded too.
-import { fmt, probeFor, summarizeCpu, validity } from '../lib/measure.mjs';
+import { nowUs } from '../lib/hist.mjs';
+import { fmt, noisyNote, probeFor, QUIET_MS, quietBefore, summarizeCpu, validity } from '../lib/measure.mjs';
 import { memoryAfterGc, serviceMetrics } from '../lib/infra.mjs';
-import { rssBytes } from '../lib/procs.mjs';
+import { CpuProbe, rssBytes } from '../lib/procs.mjs';
 import { instancesOf, setupGroup, sideOrder, sleep, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 async function snapshot(side, instances) {
@@ -30,6 +31,26 @@ async function snapshot(side, instances) {
   };
 }
 
+/**
+ * The service instances' own CPU with no client at all (timers, relay polling, heartbeats), over
+ * `seconds`, before any scenario ran: % of one core per instance; instanceCpuPct is the larger.
+ */
+export async function idleInstancesCpu(ctx, seconds) {
+  const groups = Object.fromEntries(ctx.services.map((inst) => [inst.name, () => [inst.pid]]));
+  const probe = new CpuProbe({ ...groups, pgBench: ctx.pgBenchPids });
+  const a = probe.sample();
+  await sleep(seconds * 1000);
+  const d = probe.diff(a, probe.sample());
+  const perInstance = ctx.services.map((inst) => ({ name: inst.name, pct: d[inst.name].pct }));
+  return {
+    seconds: Math.round(d.seconds * 10) / 10,
+    perInstance,
+    instanceCpuPct: Math.max(...perInstance.map((p) => p.pct)),
+    pgBenchPct: d.pgBench.pct,
+    hostBusyPct: d.host.busyPct,
+  };
+}
+
 export async function idle(ctx) {
   const cfg = ctx.sizes.idle;
   const out = { config: { ...cfg }, runs: [] };
@@ -40,7 +61,9 @@ export async function idle(ctx) {
         const instances = instancesOf(ctx, side, transport);
         // Fresh processes, so memory freed by earlier scenarios does not hide the growth.
         await Promise.all(instances.map((i) => i.restart()));
-        await sleep(cfg.settleMs);
+        // The quiet sample is the end of the settling time, so it costs the run no time.
+        await sleep(Math.max(0, cfg.settleMs - QUIET_MS));
+        const quiet = await quietBefore(ctx, nowUs() + QUIET_MS * 1000);
         const before = await snapshot(side, instances);
         const urls = instances.map((i) => i.url);
         const specs = Array.from({ length: cfg.connections }, (_, i) => ({
@@ -81,6 +104,7 @@ export async function idle(ctx) {
           after,
           connectCpu,
           cpu,
+          ...quiet,
           ...validity(cpu),
         };
         out.runs.push(rec);
@@ -88,7 +112,7 @@ export async function idle(ctx) {
           `idle    ${TRANSPORT_NAME[transport].padEnd(9)} r${repeat} ${side.padEnd(8)} ${n} connections (${setup.failed} failed) in ${(setup.ms / 1000).toFixed(1)} s  ` +
             `RSS ${fmt.kb(rec.rssPerConn)}/conn  heap ${fmt.kb(rec.heapPerConn)}/conn` +
             (side === 'service' ? `  (as-is /metrics: RSS ${fmt.kb(rec.asIsRssPerConn)}, heap ${fmt.kb(rec.asIsHeapPerConn)})` : '') +
-            `  connecting: instances ${fmt.pct(connectCpu.targetPct)} gen ${fmt.pct(connectCpu.genMaxWorkerPct)}/proc pg ${fmt.pct(connectCpu.pgPct)} host ${fmt.pct(connectCpu.hostBusyPct)}${rec.valid ? '' : '  INVALID'}`,
+            `  connecting: instances ${fmt.pct(connectCpu.targetPct)} gen ${fmt.pct(connectCpu.genMaxWorkerPct)}/proc pg ${fmt.pct(connectCpu.pgPct)} (bench db ${fmt.n1(connectCpu.pgBenchPct)}%) host ${fmt.pct(connectCpu.hostBusyPct)}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
         );
         await teardownGroup(ctx, group);
         await sleep(cfg.settleMs);

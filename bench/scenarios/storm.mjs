@@ -6,7 +6,7 @@
 // messages some member never got. The baseline (same clients, same kill) cannot recover: its
 // figure is its connect storm, and its losses are shown for what they are.
 import { nowUs } from '../lib/hist.mjs';
-import { fmt, probeFor, summarizeCpu, validity } from '../lib/measure.mjs';
+import { fmt, noisyNote, probeFor, QUIET_MS, quietBefore, summarizeCpu, validity } from '../lib/measure.mjs';
 import { instancesOf, mergeCounts, setupGroup, sideOrder, sleep, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 function pct(sorted, p) {
@@ -29,6 +29,7 @@ async function one(ctx, { side, transport, repeat, cfg }) {
   }));
   // Senders do not join: they are the rooms' writers only.
   const senderSpecs = Array.from({ length: rooms }, (_, r) => ({ worker: r, userId: `${tag}-s${r}`, url: b.url, sendRoom: roomName(r) }));
+  const quiet = await quietBefore(ctx, nowUs() + QUIET_MS * 1000);
   const setup = await setupGroup(ctx, { group: members, kind: transport, specs: memberSpecs, concurrency: cfg.concurrency });
   const sSetup = await setupGroup(ctx, { group: senders, kind: transport, specs: senderSpecs });
   await ctx.pool.all('stormArm', {
@@ -94,6 +95,7 @@ async function one(ctx, { side, transport, repeat, cfg }) {
     lostMessages: lostMessages.size,
     recovers: side === 'service',
     cpu,
+    ...quiet,
     ...validity(cpu),
   };
   ctx.log(
@@ -102,7 +104,7 @@ async function one(ctx, { side, transport, repeat, cfg }) {
         ? `all back${side === 'service' ? ' and caught up' : ''} in ${rec.allBackMs} ms`
         : `${done.length} back, ${gaveUp} gave up`) +
       ` (p50 ${fmt.ms(rec.backP50Ms)} p99 ${fmt.ms(rec.backP99Ms)} ms)  acked ${rec.ackedMessages}, lost ${rec.lostMessages} messages / ${rec.lostDeliveries} deliveries` +
-      `  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} host ${fmt.pct(cpu.hostBusyPct)}${rec.valid ? '' : '  INVALID'}`,
+      `  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} host ${fmt.pct(cpu.hostBusyPct)}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
   );
   return rec;
 }

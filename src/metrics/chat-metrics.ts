@@ -69,6 +69,13 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
+  readonly appendBatchSize = new Histogram({
+    name: 'chat_append_batch_size',
+    help: 'messages per group-commit append transaction attempted by this instance (each half of a split batch counts as its own)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [this.registry],
+  });
+
   readonly errors = new Counter({
     name: 'chat_errors_total',
     help: 'error replies, by protocol error code',

@@ -45,6 +45,7 @@ export class AppendBatcher {
   constructor(
     private readonly db: DataSource,
     private readonly maxInFlight: number,
+    private readonly observeBatch: (messages: number) => void = () => undefined,
   ) {}
 
   submit(pending: PendingAppend): void {
@@ -130,6 +131,7 @@ export class AppendBatcher {
       // One statement, so one implicit transaction: chat_append raises (and nothing commits) once
       // the earliest caller's deadline, less the COMMIT's share, has passed.
       const budget = Math.max(1, Math.min(...batch.map((p) => p.deadline)) - now - COMMIT_RESERVE_MS);
+      this.observeBatch(batch.length);
       const rows = (await runner.query(APPEND_SQL, [
         batch.map((p) => p.input.roomId),
         batch.map((p) => p.input.senderId),

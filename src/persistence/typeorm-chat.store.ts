@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
@@ -14,6 +14,7 @@ import {
   type RoomsQuery,
 } from '../chat/chat.ports.js';
 import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
+import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
 import { isDataError } from './sql-state.js';
@@ -105,10 +106,13 @@ export class TypeOrmChatStore extends ChatStore {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
+    @Optional() metrics?: ChatMetrics,
   ) {
     super();
     // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
-    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1));
+    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1), (n) =>
+      metrics?.appendBatchSize.observe(n),
+    );
   }
 
   /** Stored by group commit (AppendBatcher): concurrent sends share one transaction; each resolves after its COMMIT. */
