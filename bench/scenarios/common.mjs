@@ -1,9 +1,31 @@
-// Helpers the scenarios share: the instances of a side, group set-up over the workers.
+// Helpers the scenarios share: the instances of a side, group set-up over the workers, the
+// measurements around a step's load.
+import { batchWindow, PRIME_US } from '../lib/batches.mjs';
+import { cpuWindow, quietBefore } from '../lib/measure.mjs';
+
 export const SIDES = ['service', 'baseline'];
 export const TRANSPORT_NAME = { io: 'socket.io', ws: 'ws' };
 
 export function instancesOf(ctx, side, transport) {
   return side === 'service' ? ctx.services : ctx.baselines[transport];
+}
+
+/**
+ * What a load step of a or b is measured by, besides the load's own figures: the instances' CPU
+ * over the window, the host's busy time just before t0, and (the service only) the group-commit
+ * batches of the window.
+ */
+export function measureStep(ctx, side, instances, t0, winStart, winEnd) {
+  return Promise.all([
+    cpuWindow(
+      ctx,
+      instances.map((i) => i.pid),
+      winStart,
+      winEnd,
+    ),
+    quietBefore(ctx, t0),
+    side === 'service' ? batchWindow(instances, t0 + PRIME_US, winStart, winEnd) : null,
+  ]);
 }
 
 /** service and baseline in turn; the order flips with each repeat so neither always goes first. */

@@ -2,9 +2,9 @@
 // rooms and into one hot room. Senders have joined no room: this is the write path alone. The
 // baseline of the same transport runs the same steps as a reference (it stores nothing).
 import { Histogram, nowUs } from '../lib/hist.mjs';
-import { batchWindow, formatBatches, PRIME_US, warmMetrics } from '../lib/batches.mjs';
-import { cpuWindow, fmt, noisyNote, pgUsPerMessage, QUIET_MS, quietBefore, validity } from '../lib/measure.mjs';
-import { instancesOf, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
+import { formatBatches, warmMetrics } from '../lib/batches.mjs';
+import { fmt, noisyNote, pgUsPerMessage, QUIET_MS, validity } from '../lib/measure.mjs';
+import { instancesOf, measureStep, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, repeat }) {
   const W = ctx.pool.workers.length;
@@ -13,7 +13,7 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
   const winStart = t0 + cfg.warmMs * 1000;
   const winEnd = winStart + cfg.measureMs * 1000;
   const instances = instancesOf(ctx, side, transport);
-  const [res, cpu, quiet, batches] = await Promise.all([
+  const [res, [cpu, quiet, batches]] = await Promise.all([
     ctx.pool.all(
       'durableStep',
       {
@@ -28,14 +28,7 @@ async function step(ctx, { side, transport, group, mode, k, rate, rooms, cfg, re
       },
       180_000,
     ),
-    cpuWindow(
-      ctx,
-      instances.map((i) => i.pid),
-      winStart,
-      winEnd,
-    ),
-    quietBefore(ctx, t0),
-    side === 'service' ? batchWindow(instances, t0 + PRIME_US, winStart, winEnd) : null,
+    measureStep(ctx, side, instances, t0, winStart, winEnd),
   ]);
   const ack = new Histogram();
   for (const r of res) ack.add(r.ackLat);

@@ -2,9 +2,9 @@
 // rising steps of delivered messages/s until p99 passes 100 ms. For the service every message is
 // persisted and acked; the baseline of the same transport does the same broadcast without storage.
 import { Histogram, nowUs } from '../lib/hist.mjs';
-import { batchWindow, formatBatches, PRIME_US, warmMetrics } from '../lib/batches.mjs';
-import { cpuWindow, fmt, noisyNote, pgUsPerMessage, QUIET_MS, quietBefore, validity } from '../lib/measure.mjs';
-import { instancesOf, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
+import { formatBatches, warmMetrics } from '../lib/batches.mjs';
+import { fmt, noisyNote, pgUsPerMessage, QUIET_MS, validity } from '../lib/measure.mjs';
+import { instancesOf, measureStep, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 export const P99_LIMIT_MS = 100;
 
@@ -41,20 +41,13 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
   const winStart = t0 + cfg.warmMs * 1000;
   const winEnd = winStart + cfg.measureMs * 1000;
   const instances = instancesOf(ctx, side, transport);
-  const [res, cpu, quiet, batches] = await Promise.all([
+  const [res, [cpu, quiet, batches]] = await Promise.all([
     ctx.pool.all(
       'fanoutStep',
       { group, step: `${repeat}${side[0]}${k}`, perSenderRate, t0, warmMs: cfg.warmMs, measureMs: cfg.measureMs },
       120_000,
     ),
-    cpuWindow(
-      ctx,
-      instances.map((i) => i.pid),
-      winStart,
-      winEnd,
-    ),
-    quietBefore(ctx, t0),
-    side === 'service' ? batchWindow(instances, t0 + PRIME_US, winStart, winEnd) : null,
+    measureStep(ctx, side, instances, t0, winStart, winEnd),
   ]);
   const lat = new Histogram();
   const ack = new Histogram();

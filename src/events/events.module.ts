@@ -32,6 +32,7 @@ import { WebhookDispatcher } from './webhook-dispatcher.js';
             : new AdvisoryLockLeadership((db.options as { url: string }).url);
         const eventRelay = new EventRelay({ leadership, relay, webhooks, stream });
         metrics.watchEventsWith({ leading: () => eventRelay.isLeader, backlog: () => countBacklog(db) });
+        if (webhooks) metrics.watchWebhookCircuitsWith(() => webhooks.openCircuitsByHost());
         return eventRelay;
       },
     },

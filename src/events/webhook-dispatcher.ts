@@ -55,6 +55,8 @@ const DEAD_LETTER_SQL = `
  */
 export class WebhookDispatcher {
   private readonly logger = new Logger('Events');
+  /** The current term's circuits; none while this instance does not lead. */
+  private circuits: UrlCircuits | null = null;
 
   constructor(
     private readonly config: WebhookConfig,
@@ -68,6 +70,7 @@ export class WebhookDispatcher {
     setMaxListeners(MAX_IN_FLIGHT + 10, signal);
     // A new term starts with every circuit closed: the previous leader's view is not known here.
     const circuits = new UrlCircuits(this.config.circuit);
+    this.circuits = circuits;
     try {
       while (!signal.aborted) {
         const free = MAX_IN_FLIGHT - inFlight.size;
@@ -85,15 +88,27 @@ export class WebhookDispatcher {
       }
     } finally {
       await Promise.allSettled(inFlight.values());
-      for (const url of circuits.openUrls()) this.metrics.webhookCircuitsOpen.dec({ host: hostOf(url) });
+      this.circuits = null;
     }
+  }
+
+  /** Open circuits by host, every configured URL's host included (0 when none is open): the gauge's reading. */
+  openCircuitsByHost(): Map<string, number> {
+    const open = new Set(this.circuits?.openUrls());
+    const byHost = new Map<string, number>();
+    // The host only: a URL's path and query may carry a receiver's secret.
+    for (const url of this.config.urls) {
+      const host = new URL(url).host;
+      byHost.set(host, (byHost.get(host) ?? 0) + (open.has(url) ? 1 : 0));
+    }
+    return byHost;
   }
 
   private async attempt(session: LeaderSession, delivery: DeliveryRow, signal: AbortSignal, circuits: UrlCircuits): Promise<void> {
     const outcome = await this.post(delivery, signal);
     // A term's circuits end with it: a request cut by its end tells nothing of the receiver.
     if (signal.aborted) return;
-    this.watchCircuit(delivery.url, circuits.settle(delivery.url, outcome.ok), outcome);
+    this.logCircuit(delivery.url, circuits.settle(delivery.url, outcome.ok), outcome);
     try {
       if (outcome.ok) {
         await session.query(DELIVERED_SQL, [delivery.id]);
@@ -118,19 +133,13 @@ export class WebhookDispatcher {
     }
   }
 
-  private watchCircuit(url: string, change: CircuitChange | null, outcome: Outcome): void {
-    if (!change) return;
-    const host = hostOf(url);
-    if (change === 'opened') {
-      this.metrics.webhookCircuitsOpen.inc({ host });
+  private logCircuit(url: string, change: CircuitChange | null, outcome: Outcome): void {
+    if (change === 'opened' && !outcome.ok)
       this.logger.warn(
         `webhook circuit for ${url} opened after ${this.config.circuit.failures} consecutive failures ` +
-          `(last: ${'error' in outcome ? outcome.error : ''}); one probe every ${this.config.circuit.cooldownMs} ms until it answers 2xx`,
+          `(last: ${outcome.error}); one probe every ${this.config.circuit.cooldownMs} ms until it answers 2xx`,
       );
-    } else {
-      this.metrics.webhookCircuitsOpen.dec({ host });
-      this.logger.log(`webhook circuit for ${url} closed: it answered 2xx`);
-    }
+    else if (change === 'closed') this.logger.log(`webhook circuit for ${url} closed: it answered 2xx`);
   }
 
   /** One signed POST; never throws. Redirects are not followed: only a 2xx answer counts. */
@@ -170,11 +179,6 @@ export class WebhookDispatcher {
       signal.removeEventListener('abort', endTerm);
     }
   }
-}
-
-/** The metric names the host only: a URL's path and query may carry a receiver's secret. */
-function hostOf(url: string): string {
-  return new URL(url).host;
 }
 
 /** fetch reports network failures as "fetch failed" with the reason (ECONNREFUSED, ...) in `cause`. */

@@ -33,6 +33,7 @@ export class ChatMetrics {
   readonly registry = new Registry();
   private connectionCounter: (transport: Transport) => number = () => 0;
   private eventsSource: EventsSource | null = null;
+  private webhookCircuits: (() => Map<string, number>) | null = null;
 
   readonly messagesReceived = new Counter({
     name: 'chat_messages_received_total',
@@ -114,13 +115,6 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
-  readonly webhookCircuitsOpen = new Gauge({
-    name: 'chat_webhook_circuits_open',
-    help: 'webhook URLs whose circuit is open (nothing sent but one probe per cool-down), by host',
-    labelNames: ['host'] as const,
-    registers: [this.registry],
-  });
-
   constructor(@InjectDataSource() db: DataSource) {
     collectDefaultMetrics({ register: this.registry });
     const counter = () => this.connectionCounter;
@@ -146,6 +140,16 @@ export class ChatMetrics {
         this.set({ state: 'waiting' }, pool.waitingCount);
       },
     });
+    const circuits = () => this.webhookCircuits;
+    new Gauge({
+      name: 'chat_webhook_circuits_open',
+      help: 'webhook URLs whose circuit is open (nothing sent but one probe per cool-down), by host',
+      labelNames: ['host'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [host, open] of circuits()?.() ?? []) this.set({ host }, open);
+      },
+    });
     const events = () => this.eventsSource;
     new Gauge({
       name: 'chat_events_relay_leader',
@@ -165,6 +169,11 @@ export class ChatMetrics {
         if (source) this.set(await source.backlog().catch(() => NaN));
       },
     });
+  }
+
+  /** Where the webhook circuit gauge reads from (the dispatcher). */
+  watchWebhookCircuitsWith(openByHost: () => Map<string, number>): void {
+    this.webhookCircuits = openByHost;
   }
 
   /** Where the event gauges read from (the relay, and the outbox table). */

@@ -100,7 +100,7 @@ const KNOWN_ROOMS = 10_000;
 @Injectable()
 export class TypeOrmChatStore extends ChatStore {
   private readonly batcher: AppendBatcher;
-  /** Rooms seen to exist, oldest first; rooms are never deleted, so a yes stays true. */
+  /** Rooms seen to exist, least recently used first; rooms are never deleted, so a yes stays true. */
   private readonly knownRooms = new Set<string>();
 
   constructor(
@@ -143,7 +143,10 @@ export class TypeOrmChatStore extends ChatStore {
 
   /** Asked before every user's send: answered from memory for the rooms this instance has seen, else one key probe. */
   async roomExists(roomId: string): Promise<boolean> {
-    if (this.knownRooms.has(roomId)) return true;
+    if (this.knownRooms.has(roomId)) {
+      this.remember(roomId);
+      return true;
+    }
     const [row] = await this.guard(() => this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]));
     if (row) this.remember(roomId);
     // A room created here while the probe was out is missing from the probe's snapshot, not from memory.
@@ -291,10 +294,13 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
-  /** Bounded: the oldest id is forgotten first (and asked for again if it comes back). */
+  /**
+   * Bounded: the least recently used id is forgotten first (and asked for again if it comes back),
+   * so the rooms in use stay known however many others pass through.
+   */
   private remember(roomId: string): void {
-    if (this.knownRooms.has(roomId)) return;
-    if (this.knownRooms.size >= KNOWN_ROOMS) this.knownRooms.delete(this.knownRooms.values().next().value as string);
+    if (!this.knownRooms.delete(roomId) && this.knownRooms.size >= KNOWN_ROOMS)
+      this.knownRooms.delete(this.knownRooms.values().next().value as string);
     this.knownRooms.add(roomId);
   }
 
