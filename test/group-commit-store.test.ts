@@ -35,7 +35,8 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
   });
 
   const created: Message[] = [];
-  const append = (input: NewMessage): Promise<AppendResult> => store.append(input, false, (m) => created.push(m));
+  const append = (input: NewMessage): Promise<AppendResult> =>
+    store.append(input, { trusted: false, createRoom: true }, (m) => created.push(m));
 
   it('300 concurrent sends with 40 the database refuses (NUL): only those 40 fail, with VALIDATION_FAILED', async () => {
     created.length = 0;
@@ -75,6 +76,36 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
     }
     assert.equal(created.length, 260, 'each stored message handed over for delivery once');
     console.log(`# 300 sends, 40 refused by Postgres: 260 stored, 40 VALIDATION_FAILED, in ${ms} ms`);
+  });
+
+  it('a send not allowed to create its room answers missing in a shared batch, creating and storing nothing; the others commit', async () => {
+    created.length = 0;
+    await store.append(
+      { roomId: 'exists-1', senderId: 'u', body: 'first', clientMsgId: null },
+      { trusted: false, createRoom: true },
+      () => {},
+    );
+    const send = (roomId: string, createRoom: boolean, n: number) =>
+      store.append({ roomId, senderId: 'u', body: `m${n}`, clientMsgId: null }, { trusted: false, createRoom }, (m) => created.push(m));
+    // Concurrent, so they share batches: existing room, missing room not allowed, missing room allowed.
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, n) => send(['exists-1', 'not-allowed', 'allowed-1'][n % 3], n % 3 !== 1, n)),
+    );
+    assert.deepEqual([...new Set(results.filter((_, n) => n % 3 === 1).map((r) => r.outcome))], ['missing']);
+    assert.ok(
+      results.filter((_, n) => n % 3 !== 1).every((r) => r.outcome === 'created'),
+      'the others stored',
+    );
+    const rooms = await db.query<{ id: string; last_seq: string }>(
+      "SELECT id, last_seq FROM rooms WHERE id IN ('exists-1', 'not-allowed', 'allowed-1') ORDER BY id",
+    );
+    assert.deepEqual(rooms, [
+      { id: 'allowed-1', last_seq: '10' },
+      { id: 'exists-1', last_seq: '11' },
+    ]);
+    assert.deepEqual(await db.query("SELECT count(*)::int AS n FROM messages WHERE room_id = 'not-allowed'"), [{ n: 0 }]);
+    assert.deepEqual(await db.query("SELECT count(*)::int AS n FROM outbox WHERE room_id = 'not-allowed'"), [{ n: 0 }]);
+    assert.equal(created.length, 20);
   });
 
   it('a locked room fails only its own sends: 60 concurrent sends to another room are all stored', async () => {

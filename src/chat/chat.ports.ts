@@ -40,7 +40,7 @@ export interface RoomInput {
   metadata: Record<string, unknown> | null;
 }
 
-export type AppendResult = { outcome: 'created' | 'existing'; message: Message } | { outcome: 'forbidden' };
+export type AppendResult = { outcome: 'created' | 'existing'; message: Message } | { outcome: 'forbidden' } | { outcome: 'missing' };
 
 /**
  * Storage of rooms, members and messages. An abstract class so it is both the interface and the
@@ -48,13 +48,18 @@ export type AppendResult = { outcome: 'created' | 'existing'; message: Message }
  */
 export abstract class ChatStore {
   /**
-   * Stores a message with the room's next seq (creating a public room), or returns the stored one
-   * for a repeated clientMsgId. Unless `trusted`, a sender who is not a member of a private room
-   * gets `forbidden` and nothing is stored. `onCreated` runs once when a new message commits,
+   * Stores a message with the room's next seq, or returns the stored one for a repeated
+   * clientMsgId. A room that does not exist is created (public) when `createRoom`, else the answer
+   * is `missing` and nothing is stored. Unless `trusted`, a sender who is not a member of a private
+   * room gets `forbidden` and nothing is stored. `onCreated` runs once when a new message commits,
    * before the result resolves, and also when the caller has already been answered UNAVAILABLE
    * (the commit came late): whatever is stored is delivered.
    */
-  abstract append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult>;
+  abstract append(
+    input: NewMessage,
+    options: { trusted: boolean; createRoom: boolean },
+    onCreated: (message: Message) => void,
+  ): Promise<AppendResult>;
   /**
    * Access to a room, or null when it does not exist (nothing is created). A user allowed in is
    * recorded as having joined it (for rooms.list), in the same round trip.

@@ -15,7 +15,6 @@ import {
 import type {
   AppendResult,
   ChatStore,
-  NewMessage,
   PageQuery,
   ReadResult,
   RoomAccess,
@@ -61,7 +60,7 @@ function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastRead
 }
 
 interface FakeBehaviour {
-  append?: (input: NewMessage, trusted: boolean, onCreated: (message: Message) => void) => Promise<AppendResult>;
+  append?: ChatStore['append'];
   openRoom?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
   roomExists?: (roomId: string) => Promise<boolean>;
   roomAccess?: (roomId: string, userId: string) => Promise<RoomAccess | null>;
@@ -115,10 +114,10 @@ const CREATION_WINDOW_MS = 60_000;
 function setup(behaviour: FakeBehaviour = {}): Harness {
   const calls: string[] = [];
   // Like the real store: a created message is handed to onCreated at COMMIT, before the result.
-  const append = mock.fn<ChatStore['append']>(async (input, trusted, onCreated) => {
+  const append = mock.fn<ChatStore['append']>(async (input, options, onCreated) => {
     calls.push(`append:${input.roomId}`);
     const result: AppendResult = behaviour.append
-      ? await behaviour.append(input, trusted, onCreated)
+      ? await behaviour.append(input, options, onCreated)
       : { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }) };
     if (result.outcome === 'created') onCreated(result.message);
     return result;
@@ -354,14 +353,14 @@ describe('ChatService.send storage and broadcast', () => {
     assert.equal(h.append.mock.callCount(), 1);
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' },
-      false,
+      { trusted: false, createRoom: false },
     ]);
   });
 
   it('leaves the membership check to the store transaction (no separate access read)', async () => {
     const h = setup();
     await h.service.send(SENDER, { roomId: ROOM, body: 'hi' });
-    assert.deepEqual(h.calls, [`roomExists:${ROOM}`, `append:${ROOM}`, `publish:${ROOM}:message.new`]);
+    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
     assert.equal(h.openRoom.mock.callCount(), 0);
     assert.equal(h.roomAccess.mock.callCount(), 0);
   });
@@ -388,7 +387,7 @@ describe('ChatService.send storage and broadcast', () => {
     assert.equal(h.publish.mock.callCount(), 1);
     assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'message.new', stored]);
     assert.equal(h.publish.mock.calls[0]?.arguments[2], stored);
-    assert.deepEqual(h.calls, [`roomExists:${ROOM}`, `append:${ROOM}`, `publish:${ROOM}:message.new`]);
+    assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
   });
 
   it('does not publish a duplicate (outcome existing) but still returns the stored message', async () => {
@@ -409,7 +408,7 @@ describe('ChatService.send storage and broadcast', () => {
     });
     assert.equal(h.append.mock.callCount(), 1);
     assert.equal(h.publish.mock.callCount(), 0);
-    assert.deepEqual(h.calls, ['roomExists:secret', 'append:secret']);
+    assert.deepEqual(h.calls, ['append:secret']);
   });
 
   it('propagates StorageUnavailableError (UNAVAILABLE) from append and broadcasts nothing', async () => {
@@ -453,7 +452,7 @@ describe('ChatService.post (trusted service)', () => {
     assert.equal(result.message, stored);
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' },
-      true,
+      { trusted: true, createRoom: true },
     ]);
     assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'message.new', stored]);
     assert.deepEqual(h.calls, [`append:${ROOM}`, `publish:${ROOM}:message.new`]);
@@ -472,7 +471,7 @@ describe('ChatService.post (trusted service)', () => {
     await h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hi', seq: 5, id: 'forged', createdAt: 'then' });
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null },
-      true,
+      { trusted: true, createRoom: true },
     ]);
   });
 
@@ -481,7 +480,7 @@ describe('ChatService.post (trusted service)', () => {
     await h.service.post({ roomId: ROOM, system: true, body: 'maintenance at noon', clientMsgId: 'notice-1' });
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
       { roomId: ROOM, senderId: SYSTEM_SENDER_ID, body: 'maintenance at noon', clientMsgId: 'notice-1' },
-      true,
+      { trusted: true, createRoom: true },
     ]);
     assert.equal(h.publish.mock.callCount(), 1);
   });
@@ -1191,13 +1190,21 @@ describe('ChatService.listRooms (rooms.list)', () => {
 });
 
 describe('ChatService: rooms created by a user (ROOM_CREATE_LIMIT)', () => {
-  /** A store where the rooms of `existing` exist and createRoom adds one. */
+  /**
+   * A store where the rooms of `existing` exist, and createRoom or an append allowed to create
+   * adds one (an append that is not answers missing).
+   */
   function withRooms(existing: string[], roomCreations = { perUser: 2, windowMs: CREATION_WINDOW_MS }) {
     const rooms = new Set(existing);
     const h = setup({
       roomCreations,
       openRoom: async (roomId) => (rooms.has(roomId) ? access('public', false) : null),
       roomExists: async (roomId) => rooms.has(roomId),
+      append: async (input, { createRoom }) => {
+        if (!rooms.has(input.roomId) && !createRoom) return { outcome: 'missing' };
+        rooms.add(input.roomId);
+        return { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body }) };
+      },
     });
     h.createRoom.mock.mockImplementation(async (roomId) => {
       h.calls.push(`createRoom:${roomId}`);
@@ -1251,10 +1258,15 @@ describe('ChatService: rooms created by a user (ROOM_CREATE_LIMIT)', () => {
     assert.deepEqual(h.countCreation.mock.callCount(), 1);
     await assert.rejects(h.service.send(USER, { roomId: 'new-2', body: 'one too many' }), chatError('RATE_LIMITED'));
     assert.deepEqual(
-      h.append.mock.calls.map((c) => c.arguments[0].roomId),
-      [ROOM, 'new-1'],
+      h.append.mock.calls.filter((c) => c.arguments[1].createRoom).map((c) => c.arguments[0].roomId),
+      ['new-1'],
+      'only the charged send may create its room',
     );
-    assert.equal(h.publish.mock.calls.filter((c) => c.arguments[0] === 'new-2').length, 0);
+    assert.deepEqual(
+      h.publish.mock.calls.map((c) => c.arguments[0]),
+      [ROOM, 'new-1'],
+      'nothing stored for new-2',
+    );
   });
 
   it('a burst of sends into a new room is charged once: the others wait for its creation', async () => {
@@ -1262,15 +1274,15 @@ describe('ChatService: rooms created by a user (ROOM_CREATE_LIMIT)', () => {
     const sent = await Promise.all(Array.from({ length: 10 }, (_, i) => h.service.send(USER, { roomId: 'burst', body: `m${i}` })));
     assert.equal(sent.length, 10);
     assert.equal(h.countCreation.mock.callCount(), 1);
-    assert.equal(h.createRoom.mock.callCount(), 1);
-    assert.equal(h.append.mock.callCount(), 10);
+    assert.equal(h.append.mock.calls.filter((c) => c.arguments[1].createRoom).length, 1, 'one append creates the room');
+    assert.equal(h.publish.mock.callCount(), 10, 'every message stored once');
   });
 
   it('an answer "missing" that predates a creation which finished meanwhile is looked at again, not charged', async () => {
     const h = withRooms([]);
-    await h.service.send(USER, { roomId: 'raced', body: 'creates it' });
-    h.roomExists.mock.mockImplementationOnce(async () => false);
-    await h.service.send(USER, { roomId: 'raced', body: 'was told it is missing' });
+    await h.service.join(USER, { roomId: 'raced' }, h.subscriber());
+    h.openRoom.mock.mockImplementationOnce(async () => null);
+    await h.service.join(USER, { roomId: 'raced' }, h.subscriber());
     assert.equal(h.countCreation.mock.callCount(), 1);
     assert.equal(h.createRoom.mock.callCount(), 1);
   });

@@ -33,8 +33,8 @@ export class ChatService {
   /** Bytes of JSON one page (history, join's `missed`, rooms.list) may take. */
   private readonly pageBudgetBytes: number;
   private readonly roomCreations: ChatLimits['roomCreations'];
-  /** Rooms this instance is creating for a user right now (see createRoomFor). */
-  private readonly creating = new Map<string, Promise<void>>();
+  /** Rooms this instance is creating for a user right now (see send and createRoomFor). */
+  private readonly creating = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly store: ChatStore,
@@ -143,10 +143,21 @@ export class ChatService {
    */
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
-    if (!(await this.store.roomExists(input.roomId))) await this.createRoomFor(senderId, input.roomId);
-    return this.append({ roomId: input.roomId, senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, false).then(
-      (r) => r.message,
-    );
+    const message = { roomId: input.roomId, senderId, body: input.body, clientMsgId: input.clientMsgId ?? null };
+    // The store tells a missing room in the append itself (the lookup its batch makes anyway), so
+    // a send to an existing room, nearly all of them, costs nothing for the budget.
+    for (;;) {
+      await this.creating.get(message.roomId)?.catch(() => undefined);
+      const stored = await this.append(message, { trusted: false, createRoom: false });
+      if (stored) return stored.message;
+      // Another request here is creating the room: send again once it is done (or has failed).
+      if (this.creating.has(message.roomId)) continue;
+      const created = await this.whileCreating(
+        message.roomId,
+        this.chargeRoomCreation(senderId).then(() => this.append(message, { trusted: false, createRoom: true })),
+      );
+      return created!.message;
+    }
   }
 
   /**
@@ -157,7 +168,11 @@ export class ChatService {
     const input = isSystemPost(data)
       ? { ...parseInput(this.schemas.systemPost, data), senderId: SYSTEM_SENDER_ID }
       : parseInput(this.schemas.post, data);
-    return this.append({ roomId: input.roomId, senderId: input.senderId, body: input.body, clientMsgId: input.clientMsgId ?? null }, true);
+    const stored = await this.append(
+      { roomId: input.roomId, senderId: input.senderId, body: input.body, clientMsgId: input.clientMsgId ?? null },
+      { trusted: true, createRoom: true },
+    );
+    return stored!;
   }
 
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
@@ -210,18 +225,18 @@ export class ChatService {
   }
 
   /**
-   * Creates a room a user's join or send found missing, charged to the user's budget
-   * (ROOM_CREATE_LIMIT per ROOM_CREATE_WINDOW_MS, shared by every instance): over it, RATE_LIMITED.
+   * Creates a room a user's join found missing, charged to the user's budget (ROOM_CREATE_LIMIT
+   * per ROOM_CREATE_WINDOW_MS, shared by every instance): over it, RATE_LIMITED. A send creates
+   * its room in its own append instead (see send), under the same budget and the same `creating`.
    *
    * Charged after finding the room missing and before creating it, not after: a refused creation
-   * then stores nothing (no room to undo, no message), and joins and sends of existing rooms, nearly
-   * all of them, cost nothing extra (join's access read already tells, the store remembers rooms
-   * that exist). A burst of requests into a new room is charged once: each waits for a creation
-   * this instance has under way, then looks again, since the answer that sent it here may predate
-   * a creation that finished meanwhile (the store remembers rooms created here, so that costs a
-   * query only for a room that is really new). Still charged twice: the same room created at the
-   * same moment on two instances, or a creation whose storage then fails. Trusted callers (HTTP
-   * API, commands) create rooms without a budget.
+   * then stores nothing (no room to undo, no message), and joins of existing rooms cost nothing
+   * extra (join's access read already tells). A burst of requests into a new room is charged
+   * once: each waits for a creation this instance has under way, then looks again, since the
+   * answer that sent it here may predate a creation that finished meanwhile (the store remembers
+   * rooms created here, so that costs a query only for a room that is really new). Still charged
+   * twice: the same room created at the same moment on two instances, or a creation whose storage
+   * then fails. Trusted callers (HTTP API, commands) create rooms without a budget.
    */
   private async createRoomFor(userId: string, roomId: string): Promise<void> {
     for (;;) {
@@ -230,10 +245,17 @@ export class ChatService {
       // Nobody started creating it while we looked: it is ours to create (nothing awaits until set below).
       if (!this.creating.has(roomId)) break;
     }
-    const creation = this.chargeRoomCreation(userId).then(() => this.store.createRoom(roomId));
+    await this.whileCreating(
+      roomId,
+      this.chargeRoomCreation(userId).then(() => this.store.createRoom(roomId)),
+    );
+  }
+
+  /** Marks `roomId` as being created by this instance until `creation` settles. */
+  private async whileCreating<T>(roomId: string, creation: Promise<T>): Promise<T> {
     this.creating.set(roomId, creation);
     try {
-      await creation;
+      return await creation;
     } finally {
       this.creating.delete(roomId);
     }
@@ -248,13 +270,18 @@ export class ChatService {
       });
   }
 
-  private async append(input: Parameters<ChatStore['append']>[0], trusted: boolean): Promise<{ message: Message; created: boolean }> {
+  /** The stored message, or null when its room is missing and `createRoom` was not allowed. */
+  private async append(
+    input: Parameters<ChatStore['append']>[0],
+    options: Parameters<ChatStore['append']>[1],
+  ): Promise<{ message: Message; created: boolean } | null> {
     // Published at COMMIT by the store, so a message that commits after its sender was answered
     // UNAVAILABLE is still delivered (a retry then finds it stored and publishes nothing).
-    const result = await this.store.append(input, trusted, (message) =>
+    const result = await this.store.append(input, options, (message) =>
       this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, message),
     );
     if (result.outcome === 'forbidden') throw forbidden(input.roomId);
+    if (result.outcome === 'missing') return null;
     return { message: result.message, created: result.outcome === 'created' };
   }
 }

@@ -6,6 +6,8 @@ import { isDataError, isLockTimeout } from './sql-state.js';
 export interface PendingAppend {
   input: NewMessage;
   trusted: boolean;
+  /** A missing room is created for this message; otherwise its outcome is 'missing'. */
+  createRoom: boolean;
   /** After this instant the caller has been answered UNAVAILABLE: its batch must not commit. */
   deadline: number;
   /** Runs at COMMIT for a created message, even when the caller was answered UNAVAILABLE meanwhile. */
@@ -138,6 +140,7 @@ export class AppendBatcher {
         batch.map((p) => p.input.body),
         batch.map((p) => p.input.clientMsgId),
         batch.map((p) => !p.trusted),
+        batch.map((p) => p.createRoom),
         budget,
       ])) as AppendRow[];
       return { batch, rows };
@@ -153,12 +156,12 @@ function roomsOf(batch: PendingAppend[]): string[] {
   return [...new Set(batch.map((p) => p.input.roomId))].sort();
 }
 
-/** See the CreateAppendFunction migration: rows come back in input order, one per input. */
-const APPEND_SQL = 'SELECT idx, outcome, id, seq, body, created_at FROM chat_append($1, $2, $3, $4, $5, $6)';
+/** See the AppendReportsMissingRooms migration: rows come back in input order, one per input. */
+const APPEND_SQL = 'SELECT idx, outcome, id, seq, body, created_at FROM chat_append($1, $2, $3, $4, $5, $6, $7)';
 
 interface AppendRow {
   idx: number;
-  outcome: 'created' | 'existing' | 'forbidden';
+  outcome: 'created' | 'existing' | 'forbidden' | 'missing';
   id: string | null;
   seq: string | null;
   body: string | null;
@@ -166,7 +169,7 @@ interface AppendRow {
 }
 
 function toResult(input: NewMessage, row: AppendRow): AppendResult {
-  if (row.outcome === 'forbidden') return { outcome: 'forbidden' };
+  if (row.outcome === 'forbidden' || row.outcome === 'missing') return { outcome: row.outcome };
   const message: Message = {
     id: row.id!,
     roomId: input.roomId,

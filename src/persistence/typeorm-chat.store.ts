@@ -116,14 +116,17 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   /** Stored by group commit (AppendBatcher): concurrent sends share one transaction; each resolves after its COMMIT. */
-  async append(input: NewMessage, trusted: boolean, onCreated: (message: Message) => void): Promise<AppendResult> {
-    const result = await this.guard(
+  async append(
+    input: NewMessage,
+    { trusted, createRoom }: { trusted: boolean; createRoom: boolean },
+    onCreated: (message: Message) => void,
+  ): Promise<AppendResult> {
+    return this.guard(
       (deadline) =>
-        new Promise<AppendResult>((resolve, reject) => this.batcher.submit({ input, trusted, deadline, onCreated, resolve, reject })),
+        new Promise<AppendResult>((resolve, reject) =>
+          this.batcher.submit({ input, trusted, createRoom, deadline, onCreated, resolve, reject }),
+        ),
     );
-    // Any answer, forbidden included, means the room exists now (the append creates a missing one).
-    this.remember(input.roomId);
-    return result;
   }
 
   /** One statement, which also records the join (OPEN_SQL). */
@@ -141,7 +144,7 @@ export class TypeOrmChatStore extends ChatStore {
     this.remember(roomId);
   }
 
-  /** Asked before every user's send: answered from memory for the rooms this instance has seen, else one key probe. */
+  /** Answered from memory for the rooms this instance has seen, else one key probe. */
   async roomExists(roomId: string): Promise<boolean> {
     if (this.knownRooms.has(roomId)) {
       this.remember(roomId);

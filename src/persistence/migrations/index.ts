@@ -5,6 +5,7 @@ import { CreateEventTables1764210000000 } from './1764210000000-CreateEventTable
 import { CreateRoomReads1764220000000 } from './1764220000000-CreateRoomReads.js';
 import { BoundAppendLockWait1764300000000 } from './1764300000000-BoundAppendLockWait.js';
 import { IndexRoomsListPages1764400000000 } from './1764400000000-IndexRoomsListPages.js';
+import { AppendReportsMissingRooms1764500000000 } from './1764500000000-AppendReportsMissingRooms.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -15,4 +16,5 @@ export const migrations = [
   CreateRoomReads1764220000000,
   BoundAppendLockWait1764300000000,
   IndexRoomsListPages1764400000000,
+  AppendReportsMissingRooms1764500000000,
 ];
