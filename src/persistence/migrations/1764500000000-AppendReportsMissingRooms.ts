@@ -30,8 +30,8 @@ export class AppendReportsMissingRooms1764500000000 implements MigrationInterfac
       #variable_conflict use_column
       DECLARE
         began timestamptz := clock_timestamp();
-        -- The rooms this batch locked (and created where allowed): its messages go only there.
-        locked text[];
+        -- The rooms this batch's upsert created.
+        fresh text[];
       BEGIN
         -- Waits for its rooms' locks only as long as the batch may run, and a batch of several
         -- rooms only briefly: it then fails with lock_not_available (55P03) and the caller splits
@@ -40,18 +40,22 @@ export class AppendReportsMissingRooms1764500000000 implements MigrationInterfac
           CASE WHEN (SELECT count(DISTINCT u.id) FROM unnest(p_rooms) AS u(id)) > 1
                THEN least(greatest(p_budget_ms / 4, 1), 200) ELSE greatest(p_budget_ms, 1) END || 'ms', true);
 
-        -- One statement locks every room in id order (no deadlocks between batches): those that
-        -- exist, and the missing ones a row may create. A missing room no row may create is not
-        -- created, and its rows answer 'missing' (the caller charges the sender and asks again).
-        WITH wanted AS (
-          SELECT u.id FROM unnest(p_rooms, p_create) AS u(id, c)
-          GROUP BY u.id HAVING bool_or(u.c) OR EXISTS (SELECT 1 FROM rooms x WHERE x.id = u.id)
-        ), upserted AS (
-          INSERT INTO rooms (id) SELECT w.id FROM wanted w ORDER BY w.id
-          ON CONFLICT ON CONSTRAINT "PK_rooms" DO UPDATE SET id = EXCLUDED.id
-          RETURNING rooms.id
+        -- Locks every room of the batch in id order (no deadlocks between batches), creating the
+        -- missing ones, as before; xmax = 0 tells the rows this statement inserted.
+        WITH upserted AS (
+          INSERT INTO rooms (id)
+            SELECT DISTINCT u.id FROM unnest(p_rooms) AS u(id) ORDER BY u.id
+            ON CONFLICT ON CONSTRAINT "PK_rooms" DO UPDATE SET id = EXCLUDED.id
+            RETURNING rooms.id, rooms.xmax = 0 AS inserted
         )
-        SELECT coalesce(array_agg(upserted.id), '{}') INTO locked FROM upserted;
+        SELECT array_agg(upserted.id) FILTER (WHERE upserted.inserted) INTO fresh FROM upserted;
+        -- A room just created that no row may create is taken back (its rows then answer 'missing',
+        -- and the caller charges the sender and asks again). Only the first send to a new room gets
+        -- here: the batches of rooms that exist pay nothing for the check.
+        IF fresh IS NOT NULL THEN
+          DELETE FROM rooms x WHERE x.id = ANY (fresh)
+            AND NOT EXISTS (SELECT 1 FROM unnest(p_rooms, p_create) AS u(id, c) WHERE u.id = x.id AND u.c);
+        END IF;
 
         RETURN QUERY
         WITH input AS (
@@ -67,11 +71,8 @@ export class AppendReportsMissingRooms1764500000000 implements MigrationInterfac
           FROM input n
           -- LATERAL lookups: key probes whatever the table statistics say (a batch is a few rows,
           -- the tables are large; a generic plan must never scan them).
-          -- Only the rooms locked above: one created meanwhile by another transaction, unlocked
-          -- here, must not get seqs from this batch.
-          LEFT JOIN LATERAL (
-            SELECT x.last_seq, x.visibility FROM rooms x WHERE x.id = n.room AND x.id = ANY (locked)
-          ) AS r ON true
+          -- No row: a room taken back above.
+          LEFT JOIN LATERAL (SELECT x.last_seq, x.visibility FROM rooms x WHERE x.id = n.room) AS r ON true
           LEFT JOIN LATERAL (
             SELECT x.user_id FROM room_members x WHERE x.room_id = n.room AND x.user_id = n.sender
           ) AS m ON true
@@ -113,7 +114,7 @@ export class AppendReportsMissingRooms1764500000000 implements MigrationInterfac
 
         -- seqs are gap-free, so a room's last_seq is its highest stored seq (one index probe each).
         UPDATE rooms SET last_seq = coalesce((SELECT max(x.seq) FROM messages x WHERE x.room_id = rooms.id), 0)
-        WHERE rooms.id = ANY (locked);
+        WHERE rooms.id = ANY (p_rooms);
 
         IF clock_timestamp() > began + make_interval(secs => p_budget_ms / 1000.0) THEN
           RAISE EXCEPTION 'chat_append: storage deadline passed before COMMIT' USING ERRCODE = '57014';
