@@ -72,7 +72,9 @@ export class ChatMetrics {
 
   readonly appendBatchSize = new Histogram({
     name: 'chat_append_batch_size',
-    help: 'messages per group-commit append transaction attempted by this instance (each half of a split batch counts as its own)',
+    help:
+      'messages per group-commit append transaction attempted by this instance (each half of a split batch counts as its own, ' +
+      'and so does each attempt of a send that creates its room)',
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
     registers: [this.registry],
   });
