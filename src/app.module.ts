@@ -27,6 +27,7 @@ export class AppModule {
           url: databaseUrl,
           poolSize: config.database.mode === 'embedded' ? 1 : config.db.poolSize,
           timeoutMs: config.db.timeoutMs,
+          appendLingerMs: config.db.appendLingerMs,
         }),
         ChatModule,
         EventsModule,

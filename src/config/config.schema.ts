@@ -113,6 +113,7 @@ const envSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     DB_POOL_SIZE: int(1, 200).default(10),
     DB_TIMEOUT_MS: int(100, 60_000).default(2000),
+    DB_APPEND_LINGER_MS: int(0, 20).default(2),
     SHUTDOWN_TIMEOUT_MS: int(1000, 300_000).default(10_000),
     SHUTDOWN_DRAIN_MS: int(0, 300_000).default(1000),
     HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
@@ -247,7 +248,12 @@ export interface AppConfig {
     roomCreations: { perUser: number; windowMs: number };
   };
   /** Pool size for an external database; every storage call answers within timeoutMs. */
-  db: { poolSize: number; timeoutMs: number };
+  db: {
+    poolSize: number;
+    timeoutMs: number;
+    /** Longest a send waits for others to share its transaction (group commit), when sends come that close together. */
+    appendLingerMs: number;
+  };
   heartbeat: { intervalMs: number; timeoutMs: number };
   /** Each instance's presence lease in Redis, renewed every leaseMs/3. */
   presence: { leaseMs: number };
@@ -336,7 +342,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       disconnectAfter: env.RATE_LIMIT_DISCONNECT_AFTER,
       roomCreations: { perUser: env.ROOM_CREATE_LIMIT, windowMs: env.ROOM_CREATE_WINDOW_MS },
     },
-    db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS },
+    db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS, appendLingerMs: env.DB_APPEND_LINGER_MS },
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
     presence: { leaseMs: env.PRESENCE_LEASE_MS },
     shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },

@@ -18,7 +18,7 @@ import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
 import { isDataError } from './sql-state.js';
-import { STORAGE_TIMEOUT_MS } from './storage-timeout.js';
+import { APPEND_LINGER_MS, STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
 interface AccessRow {
   last_seq: string;
@@ -106,11 +106,12 @@ export class TypeOrmChatStore extends ChatStore {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
+    @Inject(APPEND_LINGER_MS) appendLingerMs: number,
     @Optional() metrics?: ChatMetrics,
   ) {
     super();
     // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
-    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1), (n) =>
+    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1), appendLingerMs, (n) =>
       metrics?.appendBatchSize.observe(n),
     );
   }
