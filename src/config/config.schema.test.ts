@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
         disconnectAfter: 50,
         roomCreations: { perUser: 20, windowMs: 60000 },
       },
-      db: { poolSize: 10, timeoutMs: 2000, appendLingerMs: 2 },
+      db: { poolSize: 10, timeoutMs: 2000, appendLingerMs: 5 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
       presence: { leaseMs: 15000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
