@@ -131,6 +131,39 @@ describe('OutboxRelay', () => {
     );
   });
 
+  it('polls an empty outbox ever more slowly, up to the idle poll, and quickly again once events come', async () => {
+    const outbox = new FakeOutbox();
+    const stream = new FakeStream();
+    const reads: number[] = [];
+    const query = outbox.query.bind(outbox);
+    outbox.query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
+      if (sql.startsWith('SELECT')) reads.push(Date.now());
+      return query<T>(sql, params);
+    };
+    const start = Date.now();
+    let added = 0;
+    await relayUntil(new OutboxRelay(stream as unknown as StreamPublisher, null, metrics(), 5, 80), outbox, () => {
+      // After 700 ms of quiet, one event: it is relayed within one idle poll.
+      if (added === 0 && Date.now() - start > 700) outbox.add((added = 1));
+      return added === 1 && outbox.rows.length === 0 && reads.length > 0 && Date.now() - reads.at(-1)! > 30;
+    });
+    const quiet = reads.filter((t) => t - start < 700);
+    const gaps = quiet.slice(1).map((t, i) => t - quiet[i]);
+    // 5, 10, 20, 40, then 80 ms: about 12 reads in 700 ms, where a steady 5 ms poll makes 140.
+    assert.ok(quiet.length <= 16, `${quiet.length} reads of an empty outbox in 700 ms (gaps ${gaps})`);
+    assert.ok(
+      gaps.slice(-3).every((g) => g >= 70),
+      `the last gaps are the idle poll (gaps ${gaps})`,
+    );
+    assert.equal(stream.published.flat().length, 1, 'the event after the quiet spell is published');
+    const after = reads.filter((t) => t > quiet.at(-1)!);
+    const firstGaps = after.slice(1, 3).map((t, i) => t - after[i]);
+    assert.ok(
+      firstGaps.every((g) => g < 40),
+      `polls quick again after events (gaps ${firstGaps})`,
+    );
+  });
+
   it('keeps a batch in the outbox while the stream refuses it, then publishes the same events', async () => {
     const outbox = new FakeOutbox();
     const stream = new FakeStream();

@@ -7,8 +7,15 @@ import type { StreamPublisher } from './stream-publisher.js';
 
 /** Enough to amortise a round trip over many events, small enough for one quick statement. */
 export const RELAY_BATCH = 500;
-/** The idle poll: the most an event waits for the relay to notice it. */
+/** The poll while events flow: the most an event waits for the relay to notice it then. */
 export const RELAY_POLL_MS = 50;
+/**
+ * The slowest poll, reached by doubling after each empty read: polling an empty outbox 20 times a
+ * second cost an idle instance about 1.5% of a core (2.45-2.65% against 0.8-0.9% with 1 s polls).
+ * The price is latency for the first event after a quiet spell (at most this), not for the ones
+ * that follow it.
+ */
+export const RELAY_IDLE_POLL_MS = 500;
 
 interface OutboxRow {
   position: string;
@@ -48,17 +55,21 @@ export class OutboxRelay {
     private readonly webhookUrls: string[] | null,
     private readonly metrics: ChatMetrics,
     private readonly pollMs = RELAY_POLL_MS,
+    private readonly idlePollMs = RELAY_IDLE_POLL_MS,
   ) {}
 
   /** Relays until `signal` aborts. A database failure rejects (the leadership term ends); Redis failures are retried here. */
   async run(session: LeaderSession, signal: AbortSignal): Promise<void> {
     let redisFailures = 0;
+    let idleMs = this.pollMs;
     while (!signal.aborted) {
       const rows = await session.query<OutboxRow>(BATCH_SQL, [RELAY_BATCH]);
       if (rows.length === 0) {
-        await pause(this.pollMs, signal);
+        await pause(idleMs, signal);
+        idleMs = Math.min(idleMs * 2, Math.max(this.idlePollMs, this.pollMs));
         continue;
       }
+      idleMs = this.pollMs;
       if (this.stream) {
         try {
           await this.stream.publish(rows.map(toEvent));
