@@ -45,3 +45,45 @@ describe('TokenVerifier', () => {
     assert.equal((await verifier.verify(await tokenFor('emoji \ud83d\ude00'))).userId, 'emoji \ud83d\ude00', 'a surrogate pair is fine');
   });
 });
+
+describe('TokenVerifier: verified tokens remembered until exp', () => {
+  /** A verifier whose signature checks are counted. */
+  function counted(): { verifier: TokenVerifier; checks: () => number } {
+    const verifier = new TokenVerifier(loadConfig({ NODE_ENV: 'test', JWT_SECRET: SECRET }));
+    let n = 0;
+    const inner = (verifier as unknown as { check: (t: string) => Promise<unknown> }).check;
+    (verifier as unknown as { check: (t: string) => Promise<unknown> }).check = (t) => (n++, inner(t));
+    return { verifier, checks: () => n };
+  }
+
+  it('checks the signature of a token once, however often it is presented', async () => {
+    const { verifier, checks } = counted();
+    const token = await tokenFor('alice');
+    const first = await verifier.verify(token);
+    for (let i = 0; i < 5; i++) assert.deepEqual(await verifier.verify(token), first);
+    assert.equal(checks(), 1);
+    await verifier.verify(await tokenFor('bob'));
+    assert.equal(checks(), 2, 'another token is checked');
+  });
+
+  it('refuses a remembered token once its exp has passed', async () => {
+    const { verifier, checks } = counted();
+    const exp = Math.floor(Date.now() / 1000) + 2;
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('carol')
+      .setExpirationTime(exp)
+      .sign(new TextEncoder().encode(SECRET));
+    await verifier.verify(token);
+    await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50));
+    await assert.rejects(verifier.verify(token), (e: unknown) => e instanceof ChatError && e.code === 'UNAUTHORIZED');
+    assert.equal(checks(), 2, 'checked again after exp');
+  });
+
+  it('never remembers a refused token', async () => {
+    const { verifier, checks } = counted();
+    const bad = (await tokenFor('dave')).slice(0, -2) + 'xx';
+    for (let i = 0; i < 3; i++) await assert.rejects(verifier.verify(bad));
+    assert.equal(checks(), 3);
+  });
+});

@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ChatError } from '../chat/chat.errors.js';
@@ -9,16 +9,28 @@ import { publicKeyAlgorithm, type AppConfig } from '../config/config.schema.js';
 import type { Identity } from './identity.js';
 
 const MAX_TOKEN_LENGTH = 8192;
+/**
+ * Tokens remembered as verified: a reconnect storm presents the same tokens again within seconds.
+ * Bounded so that a flood of distinct valid tokens costs memory once (about 2 MB), not without end.
+ */
+const VERIFIED_CACHE = 10_000;
 
 /**
  * Verifies client tokens with one key source: an HS256 secret, an RS256/ES256 public key, or an
  * identity provider's JWKS. The accepted algorithms are pinned to that source, so `alg: none` and
  * key confusion (an HS256 token signed with a public key) are refused. `exp` and `sub` are
  * required; `iss` and `aud` are checked when configured. The `sub` of system messages is reserved.
+ *
+ * A token that verified is remembered by its SHA-256 digest until its `exp`, so presenting it again
+ * (a reconnect) costs a hash instead of a signature check. What the check decided cannot change
+ * before `exp` — except that a JWKS key withdrawn meanwhile still admits its tokens until they
+ * expire, as it does for the connections they already opened.
  */
 @Injectable()
 export class TokenVerifier {
   private readonly check: (token: string) => Promise<JWTPayload>;
+  /** Digest → identity, least recently used first. */
+  private readonly verified = new Map<string, Identity>();
 
   constructor(@Inject(APP_CONFIG) config: AppConfig) {
     const { key, issuer, audience } = config.jwt;
@@ -45,6 +57,20 @@ export class TokenVerifier {
   async verify(token: unknown): Promise<Identity> {
     if (typeof token !== 'string' || token.length === 0) throw new ChatError('UNAUTHORIZED', 'a token is required');
     if (token.length > MAX_TOKEN_LENGTH) throw new ChatError('UNAUTHORIZED', 'token too long');
+    const digest = createHash('sha256').update(token).digest('base64');
+    const known = this.verified.get(digest);
+    this.verified.delete(digest);
+    if (known && known.expiresAt > Date.now()) {
+      this.verified.set(digest, known);
+      return known;
+    }
+    const identity = Object.freeze(await this.verifySignedToken(token));
+    this.verified.set(digest, identity);
+    if (this.verified.size > VERIFIED_CACHE) this.verified.delete(this.verified.keys().next().value!);
+    return identity;
+  }
+
+  private async verifySignedToken(token: string): Promise<Identity> {
     let payload: JWTPayload;
     try {
       payload = await this.check(token);
