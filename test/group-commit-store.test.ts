@@ -14,6 +14,20 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 
 const TIMEOUT_MS = 2000;
 
+/** A fresh database with every migration applied, and a data source on it. */
+async function migratedDataSource(poolSize: number): Promise<{ db: TestDatabase; ds: DataSource }> {
+  const db = await createTestDatabase();
+  await applyMigrations(db.url);
+  const ds = new DataSource(dataSourceOptions({ url: db.url, poolSize, timeoutMs: TIMEOUT_MS }));
+  await ds.initialize();
+  return { db, ds };
+}
+
+async function closeDataSource(db: TestDatabase | undefined, ds: DataSource | undefined): Promise<void> {
+  await ds?.destroy();
+  await db?.drop();
+}
+
 /**
  * The group-commit store against the real Postgres, below validation: what the batch does when
  * one of its messages is refused by the database, or one of its rooms is locked elsewhere.
@@ -24,16 +38,10 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
   let store: TypeOrmChatStore;
 
   before(async () => {
-    db = await createTestDatabase();
-    await applyMigrations(db.url);
-    ds = new DataSource(dataSourceOptions({ url: db.url, poolSize: 10, timeoutMs: TIMEOUT_MS }));
-    await ds.initialize();
+    ({ db, ds } = await migratedDataSource(10));
     store = new TypeOrmChatStore(ds, TIMEOUT_MS, 0);
   });
-  after(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  after(() => closeDataSource(db, ds));
 
   const created: Message[] = [];
   const append = (input: NewMessage): Promise<AppendResult> =>
@@ -148,16 +156,8 @@ describe('append batcher linger (real Postgres)', () => {
   let db: TestDatabase;
   let ds: DataSource;
 
-  before(async () => {
-    db = await createTestDatabase();
-    await applyMigrations(db.url);
-    ds = new DataSource(dataSourceOptions({ url: db.url, poolSize: 4, timeoutMs: TIMEOUT_MS }));
-    await ds.initialize();
-  });
-  after(async () => {
-    await ds?.destroy();
-    await db?.drop();
-  });
+  before(async () => ({ db, ds } = await migratedDataSource(4)));
+  after(() => closeDataSource(db, ds));
 
   /** `count` sends to `rooms` rooms, one every `everyMs` (a busy wait: timers are too coarse); the batch sizes seen. */
   async function paced(lingerMs: number, count: number, everyMs: number, prefix: string): Promise<number[]> {

@@ -524,6 +524,12 @@ describe('limits and log level', () => {
     const err = configError({ MAX_MESSAGE_LENGTH: '0', MAX_PAYLOAD_BYTES: '1023', LOG_LEVEL: 'verbose' });
     assert.deepEqual(namedVariables(err), ['MAX_MESSAGE_LENGTH', 'MAX_PAYLOAD_BYTES', 'LOG_LEVEL']);
   });
+
+  for (const value of ['-1', '21', '2.5', 'soon']) {
+    it(`refuses DB_APPEND_LINGER_MS=${value} (0-20 ms), naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ DB_APPEND_LINGER_MS: value })), ['DB_APPEND_LINGER_MS']);
+    });
+  }
 });
 
 describe('rate limits and connection caps', () => {

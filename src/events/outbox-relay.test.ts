@@ -68,6 +68,20 @@ function metrics(): ChatMetrics & { published: number } {
   return m as unknown as ChatMetrics & { published: number };
 }
 
+/** The times of the outbox reads (after `beforeRead`, which may add events). */
+function recordReads(outbox: FakeOutbox, beforeRead: () => Promise<void> = async () => undefined): number[] {
+  const reads: number[] = [];
+  const query = outbox.query.bind(outbox);
+  outbox.query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
+    if (sql.startsWith('SELECT')) {
+      await beforeRead();
+      reads.push(Date.now());
+    }
+    return query<T>(sql, params);
+  };
+  return reads;
+}
+
 /** Runs the relay until `done()` holds (or 3 s), then stops it. */
 async function relayUntil(relay: OutboxRelay, session: LeaderSession, done: () => boolean): Promise<void> {
   const stop = new AbortController();
@@ -111,18 +125,12 @@ describe('OutboxRelay', () => {
   it('waits the poll interval after a partial batch, so events arriving meanwhile go out together', async () => {
     const outbox = new FakeOutbox();
     const stream = new FakeStream();
-    const reads: number[] = [];
-    const query = outbox.query.bind(outbox);
-    outbox.query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
-      if (sql.startsWith('SELECT')) {
-        // Like a real query, a read lets timers run.
-        await new Promise((resolve) => setImmediate(resolve));
-        reads.push(Date.now());
-        // A new event arrives on every read, as under a steady trickle of sends.
-        outbox.add(1);
-      }
-      return query<T>(sql, params);
-    };
+    const reads = recordReads(outbox, async () => {
+      // Like a real query, a read lets timers run.
+      await new Promise((resolve) => setImmediate(resolve));
+      // A new event arrives on every read, as under a steady trickle of sends.
+      outbox.add(1);
+    });
     await relayUntil(new OutboxRelay(stream as unknown as StreamPublisher, null, metrics(), 40), outbox, () => reads.length >= 5);
     const gaps = reads.slice(1).map((t, i) => t - reads[i]);
     assert.ok(
@@ -134,12 +142,7 @@ describe('OutboxRelay', () => {
   it('polls an empty outbox ever more slowly, up to the idle poll, and quickly again once events come', async () => {
     const outbox = new FakeOutbox();
     const stream = new FakeStream();
-    const reads: number[] = [];
-    const query = outbox.query.bind(outbox);
-    outbox.query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
-      if (sql.startsWith('SELECT')) reads.push(Date.now());
-      return query<T>(sql, params);
-    };
+    const reads = recordReads(outbox);
     const start = Date.now();
     let added = 0;
     await relayUntil(new OutboxRelay(stream as unknown as StreamPublisher, null, metrics(), 5, 80), outbox, () => {

@@ -49,14 +49,18 @@ const MOVE_SQL = `
  */
 export class OutboxRelay {
   private readonly logger = new Logger('Events');
+  /** Never quicker than the poll while events flow. */
+  private readonly idlePollMs: number;
 
   constructor(
     private readonly stream: StreamPublisher | null,
     private readonly webhookUrls: string[] | null,
     private readonly metrics: ChatMetrics,
     private readonly pollMs = RELAY_POLL_MS,
-    private readonly idlePollMs = RELAY_IDLE_POLL_MS,
-  ) {}
+    idlePollMs = RELAY_IDLE_POLL_MS,
+  ) {
+    this.idlePollMs = Math.max(idlePollMs, pollMs);
+  }
 
   /** Relays until `signal` aborts. A database failure rejects (the leadership term ends); Redis failures are retried here. */
   async run(session: LeaderSession, signal: AbortSignal): Promise<void> {
@@ -66,7 +70,7 @@ export class OutboxRelay {
       const rows = await session.query<OutboxRow>(BATCH_SQL, [RELAY_BATCH]);
       if (rows.length === 0) {
         await pause(idleMs, signal);
-        idleMs = Math.min(idleMs * 2, Math.max(this.idlePollMs, this.pollMs));
+        idleMs = Math.min(idleMs * 2, this.idlePollMs);
         continue;
       }
       idleMs = this.pollMs;

@@ -102,25 +102,19 @@ export class AppendBatcher {
 
   /**
    * Whether the next batch should wait for company; if so, a timer pumps again when its oldest
-   * send has waited lingerMs.
+   * send has waited lingerMs. Runs on every submit that finds a transaction slot free, so the
+   * cheap answers come first and the queue is read at most LINGER_FILL entries deep: a longer
+   * queue has company enough.
    */
   private lingering(): boolean {
-    if (this.lingerMs === 0) return false;
-    let ready = 0;
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const p of this.queue) {
-      if (this.busyRooms.has(p.input.roomId)) continue;
-      oldest = Math.min(oldest, p.at);
-      if (++ready >= LINGER_FILL) break;
-    }
-    const waited = performance.now() - oldest;
-    const wait = ready > 0 && ready < LINGER_FILL && this.gapMs < this.lingerMs && waited < this.lingerMs && !this.lingerDue;
+    const due = this.lingerDue;
     this.lingerDue = false;
-    if (!wait) {
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = undefined;
-      return false;
-    }
+    if (due || this.lingerMs === 0 || this.gapMs >= this.lingerMs || this.queue.length >= LINGER_FILL) return this.stopLinger();
+    // The queue is in arrival order: the first send of a room not in flight is the oldest ready one.
+    const oldest = this.queue.find((p) => !this.busyRooms.has(p.input.roomId));
+    if (!oldest) return this.stopLinger();
+    const waited = performance.now() - oldest.at;
+    if (waited >= this.lingerMs) return this.stopLinger();
     // The timer's clock is coarser than performance.now(): when it fires, the batch goes.
     this.lingerTimer ??= setTimeout(() => {
       this.lingerTimer = undefined;
@@ -128,6 +122,12 @@ export class AppendBatcher {
       this.pump();
     }, this.lingerMs - waited);
     return true;
+  }
+
+  private stopLinger(): false {
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    return false;
   }
 
   /**
