@@ -63,7 +63,7 @@ describe('loadConfig defaults', () => {
         disconnectAfter: 50,
         roomCreations: { perUser: 20, windowMs: 60000 },
       },
-      db: { poolSize: 10, timeoutMs: 2000, appendLingerMs: 5 },
+      db: { poolSize: 10, timeoutMs: 2000, appendLingerMs: 0 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
       presence: { leaseMs: 15000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
@@ -497,7 +497,7 @@ describe('limits and log level', () => {
     const config = loadConfig({
       DB_POOL_SIZE: '4',
       DB_TIMEOUT_MS: '1500',
-      DB_APPEND_LINGER_MS: '0',
+      DB_APPEND_LINGER_MS: '5',
       HEARTBEAT_INTERVAL_MS: '1000',
       HEARTBEAT_TIMEOUT_MS: '500',
       SHUTDOWN_DRAIN_MS: '0',
@@ -506,7 +506,7 @@ describe('limits and log level', () => {
     });
     assert.deepEqual(
       [config.db, config.heartbeat, config.shutdown, config.limits.maxBufferedBytes],
-      [{ poolSize: 4, timeoutMs: 1500, appendLingerMs: 0 }, { intervalMs: 1000, timeoutMs: 500 }, { drainMs: 0, timeoutMs: 5000 }, 65536],
+      [{ poolSize: 4, timeoutMs: 1500, appendLingerMs: 5 }, { intervalMs: 1000, timeoutMs: 500 }, { drainMs: 0, timeoutMs: 5000 }, 65536],
     );
   });
 

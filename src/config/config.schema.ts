@@ -113,7 +113,7 @@ const envSchema = z
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     DB_POOL_SIZE: int(1, 200).default(10),
     DB_TIMEOUT_MS: int(100, 60_000).default(2000),
-    DB_APPEND_LINGER_MS: int(0, 20).default(5),
+    DB_APPEND_LINGER_MS: int(0, 20).default(0),
     SHUTDOWN_TIMEOUT_MS: int(1000, 300_000).default(10_000),
     SHUTDOWN_DRAIN_MS: int(0, 300_000).default(1000),
     HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
