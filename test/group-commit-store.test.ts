@@ -55,6 +55,8 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
       senderId: n % 15 === 7 ? 'nul\u0000sender' : `user-${n % 5}`,
       body: n % 15 === 3 ? 'nul \u0000 body' : `body ${n}`,
       clientMsgId: `m-${n}`,
+      parentSeq: null,
+      mentions: [],
     }));
     const bad = new Set(inputs.flatMap((m, n) => (m.body.includes('\u0000') || m.senderId.includes('\u0000') ? [n] : [])));
     assert.equal(bad.size, 40);
@@ -90,12 +92,16 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
   it('a send not allowed to create its room answers missing in a shared batch, creating and storing nothing; the others commit', async () => {
     created.length = 0;
     await store.append(
-      { roomId: 'exists-1', senderId: 'u', body: 'first', clientMsgId: null },
+      { roomId: 'exists-1', senderId: 'u', body: 'first', clientMsgId: null, parentSeq: null, mentions: [] },
       { trusted: false, createRoom: true },
       () => {},
     );
     const send = (roomId: string, createRoom: boolean, n: number) =>
-      store.append({ roomId, senderId: 'u', body: `m${n}`, clientMsgId: null }, { trusted: false, createRoom }, (m) => created.push(m));
+      store.append(
+        { roomId, senderId: 'u', body: `m${n}`, clientMsgId: null, parentSeq: null, mentions: [] },
+        { trusted: false, createRoom },
+        (m) => created.push(m),
+      );
     // Concurrent, so they share batches: existing room, missing room not allowed, missing room allowed.
     const results = await Promise.all(
       Array.from({ length: 30 }, (_, n) => send(['exists-1', 'not-allowed', 'allowed-1'][n % 3], n % 3 !== 1, n)),
@@ -118,7 +124,8 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
   });
 
   it('a locked room fails only its own sends: 60 concurrent sends to another room are all stored', async () => {
-    for (const roomId of ['slow-a', 'fast-b', 'p', 'q']) await append({ roomId, senderId: 'u', body: 'first', clientMsgId: null });
+    for (const roomId of ['slow-a', 'fast-b', 'p', 'q'])
+      await append({ roomId, senderId: 'u', body: 'first', clientMsgId: null, parentSeq: null, mentions: [] });
     const locker = new pg.Client({ connectionString: db.url });
     await locker.connect();
     try {
@@ -127,9 +134,15 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
       const started = Date.now();
       // p and q take both transaction slots, so the rest queues together: two sends to the
       // locked room and 60 to another one, as under load.
-      const others = ['p', 'q'].map((roomId) => append({ roomId, senderId: 'u', body: 'x', clientMsgId: null }));
-      const toA = [1, 2].map((n) => append({ roomId: 'slow-a', senderId: 'u', body: 'blocked', clientMsgId: `a-${n}` }));
-      const toB = Array.from({ length: 60 }, (_, n) => append({ roomId: 'fast-b', senderId: 'u', body: `b ${n}`, clientMsgId: `b-${n}` }));
+      const others = ['p', 'q'].map((roomId) =>
+        append({ roomId, senderId: 'u', body: 'x', clientMsgId: null, parentSeq: null, mentions: [] }),
+      );
+      const toA = [1, 2].map((n) =>
+        append({ roomId: 'slow-a', senderId: 'u', body: 'blocked', clientMsgId: `a-${n}`, parentSeq: null, mentions: [] }),
+      );
+      const toB = Array.from({ length: 60 }, (_, n) =>
+        append({ roomId: 'fast-b', senderId: 'u', body: `b ${n}`, clientMsgId: `b-${n}`, parentSeq: null, mentions: [] }),
+      );
       const b = await Promise.allSettled(toB);
       const bMs = Date.now() - started;
       const failedB = b.filter((r) => r.status === 'rejected');
@@ -165,7 +178,7 @@ describe('append batcher linger (real Postgres)', () => {
     const batcher = new AppendBatcher(ds, 2, lingerMs, (n) => sizes.push(n));
     const sends: Promise<AppendResult>[] = [];
     for (let i = 0; i < count; i++) {
-      const input = { roomId: `${prefix}-${i % 4}`, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}` };
+      const input = { roomId: `${prefix}-${i % 4}`, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };
       sends.push(
         new Promise((resolve, reject) =>
           batcher.submit({

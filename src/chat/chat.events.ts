@@ -11,11 +11,18 @@ export const CLIENT_EVENTS = {
   messageRead: 'message.read',
   roomsList: 'rooms.list',
   presenceList: 'presence.list',
+  messageEdit: 'message.edit',
+  messageDelete: 'message.delete',
+  reactionAdd: 'reaction.add',
+  reactionRemove: 'reaction.remove',
+  messageChanges: 'message.changes',
 } as const;
 
 export const SERVER_EVENTS = {
   session: 'session',
   messageNew: 'message.new',
+  /** A stored message changed (edit, delete, reaction, reply count): its latest state. */
+  messageUpdated: 'message.updated',
   roomRemoved: 'room.removed',
   presenceJoined: 'presence.joined',
   presenceLeft: 'presence.left',
@@ -40,6 +47,40 @@ export interface Message {
   body: string;
   clientMsgId: string | null;
   createdAt: string;
+  /** 1 when created, +1 per edit or delete. */
+  version: number;
+  /** The room's modSeq of this message's latest change (its creation, an edit, a reaction, …). */
+  modSeq: number;
+  editedAt: string | null;
+  deletedAt: string | null;
+  /** The thread root's seq for a reply, else null. */
+  parentSeq: number | null;
+  /** Replies not deleted, for a thread root; 0 otherwise. */
+  replyCount: number;
+  lastReplySeq: number | null;
+  mentions: string[];
+  /** By key in code point order; `userIds` the first MAX_REACTION_USERS in code point order. */
+  reactions: Reaction[];
+}
+
+export interface Reaction {
+  key: string;
+  count: number;
+  userIds: string[];
+}
+
+/** One page of `message.changes`: messages whose latest change is after the cursor, by modSeq. */
+export interface ChangesPage {
+  messages: Message[];
+  hasMore: boolean;
+  /** The room's counter when the page was read. */
+  lastModSeq: number;
+}
+
+export interface MessageVersion {
+  version: number;
+  body: string;
+  editedAt: string | null;
 }
 
 export type Visibility = 'public' | 'private';
@@ -50,6 +91,7 @@ export interface Room {
   title: string | null;
   metadata: Record<string, unknown> | null;
   lastSeq: number;
+  lastModSeq: number;
   createdAt: string;
 }
 
@@ -71,6 +113,10 @@ export interface JoinResult {
   unread: number;
   missed?: Message[];
   hasMore?: boolean;
+  lastModSeq: number;
+  /** With sinceModSeq: the first page of message.changes after it. */
+  changes?: Message[];
+  hasMoreChanges?: boolean;
 }
 
 /** A room in `rooms.list`, with the user's read position. */

@@ -1,18 +1,46 @@
-import type { HistoryPage, Member, Message, Room, RoomsPage, Visibility } from './chat.events.js';
+import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Room, RoomsPage, Visibility } from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
   senderId: string;
   body: string;
   clientMsgId: string | null;
+  /** The thread root's seq for a reply. */
+  parentSeq: number | null;
+  mentions: string[];
 }
 
 export interface PageQuery {
   roomId: string;
   beforeSeq?: number;
   afterSeq?: number;
+  /** Only this thread's replies. */
+  parentSeq?: number;
   limit: number;
 }
+
+export interface ChangesQuery {
+  roomId: string;
+  afterModSeq: number;
+  limit: number;
+}
+
+/** A change of one stored message, as asked. */
+export type MessageChange =
+  | { kind: 'edit'; body: string; mentions?: string[]; expectedVersion?: number }
+  | { kind: 'delete' }
+  | { kind: 'reaction'; key: string; add: boolean };
+
+/**
+ * What a change did. `changed`: every message it changed, in modSeq order (the target first, then
+ * a thread root whose reply count moved); `unchanged`: nothing to do (a repeated reaction, a
+ * second delete); the rest refuse it, in the contract's order of precedence.
+ */
+export type ChangeResult =
+  | { outcome: 'changed'; message: Message; changed: Message[] }
+  | { outcome: 'unchanged'; message: Message }
+  | { outcome: 'no_room' | 'forbidden' | 'no_message' | 'not_sender' | 'deleted' | 'too_many_keys' | 'too_many_user_keys' }
+  | { outcome: 'conflict'; currentVersion: number };
 
 /** One page of a user's rooms: those with roomId after `afterRoomId` (code point order), at most `limit`. */
 export interface RoomsQuery {
@@ -26,6 +54,7 @@ export interface RoomAccess {
   visibility: Visibility;
   isMember: boolean;
   lastSeq: number;
+  lastModSeq: number;
   /** The user's read position in the room (0 before any message.read). */
   lastReadSeq: number;
 }
@@ -40,7 +69,9 @@ export interface RoomInput {
   metadata: Record<string, unknown> | null;
 }
 
-export type AppendResult = { outcome: 'created' | 'existing'; message: Message } | { outcome: 'forbidden' } | { outcome: 'missing' };
+/** `bad_parent`: parentSeq is not a top-level, live message of the room (nothing stored). */
+export type AppendResult =
+  { outcome: 'created' | 'existing'; message: Message } | { outcome: 'forbidden' } | { outcome: 'missing' } | { outcome: 'bad_parent' };
 
 /**
  * Storage of rooms, members and messages. An abstract class so it is both the interface and the
@@ -53,13 +84,31 @@ export abstract class ChatStore {
    * is `missing` and nothing is stored. Unless `trusted`, a sender who is not a member of a private
    * room gets `forbidden` and nothing is stored. `onCreated` runs once when a new message commits,
    * before the result resolves, and also when the caller has already been answered UNAVAILABLE
-   * (the commit came late): whatever is stored is delivered.
+   * (the commit came late): whatever is stored is delivered. A reply takes the room's next two
+   * modSeqs, its own and its parent's; `onCreated` then also gets the parent's new state.
    */
   abstract append(
     input: NewMessage,
     options: { trusted: boolean; createRoom: boolean },
-    onCreated: (message: Message) => void,
+    onCreated: (message: Message, parent: Message | null) => void,
   ): Promise<AppendResult>;
+  /**
+   * Changes one message under its room's lock, taking the room's next modSeq for each message
+   * changed, with their events in the same transaction. `actor` null is a trusted caller (no
+   * membership or sender check). `onChanged` runs once after COMMIT, also when the caller was
+   * already answered UNAVAILABLE. Nothing is created for a missing room or message.
+   */
+  abstract change(
+    roomId: string,
+    seq: number,
+    actor: string | null,
+    change: MessageChange,
+    onChanged: (changed: Message[]) => void,
+  ): Promise<ChangeResult>;
+  /** Messages whose latest change is after `afterModSeq`, by modSeq; a missing room reads as empty, lastModSeq 0. */
+  abstract changes(query: ChangesQuery): Promise<ChangesPage>;
+  /** Every version of a message, oldest first (none once deleted); null when there is no such message. */
+  abstract versions(roomId: string, seq: number): Promise<MessageVersion[] | null>;
   /**
    * Access to a room, or null when it does not exist (nothing is created). A user allowed in is
    * recorded as having joined it (for rooms.list), in the same round trip.

@@ -14,6 +14,22 @@ export const DEFAULT_PAGE = 50;
  * room unless it has more than this (then `hasMore` says so).
  */
 export const MAX_ROOMS_PAGE = 1000;
+/** message.changes pages: the contract's largest, and its default. */
+export const MAX_CHANGES_PAGE = 100;
+/** Distinct reaction keys on one message, and keys one user may put on one message. */
+export const MAX_REACTION_KEYS = 50;
+export const MAX_REACTION_KEYS_PER_USER = 20;
+/** User ids listed per reaction key (count says how many there are). */
+export const MAX_REACTION_USERS = 50;
+/** Users one message may mention, after de-duplication. */
+export const MAX_MENTIONS = 50;
+/**
+ * Entries a mentions array may have before de-duplication: generous for repeats, and a bound on
+ * the work a hostile array can cause (frames are size-capped anyway).
+ */
+const MAX_MENTION_ENTRIES = 1000;
+/** White_Space or a control character (Cc): not allowed in a reaction key. */
+const NOT_IN_KEY = /[\p{White_Space}\p{Cc}]/u;
 
 const roomId = z.string().regex(ROOM_ID, 'must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -40,18 +56,46 @@ function countCodePoints(s: string): number {
 }
 
 const userId = storable(z.string().min(1, 'must be 1-128 characters').max(128, 'must be 1-128 characters'));
+
+/** User ids, de-duplicated (first occurrences kept), at most MAX_MENTIONS of them. */
+const mentions = z
+  .array(userId)
+  .max(MAX_MENTION_ENTRIES, `must have at most ${MAX_MENTIONS} distinct user ids`)
+  .transform((ids) => [...new Set(ids)])
+  .refine((ids) => ids.length <= MAX_MENTIONS, `must have at most ${MAX_MENTIONS} distinct user ids`);
+
+const reactionKey = storable(z.string()).refine((k) => {
+  const n = countCodePoints(k);
+  return n >= 1 && n <= 32 && !NOT_IN_KEY.test(k);
+}, 'must be 1-32 characters, none of them white space or control characters');
 const MAX_METADATA_BYTES = 16 * 1024;
 
 export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage?: number }) {
   const maxPage = limits.maxHistoryPage ?? MAX_PAGE;
   const clientMsgId = z.string().regex(CLIENT_MSG_ID, 'must be 1-64 characters of A-Z a-z 0-9 _ -');
   return {
-    join: z.object({ roomId, sinceSeq: seq.optional() }),
+    join: z.object({ roomId, sinceSeq: seq.optional(), sinceModSeq: seq.optional() }),
     leave: z.object({ roomId }),
     send: z.object({
       roomId,
       body: body(limits.maxMessageLength),
       clientMsgId: clientMsgId.optional(),
+      parentSeq: seq.optional(),
+      mentions: mentions.optional(),
+    }),
+    edit: z.object({
+      roomId,
+      seq,
+      body: body(limits.maxMessageLength),
+      mentions: mentions.optional(),
+      expectedVersion: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    }),
+    messageRef: z.object({ roomId, seq }),
+    reaction: z.object({ roomId, seq, key: reactionKey }),
+    changes: z.object({
+      roomId,
+      afterModSeq: seq,
+      limit: z.number().int().min(1).max(MAX_CHANGES_PAGE).default(MAX_CHANGES_PAGE),
     }),
     /** A message posted by a trusted service on behalf of `senderId`. */
     post: z.object({
@@ -61,6 +105,8 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
       system: z.literal(false, 'must be true (a system message) or false').optional(),
       body: body(limits.maxMessageLength),
       clientMsgId: clientMsgId.optional(),
+      parentSeq: seq.optional(),
+      mentions: mentions.optional(),
     }),
     /** A system message posted by a trusted service: it has no sender of its own (stored as SYSTEM_SENDER_ID). */
     systemPost: z.object({
@@ -69,6 +115,8 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
       senderId: z.never('must not be set when system is true').optional(),
       body: body(limits.maxMessageLength),
       clientMsgId: clientMsgId.optional(),
+      parentSeq: seq.optional(),
+      mentions: mentions.optional(),
     }),
     room: z.object({
       roomId,
@@ -100,6 +148,7 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
         roomId,
         beforeSeq: seq.optional(),
         afterSeq: seq.optional(),
+        parentSeq: seq.optional(),
         limit: z.number().int().min(1).max(maxPage).default(Math.min(DEFAULT_PAGE, maxPage)),
       })
       .refine((q) => q.beforeSeq === undefined || q.afterSeq === undefined, {

@@ -39,6 +39,15 @@ function makeMessage(overrides: Partial<Message> = {}): Message {
     body: 'hello',
     clientMsgId: null,
     createdAt: '2024-01-01T00:00:00.000Z',
+    version: 1,
+    modSeq: 1,
+    editedAt: null,
+    deletedAt: null,
+    parentSeq: null,
+    replyCount: 0,
+    lastReplySeq: null,
+    mentions: [],
+    reactions: [],
     ...overrides,
   };
 }
@@ -50,13 +59,14 @@ function makeRoom(overrides: Partial<Room> = {}): Room {
     title: null,
     metadata: null,
     lastSeq: 0,
+    lastModSeq: 0,
     createdAt: '2024-01-01T00:00:00.000Z',
     ...overrides,
   };
 }
 
 function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastReadSeq = 0): RoomAccess {
-  return { visibility, isMember, lastSeq, lastReadSeq };
+  return { visibility, isMember, lastSeq, lastModSeq: lastSeq, lastReadSeq };
 }
 
 interface FakeBehaviour {
@@ -71,6 +81,7 @@ interface FakeBehaviour {
   listMembers?: (roomId: string) => Promise<Member[] | null>;
   markRead?: (roomId: string, userId: string, seq: number) => Promise<ReadResult>;
   listRooms?: (query: RoomsQuery) => Promise<RoomsPage>;
+  change?: ChatStore['change'];
   maxMessageLength?: number;
   maxHistoryPage?: number;
   maxBufferedBytes?: number;
@@ -119,7 +130,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     const result: AppendResult = behaviour.append
       ? await behaviour.append(input, options, onCreated)
       : { outcome: 'created', message: makeMessage({ roomId: input.roomId, body: input.body, clientMsgId: input.clientMsgId }) };
-    if (result.outcome === 'created') onCreated(result.message);
+    if (result.outcome === 'created') onCreated(result.message, null);
     return result;
   });
   const openRoom = mock.fn<ChatStore['openRoom']>(async (roomId, userId) => {
@@ -166,6 +177,15 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     calls.push(`listRooms:${query.userId}`);
     return behaviour.listRooms ? behaviour.listRooms(query) : { rooms: [], hasMore: false };
   });
+  const change = mock.fn<ChatStore['change']>(async (roomId, seq, actor, what, onChanged) => {
+    calls.push(`change:${roomId}:${seq}:${what.kind}`);
+    return behaviour.change ? behaviour.change(roomId, seq, actor, what, onChanged) : { outcome: 'no_room' };
+  });
+  const changes = mock.fn<ChatStore['changes']>(async (query) => {
+    calls.push(`changes:${query.roomId}:${query.afterModSeq}`);
+    return { messages: [], hasMore: false, lastModSeq: 0 };
+  });
+  const versions = mock.fn<ChatStore['versions']>(async () => null);
   const created = new Map<string, number>();
   const countCreation = mock.fn<RoomCreationCounter['hit']>(async (userId) => {
     calls.push(`countCreation:${userId}`);
@@ -198,6 +218,9 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     listMembers,
     markRead,
     listRooms,
+    change,
+    changes,
+    versions,
   };
   const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers };
   const service = new ChatService(
@@ -430,7 +453,7 @@ describe('ChatService.send storage and broadcast', () => {
       append: async (_input, _trusted, onCreated) => {
         const late = new StorageUnavailableError(new Error('no answer from the database within 2000 ms'));
         // The batch commits after the storage timeout answered the caller.
-        setTimeout(() => onCreated(stored), 5);
+        setTimeout(() => onCreated(stored, null), 5);
         return Promise.reject(late);
       },
     });

@@ -2,19 +2,40 @@ import { Injectable } from '@nestjs/common';
 import {
   SERVER_EVENTS,
   SYSTEM_SENDER_ID,
+  type ChangesPage,
   type HistoryPage,
   type JoinResult,
   type Member,
   type Message,
+  type MessageVersion,
   type ReceiptEvent,
   type Room,
   type RoomsPage,
   type TypingEvent,
 } from './chat.events.js';
-import { ChatLimits, ChatStore, RoomBroadcaster, RoomCreationCounter, type RoomSubscriber, type TypingSubscriber } from './chat.ports.js';
+import {
+  ChatLimits,
+  ChatStore,
+  RoomBroadcaster,
+  RoomCreationCounter,
+  type ChangeResult,
+  type MessageChange,
+  type NewMessage,
+  type RoomSubscriber,
+  type TypingSubscriber,
+} from './chat.ports.js';
 import { ChatError } from './chat.errors.js';
 import { allow, checkAccess, forbidden, notFound } from './room-access.js';
-import { createSchemas, isSystemPost, MAX_PAGE, parseInput, type ChatSchemas } from './chat.schemas.js';
+import {
+  createSchemas,
+  isSystemPost,
+  MAX_CHANGES_PAGE,
+  MAX_PAGE,
+  MAX_REACTION_KEYS,
+  MAX_REACTION_KEYS_PER_USER,
+  parseInput,
+  type ChatSchemas,
+} from './chat.schemas.js';
 import { fitPage, fitRooms, PAGE_SHARE_OF_BUFFER } from './page-budget.js';
 import { TypingTracker } from './typing-tracker.js';
 
@@ -56,7 +77,7 @@ export class ChatService {
    * `missed` (clients de-duplicate by seq), and a membership removed meanwhile is caught.
    */
   async join(userId: string, data: unknown, subscriber: RoomSubscriber): Promise<JoinResult> {
-    const { roomId, sinceSeq } = parseInput(this.schemas.join, data);
+    const { roomId, sinceSeq, sinceModSeq } = parseInput(this.schemas.join, data);
     subscriber.assertCanJoin(roomId);
     let opened = await this.store.openRoom(roomId, userId);
     if (!opened) {
@@ -67,15 +88,28 @@ export class ChatService {
     subscriber.join(roomId);
     try {
       const access = allow(await this.store.roomAccess(roomId, userId));
-      const { lastReadSeq } = access;
-      if (sinceSeq === undefined) return { roomId, lastSeq: access.lastSeq, ...readPosition(access.lastSeq, lastReadSeq) };
-      const { messages, hasMore } = fitPage(
-        await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE }),
-        true,
-        this.pageBudgetBytes,
-      );
-      const lastSeq = Math.max(access.lastSeq, messages.at(-1)?.seq ?? 0);
-      return { roomId, lastSeq, ...readPosition(lastSeq, lastReadSeq), missed: messages, hasMore };
+      const result: JoinResult = {
+        roomId,
+        lastSeq: access.lastSeq,
+        ...readPosition(access.lastSeq, access.lastReadSeq),
+        lastModSeq: access.lastModSeq,
+      };
+      if (sinceSeq !== undefined) {
+        const { messages, hasMore } = fitPage(
+          await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE }),
+          true,
+          this.pageBudgetBytes,
+        );
+        result.lastSeq = Math.max(access.lastSeq, messages.at(-1)?.seq ?? 0);
+        Object.assign(result, readPosition(result.lastSeq, access.lastReadSeq), { missed: messages, hasMore });
+      }
+      if (sinceModSeq !== undefined) {
+        const page = await this.changesPage({ roomId, afterModSeq: sinceModSeq, limit: MAX_CHANGES_PAGE });
+        result.lastModSeq = Math.max(result.lastModSeq, page.lastModSeq);
+        result.changes = page.messages;
+        result.hasMoreChanges = page.hasMore;
+      }
+      return result;
     } catch (err) {
       subscriber.leave(roomId);
       throw err;
@@ -143,7 +177,7 @@ export class ChatService {
    */
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
-    const message = { roomId: input.roomId, senderId, body: input.body, clientMsgId: input.clientMsgId ?? null };
+    const message = newMessage(input, senderId);
     // The store tells a missing room in the append itself (the lookup its batch makes anyway), so
     // a send to an existing room, nearly all of them, costs nothing for the budget.
     for (;;) {
@@ -168,17 +202,62 @@ export class ChatService {
     const input = isSystemPost(data)
       ? { ...parseInput(this.schemas.systemPost, data), senderId: SYSTEM_SENDER_ID }
       : parseInput(this.schemas.post, data);
-    const stored = await this.append(
-      { roomId: input.roomId, senderId: input.senderId, body: input.body, clientMsgId: input.clientMsgId ?? null },
-      { trusted: true, createRoom: true },
-    );
+    const stored = await this.append(newMessage(input, input.senderId), { trusted: true, createRoom: true });
     return stored!;
+  }
+
+  /** Edits a message: over a socket only its sender's; `userId` null (a trusted service) any. */
+  async edit(userId: string | null, data: unknown): Promise<Message> {
+    const { roomId, seq, body, mentions, expectedVersion } = parseInput(this.schemas.edit, data);
+    return this.change(roomId, seq, userId, { kind: 'edit', body, mentions, expectedVersion });
+  }
+
+  /** Deletes a message (a tombstone stays); deleting a tombstone answers it, unchanged. */
+  async deleteMessage(userId: string | null, data: unknown): Promise<Message> {
+    const { roomId, seq } = parseInput(this.schemas.messageRef, data);
+    return this.change(roomId, seq, userId, { kind: 'delete' });
+  }
+
+  /** Adds (or removes) the user's reaction `key`; one the user already has (or has not) changes nothing. */
+  async react(userId: string, data: unknown, add: boolean): Promise<Message> {
+    const { roomId, seq, key } = parseInput(this.schemas.reaction, data);
+    return this.change(roomId, seq, userId, { kind: 'reaction', key, add });
+  }
+
+  /** The room's messages whose latest change is after `afterModSeq`, by modSeq: catch-up on every change. */
+  async changes(userId: string | null, data: unknown): Promise<ChangesPage> {
+    const query = parseInput(this.schemas.changes, data);
+    if (userId !== null) await checkAccess(this.store, query.roomId, userId);
+    return this.changesPage(query);
+  }
+
+  /** Every version of a message, oldest first; none after a delete. Trusted callers only. */
+  async versions(data: unknown): Promise<{ versions: MessageVersion[] }> {
+    const { roomId, seq } = parseInput(this.schemas.messageRef, data);
+    const versions = await this.store.versions(roomId, seq);
+    if (!versions) throw messageNotFound(roomId, seq);
+    return { versions };
   }
 
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
     const query = parseInput(this.schemas.history, data);
     if (userId !== null) await checkAccess(this.store, query.roomId, userId);
     return fitPage(await this.store.page(query), query.afterSeq !== undefined, this.pageBudgetBytes);
+  }
+
+  /** A changes page cut to the page budget (then `hasMore: true`; the client pages on from the last modSeq it got). */
+  private async changesPage(query: Parameters<ChatStore['changes']>[0]): Promise<ChangesPage> {
+    const page = await this.store.changes(query);
+    const { messages, hasMore } = fitPage({ messages: page.messages, hasMore: page.hasMore }, true, this.pageBudgetBytes);
+    return { messages, hasMore, lastModSeq: page.lastModSeq };
+  }
+
+  /** Stores a change; every message it changed is pushed as message.updated once it commits. */
+  private async change(roomId: string, seq: number, actor: string | null, change: MessageChange): Promise<Message> {
+    const result = await this.store.change(roomId, seq, actor, change, (changed) => {
+      for (const message of changed) this.broadcaster.publish(roomId, SERVER_EVENTS.messageUpdated, message);
+    });
+    return changeOutcome(roomId, seq, result);
   }
 
   /**
@@ -277,12 +356,64 @@ export class ChatService {
   ): Promise<{ message: Message; created: boolean } | null> {
     // Published at COMMIT by the store, so a message that commits after its sender was answered
     // UNAVAILABLE is still delivered (a retry then finds it stored and publishes nothing).
-    const result = await this.store.append(input, options, (message) =>
-      this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, message),
-    );
+    const result = await this.store.append(input, options, (message, parent) => {
+      this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageNew, message);
+      if (parent) this.broadcaster.publish(input.roomId, SERVER_EVENTS.messageUpdated, parent);
+    });
     if (result.outcome === 'forbidden') throw forbidden(input.roomId);
+    // A room that does not exist has no thread to reply in: refused before anything creates it.
+    if (result.outcome === 'bad_parent' || (result.outcome === 'missing' && input.parentSeq !== null)) throw badParent();
     if (result.outcome === 'missing') return null;
     return { message: result.message, created: result.outcome === 'created' };
+  }
+}
+
+function newMessage(
+  input: { roomId: string; body: string; clientMsgId?: string; parentSeq?: number; mentions?: string[] },
+  senderId: string,
+): NewMessage {
+  return {
+    roomId: input.roomId,
+    senderId,
+    body: input.body,
+    clientMsgId: input.clientMsgId ?? null,
+    parentSeq: input.parentSeq ?? null,
+    mentions: input.mentions ?? [],
+  };
+}
+
+function badParent(): ChatError {
+  return new ChatError('VALIDATION_FAILED', 'parentSeq: must be a top-level message of the room that is not deleted', {
+    fields: ['parentSeq'],
+  });
+}
+
+function messageNotFound(roomId: string, seq: number): ChatError {
+  return new ChatError('NOT_FOUND', `room ${roomId} has no message ${seq}`);
+}
+
+/** The changed (or unchanged) message, or the refusal as the contract names it. */
+function changeOutcome(roomId: string, seq: number, result: ChangeResult): Message {
+  switch (result.outcome) {
+    case 'changed':
+    case 'unchanged':
+      return result.message;
+    case 'no_room':
+      return notFound(roomId);
+    case 'forbidden':
+      throw forbidden(roomId);
+    case 'no_message':
+      throw messageNotFound(roomId, seq);
+    case 'not_sender':
+      throw new ChatError('FORBIDDEN', 'only the sender may change this message');
+    case 'deleted':
+      throw new ChatError('NOT_FOUND', `message ${seq} of room ${roomId} was deleted`);
+    case 'conflict':
+      throw new ChatError('CONFLICT', 'the message has changed since expectedVersion', { currentVersion: result.currentVersion });
+    case 'too_many_keys':
+      throw new ChatError('LIMIT_EXCEEDED', `a message holds at most ${MAX_REACTION_KEYS} reaction keys`);
+    case 'too_many_user_keys':
+      throw new ChatError('LIMIT_EXCEEDED', `a user may put at most ${MAX_REACTION_KEYS_PER_USER} reaction keys on a message`);
   }
 }
 

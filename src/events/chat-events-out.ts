@@ -11,6 +11,10 @@ export const EVENT_TYPES = {
   /** data: { roomId, userId }; only when membership actually changes. */
   memberAdded: 'member.added',
   memberRemoved: 'member.removed',
+  /** data: Message, latest state; edits, reactions and reply counts. Written with the change (and by chat_append for a parent). */
+  messageUpdated: 'message.updated',
+  /** data: the tombstone. */
+  messageDeleted: 'message.deleted',
 } as const;
 
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];

@@ -12,11 +12,22 @@ import {
   type Member,
   type Message,
   type PresenceList,
+  type Reaction,
   type Room,
   type Visibility,
 } from '../chat/chat.events.js';
 
 const ROOM_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+
+@ApiSchema({ name: 'Reaction' })
+export class ReactionModel implements Reaction {
+  @ApiProperty({ minLength: 1, maxLength: 32, description: '1-32 characters, no white space or control characters' })
+  key!: string;
+  @ApiProperty({ type: 'integer', minimum: 1 })
+  count!: number;
+  @ApiProperty({ type: [String], description: 'The first 50 users who reacted, in code point order' })
+  userIds!: string[];
+}
 
 @ApiSchema({ name: 'Message', description: 'A stored message, as pushed in `message.new` and returned by history' })
 export class MessageModel implements Message {
@@ -34,6 +45,24 @@ export class MessageModel implements Message {
   clientMsgId!: string | null;
   @ApiProperty({ format: 'date-time', description: 'Commit time, ISO 8601 UTC' })
   createdAt!: string;
+  @ApiProperty({ type: 'integer', minimum: 1, description: '1 when created, +1 per edit or delete' })
+  version!: number;
+  @ApiProperty({ type: 'integer', minimum: 1, description: "The room's modSeq of this message's latest change" })
+  modSeq!: number;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true })
+  editedAt!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'Set on a tombstone (body then empty)' })
+  deletedAt!: string | null;
+  @ApiProperty({ type: 'integer', nullable: true, description: "The thread root's seq for a reply" })
+  parentSeq!: number | null;
+  @ApiProperty({ type: 'integer', minimum: 0, description: 'Replies not deleted, for a thread root' })
+  replyCount!: number;
+  @ApiProperty({ type: 'integer', nullable: true })
+  lastReplySeq!: number | null;
+  @ApiProperty({ type: [String], description: 'Mentioned user ids' })
+  mentions!: string[];
+  @ApiProperty({ type: [ReactionModel], description: 'By key in code point order' })
+  reactions!: ReactionModel[];
 }
 
 @ApiSchema({ name: 'HistoryPage', description: 'Messages ascending by seq' })
@@ -56,6 +85,8 @@ export class RoomModel implements Room {
   metadata!: Record<string, unknown> | null;
   @ApiProperty({ type: 'integer', minimum: 0, description: 'seq of the newest message; 0 for a room without messages' })
   lastSeq!: number;
+  @ApiProperty({ type: 'integer', minimum: 0, description: "modSeq of the room's latest change; 0 for a room without messages" })
+  lastModSeq!: number;
   @ApiProperty({ format: 'date-time' })
   createdAt!: string;
 }

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Message } from '../chat/chat.events.js';
 import type { AppendResult, NewMessage } from '../chat/chat.ports.js';
+import { rowToMessage, type MessageRow } from './message-row.js';
 import { isDataError, isLockTimeout } from './sql-state.js';
 
 export interface PendingAppend {
@@ -10,8 +11,11 @@ export interface PendingAppend {
   createRoom: boolean;
   /** After this instant the caller has been answered UNAVAILABLE: its batch must not commit. */
   deadline: number;
-  /** Runs at COMMIT for a created message, even when the caller was answered UNAVAILABLE meanwhile. */
-  onCreated(message: Message): void;
+  /**
+   * Runs at COMMIT for a created message, even when the caller was answered UNAVAILABLE meanwhile;
+   * `parent` is the thread root's new state when the message is a reply.
+   */
+  onCreated(message: Message, parent: Message | null): void;
   resolve(result: AppendResult): void;
   reject(err: unknown): void;
 }
@@ -146,9 +150,15 @@ export class AppendBatcher {
   private async commit(queued: PendingAppend[]): Promise<void> {
     const attempt = await this.append(queued);
     if ('rows' in attempt) {
+      // One row per caller (idx = its position, 1-based), then one 'parent' row per reply created.
+      const parents = new Map<number, AppendRow>();
+      for (const row of attempt.rows) if (row.outcome === 'parent') parents.set(row.idx, row);
       attempt.batch.forEach((p, i) => {
-        const result = toResult(p.input, attempt.rows[i]);
-        if (result.outcome === 'created') p.onCreated(result.message);
+        const result = toResult(p.input, attempt.rows[i]!);
+        if (result.outcome === 'created') {
+          const parent = parents.get(i + 1);
+          p.onCreated(result.message, parent ? rowToMessage(p.input.roomId, parent) : null);
+        }
         p.resolve(result);
       });
       return;
@@ -201,6 +211,8 @@ export class AppendBatcher {
         batch.map((p) => p.input.clientMsgId),
         batch.map((p) => !p.trusted),
         batch.map((p) => p.createRoom),
+        batch.map((p) => p.input.parentSeq),
+        batch.map((p) => (p.input.mentions.length ? JSON.stringify(p.input.mentions) : null)),
         budget,
       ])) as AppendRow[];
       return { batch, rows };
@@ -216,28 +228,16 @@ function roomsOf(batch: PendingAppend[]): string[] {
   return [...new Set(batch.map((p) => p.input.roomId))].sort();
 }
 
-/** See the AppendReportsMissingRooms migration: rows come back in input order, one per input. */
-const APPEND_SQL = 'SELECT idx, outcome, id, seq, body, created_at FROM chat_append($1, $2, $3, $4, $5, $6, $7)';
+/** See the AddMessageChanges migration: the callers' rows in input order, then the parents' rows. */
+const APPEND_SQL = 'SELECT * FROM chat_append($1, $2, $3, $4, $5, $6, $7, $8, $9)';
 
-interface AppendRow {
+interface AppendRow extends MessageRow {
   idx: number;
-  outcome: 'created' | 'existing' | 'forbidden' | 'missing';
-  id: string | null;
-  seq: string | null;
-  body: string | null;
-  created_at: Date | null;
+  outcome: 'created' | 'existing' | 'forbidden' | 'missing' | 'bad_parent' | 'parent';
 }
 
 function toResult(input: NewMessage, row: AppendRow): AppendResult {
-  if (row.outcome === 'forbidden' || row.outcome === 'missing') return { outcome: row.outcome };
-  const message: Message = {
-    id: row.id!,
-    roomId: input.roomId,
-    seq: Number(row.seq),
-    senderId: input.senderId,
-    body: row.body!,
-    clientMsgId: input.clientMsgId,
-    createdAt: row.created_at!.toISOString(),
-  };
-  return { outcome: row.outcome, message };
+  if (row.outcome === 'created' || row.outcome === 'existing') return { outcome: row.outcome, message: rowToMessage(input.roomId, row) };
+  if (row.outcome === 'parent') throw new Error('chat_append answered a parent row in place of a caller row');
+  return { outcome: row.outcome };
 }

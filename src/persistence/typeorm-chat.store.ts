@@ -2,10 +2,13 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
-import type { HistoryPage, Member, Message, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
+import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
 import {
   ChatStore,
   type AppendResult,
+  type ChangeResult,
+  type ChangesQuery,
+  type MessageChange,
   type NewMessage,
   type PageQuery,
   type ReadResult,
@@ -17,11 +20,14 @@ import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
+import { applyChange } from './message-changes.js';
+import { MESSAGE_COLUMNS, rowToMessage, type MessageRow } from './message-row.js';
 import { isDataError } from './sql-state.js';
 import { APPEND_LINGER_MS, STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
 interface AccessRow {
   last_seq: string;
+  last_mod_seq: string;
   visibility: Visibility;
   is_member: boolean;
   last_read_seq: string;
@@ -30,13 +36,13 @@ interface AccessRow {
 /** A room's access for a user, with the user's read state; $1 room, $2 user. */
 const ACCESS_CTE = `
   access AS (
-    SELECT r.last_seq, r.visibility,
+    SELECT r.last_seq, r.last_mod_seq, r.visibility,
            EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member,
            COALESCE(rr.last_read_seq, 0) AS last_read_seq, rr.joined_at IS NOT NULL AS joined
     FROM rooms r LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
     WHERE r.id = $1)`;
 
-const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, visibility, is_member, last_read_seq FROM access`;
+const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, last_mod_seq, visibility, is_member, last_read_seq FROM access`;
 
 /**
  * ACCESS_SQL that also records a first join the user is allowed (for rooms.list). A rejoin, the
@@ -48,7 +54,7 @@ const OPEN_SQL = `
     INSERT INTO room_reads (user_id, room_id, joined_at)
     SELECT $2, $1, now() FROM access WHERE (visibility = 'public' OR is_member) AND NOT joined
     ON CONFLICT (user_id, room_id) DO UPDATE SET joined_at = EXCLUDED.joined_at WHERE room_reads.joined_at IS NULL)
-  SELECT last_seq, visibility, is_member, last_read_seq FROM access`;
+  SELECT last_seq, last_mod_seq, visibility, is_member, last_read_seq FROM access`;
 
 /**
  * Moves the read position to min($3, lastSeq) when that is ahead; the conflict clause re-checks
@@ -120,7 +126,7 @@ export class TypeOrmChatStore extends ChatStore {
   async append(
     input: NewMessage,
     { trusted, createRoom }: { trusted: boolean; createRoom: boolean },
-    onCreated: (message: Message) => void,
+    onCreated: (message: Message, parent: Message | null) => void,
   ): Promise<AppendResult> {
     return this.guard(
       (deadline) =>
@@ -165,23 +171,79 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   /**
-   * Keyset paging on (room_id, seq), served by the unique index; returns ascending seqs. Plain SQL
-   * rather than a repository find: every rejoin after a reconnect runs this, and the find's query
-   * building and entity hydration cost more than the query.
+   * Keyset paging on (room_id, seq), served by the unique index (a thread's by its partial index);
+   * returns ascending seqs. Plain SQL rather than a repository find: every rejoin after a
+   * reconnect runs this, and the find's query building and entity hydration cost more than the query.
    */
-  async page({ roomId, beforeSeq, afterSeq, limit }: PageQuery): Promise<HistoryPage> {
+  async page({ roomId, beforeSeq, afterSeq, parentSeq, limit }: PageQuery): Promise<HistoryPage> {
     return this.guard(async () => {
       const ascending = afterSeq !== undefined;
       const bound = ascending ? 'AND seq > $2' : beforeSeq !== undefined ? 'AND seq < $2' : 'AND $2::bigint IS NULL';
+      const thread = parentSeq === undefined ? '' : 'AND parent_seq = $4';
       const rows = (await this.db.query(
-        `SELECT id, room_id, seq, sender_id, body, client_msg_id, created_at FROM messages
-         WHERE room_id = $1 ${bound} ORDER BY seq ${ascending ? 'ASC' : 'DESC'} LIMIT $3`,
-        [roomId, afterSeq ?? beforeSeq ?? null, limit + 1],
+        `SELECT ${MESSAGE_COLUMNS} FROM messages
+         WHERE room_id = $1 ${bound} ${thread} ORDER BY seq ${ascending ? 'ASC' : 'DESC'} LIMIT $3`,
+        [roomId, afterSeq ?? beforeSeq ?? null, limit + 1, ...(parentSeq === undefined ? [] : [parentSeq])],
       )) as MessageRow[];
       const hasMore = rows.length > limit;
       const pageRows = rows.slice(0, limit);
       if (!ascending) pageRows.reverse();
-      return { messages: pageRows.map(rowToMessage), hasMore };
+      return { messages: pageRows.map((r) => rowToMessage(roomId, r)), hasMore };
+    });
+  }
+
+  /** One transaction under the room's row lock (see message-changes.ts); `onChanged` after COMMIT. */
+  async change(
+    roomId: string,
+    seq: number,
+    actor: string | null,
+    change: MessageChange,
+    onChanged: (changed: Message[]) => void,
+  ): Promise<ChangeResult> {
+    return this.guard(async () => {
+      const result = await this.db.transaction((tx) => applyChange(tx, this.timeoutMs, { roomId, seq, actor, change }));
+      if (result.outcome === 'changed') onChanged(result.changed);
+      return result;
+    });
+  }
+
+  /**
+   * One statement, so the page and lastModSeq come from one snapshot: a change committed after it
+   * has a higher modSeq than lastModSeq and is on the next page.
+   */
+  async changes({ roomId, afterModSeq, limit }: ChangesQuery): Promise<ChangesPage> {
+    return this.guard(async () => {
+      const rows = (await this.db.query(
+        `SELECT r.last_mod_seq AS room_last_mod_seq, m.* FROM rooms r
+         LEFT JOIN LATERAL (SELECT ${MESSAGE_COLUMNS} FROM messages x WHERE x.room_id = r.id AND x.mod_seq > $2
+                            ORDER BY x.mod_seq LIMIT $3) AS m ON true
+         WHERE r.id = $1`,
+        [roomId, afterModSeq, limit + 1],
+      )) as (Partial<MessageRow> & { room_last_mod_seq: string })[];
+      if (rows.length === 0) return { messages: [], hasMore: false, lastModSeq: 0 };
+      const found = rows.filter((r) => r.id != null) as MessageRow[];
+      return {
+        messages: found.slice(0, limit).map((r) => rowToMessage(roomId, r)),
+        hasMore: found.length > limit,
+        lastModSeq: Number(rows[0]!.room_last_mod_seq),
+      };
+    });
+  }
+
+  /** The replaced versions kept by edits, then the current one; none after a delete. */
+  async versions(roomId: string, seq: number): Promise<MessageVersion[] | null> {
+    return this.guard(async () => {
+      const rows = (await this.db.query(
+        `SELECT m.deleted_at IS NOT NULL AS deleted, v.version, v.body, v.edited_at FROM messages m
+         CROSS JOIN LATERAL (
+           SELECT x.version, x.body, x.edited_at FROM message_versions x WHERE x.room_id = m.room_id AND x.seq = m.seq
+           UNION ALL SELECT m.version, m.body, m.edited_at) AS v
+         WHERE m.room_id = $1 AND m.seq = $2 ORDER BY v.version`,
+        [roomId, seq],
+      )) as { deleted: boolean; version: number; body: string; edited_at: Date | null }[];
+      if (rows.length === 0) return null;
+      if (rows[0]!.deleted) return [];
+      return rows.map((r) => ({ version: r.version, body: r.body, editedAt: r.edited_at?.toISOString() ?? null }));
     });
   }
 
@@ -338,30 +400,14 @@ function outboxParams(type: EventType, roomId: string, data: unknown): [string, 
   return [type, roomId, JSON.stringify(data)];
 }
 
-interface MessageRow {
-  id: string;
-  room_id: string;
-  seq: string;
-  sender_id: string;
-  body: string;
-  client_msg_id: string | null;
-  created_at: Date;
-}
-
-function rowToMessage(r: MessageRow): Message {
-  return {
-    id: r.id,
-    roomId: r.room_id,
-    seq: Number(r.seq),
-    senderId: r.sender_id,
-    body: r.body,
-    clientMsgId: r.client_msg_id,
-    createdAt: r.created_at.toISOString(),
-  };
-}
-
 function toAccess(row: AccessRow): RoomAccess {
-  return { visibility: row.visibility, isMember: row.is_member, lastSeq: Number(row.last_seq), lastReadSeq: Number(row.last_read_seq) };
+  return {
+    visibility: row.visibility,
+    isMember: row.is_member,
+    lastSeq: Number(row.last_seq),
+    lastModSeq: Number(row.last_mod_seq),
+    lastReadSeq: Number(row.last_read_seq),
+  };
 }
 
 function toRoom(row: RoomEntity): Room {
@@ -371,6 +417,7 @@ function toRoom(row: RoomEntity): Room {
     title: row.title,
     metadata: row.metadata,
     lastSeq: row.lastSeq,
+    lastModSeq: row.lastModSeq,
     createdAt: row.createdAt.toISOString(),
   };
 }

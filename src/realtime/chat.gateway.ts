@@ -56,6 +56,31 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
     return this.chat.history(conn.user.userId, data);
   }
 
+  @SubscribeMessage(CLIENT_EVENTS.messageEdit)
+  edit(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.edit(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.messageDelete)
+  deleteMessage(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.deleteMessage(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.reactionAdd)
+  reactionAdd(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.react(conn.user.userId, data, true);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.reactionRemove)
+  reactionRemove(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.react(conn.user.userId, data, false);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.messageChanges)
+  changes(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.chat.changes(conn.user.userId, data);
+  }
+
   @SubscribeMessage(CLIENT_EVENTS.typingStart)
   typingStart(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
     return this.chat.typingStart(conn.user.userId, data, conn);

@@ -19,6 +19,10 @@ export class RoomEntity {
   @Column({ name: 'last_seq', type: 'bigint', default: 0, transformer: bigintAsNumber })
   lastSeq!: number;
 
+  /** The modSeq of the room's latest change; each change takes lastModSeq + 1 under this row's lock. */
+  @Column({ name: 'last_mod_seq', type: 'bigint', default: 0, transformer: bigintAsNumber })
+  lastModSeq!: number;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

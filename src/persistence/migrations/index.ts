@@ -6,6 +6,7 @@ import { CreateRoomReads1764220000000 } from './1764220000000-CreateRoomReads.js
 import { BoundAppendLockWait1764300000000 } from './1764300000000-BoundAppendLockWait.js';
 import { IndexRoomsListPages1764400000000 } from './1764400000000-IndexRoomsListPages.js';
 import { AppendReportsMissingRooms1764500000000 } from './1764500000000-AppendReportsMissingRooms.js';
+import { AddMessageChanges1764600000000 } from './1764600000000-AddMessageChanges.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -17,4 +18,5 @@ export const migrations = [
   BoundAppendLockWait1764300000000,
   IndexRoomsListPages1764400000000,
   AppendReportsMissingRooms1764500000000,
+  AddMessageChanges1764600000000,
 ];
