@@ -579,7 +579,17 @@ describe('hostile inputs (one instance)', () => {
       const sc = await scene(cluster, 'r9');
       const c = await hostile(sc, kind);
       await expectRefused(sc, async () => {
-        for (const event of ['message.send', 'room.join', 'room.leave', 'message.history']) {
+        for (const event of [
+          'message.send',
+          'room.join',
+          'room.leave',
+          'message.history',
+          'message.edit',
+          'message.delete',
+          'reaction.add',
+          'reaction.remove',
+          'message.changes',
+        ]) {
           for (const data of [null, 42, 0, [sc.room, 'x'], [], 'x', '', true, undefined]) {
             assertFailed(await c.request(event, data), 'VALIDATION_FAILED', [], `${kind} ${event} ${describeValue(data)}`);
           }
@@ -765,6 +775,66 @@ describe('hostile inputs (one instance)', () => {
         }
       });
       assert.equal(c.pushesOf('message.new').length, 0, 'a refused join subscribes to nothing');
+    });
+  }
+
+  // The events of "Message changes": every new field, and the refusals in the contract's order.
+  for (const kind of SOCKET_KINDS) {
+    it(`message changes (${kind}): bad edits, deletes, reactions, replies, mentions and catch-up queries are refused, take no modSeq and push nothing`, async () => {
+      const sc = await scene(cluster, 'mc');
+      const c = await hostile(sc, kind);
+      const R = sc.room;
+      const target = await sc.bystander.ok('message.send', { roomId: R, body: 'the target' });
+      const reply = await sc.bystander.ok('message.send', { roomId: R, body: 'a reply', parentSeq: target.seq });
+      const { lastModSeq } = await c.ok('message.changes', { roomId: R, afterModSeq: 0 });
+      await sleep(SETTLE_MS);
+      const updates = sc.observers.map((o) => o.pushesOf('message.updated').length);
+      const T = target.seq;
+      const V = 'VALIDATION_FAILED';
+      const cases: [string, object, string, string[]?][] = [
+        ['message.edit', { roomId: R, seq: -1, body: 'x' }, V, ['seq']],
+        ['message.edit', { roomId: R, seq: '1', body: 'x' }, V, ['seq']],
+        ['message.edit', { roomId: R, seq: 1.5, body: 'x' }, V, ['seq']],
+        ['message.edit', { roomId: R, seq: T }, V, ['body']],
+        ['message.edit', { roomId: R, seq: T, body: ' \u3000 ' }, V, ['body']],
+        ['message.edit', { roomId: R, seq: T, body: 'a\u0000b' }, V, ['body']],
+        ['message.edit', { roomId: R, seq: T, body: 'x', expectedVersion: 0 }, V, ['expectedVersion']],
+        ['message.edit', { roomId: R, seq: T, body: 'x', mentions: 'bob' }, V, ['mentions']],
+        ['message.edit', { roomId: R, seq: T, body: 'x', mentions: [''] }, V, ['mentions']],
+        ['message.edit', { roomId: R, seq: 999, body: 'x' }, 'NOT_FOUND'],
+        ['message.edit', { roomId: R, seq: T, body: 'not mine' }, 'FORBIDDEN'],
+        ['message.edit', { roomId: R, seq: T, body: 'not mine', expectedVersion: 7 }, 'FORBIDDEN'],
+        ['message.edit', { roomId: uniq('nowhere'), seq: 1, body: 'x' }, 'NOT_FOUND'],
+        ['message.delete', { roomId: R, seq: null }, V, ['seq']],
+        ['message.delete', { roomId: R, seq: T }, 'FORBIDDEN'],
+        ['message.delete', { roomId: R, seq: 0 }, 'NOT_FOUND'],
+        ['reaction.add', { roomId: R, seq: T, key: '' }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: 'a b' }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: 'x'.repeat(33) }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: '\u0000' }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: '\u200b\u2028' }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: '\ud800' }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: T, key: 42 }, V, ['key']],
+        ['reaction.add', { roomId: R, seq: 999, key: 'x' }, 'NOT_FOUND'],
+        ['reaction.remove', { roomId: R, seq: T }, V, ['key']],
+        ['message.send', { roomId: R, body: 'x', parentSeq: reply.seq }, V, ['parentSeq']],
+        ['message.send', { roomId: R, body: 'x', parentSeq: 999 }, V, ['parentSeq']],
+        ['message.send', { roomId: R, body: 'x', parentSeq: -1 }, V, ['parentSeq']],
+        ['message.send', { roomId: R, body: 'x', mentions: Array.from({ length: 51 }, (_, i) => `u${i}`) }, V, ['mentions']],
+        ['message.send', { roomId: R, body: 'x', mentions: [42] }, V, ['mentions']],
+        ['message.changes', { roomId: R }, V, ['afterModSeq']],
+        ['message.changes', { roomId: R, afterModSeq: -1 }, V, ['afterModSeq']],
+        ['message.changes', { roomId: R, afterModSeq: 0, limit: 101 }, V, ['limit']],
+        ['message.changes', { roomId: R, afterModSeq: 0, limit: 0 }, V, ['limit']],
+        ['message.history', { roomId: R, parentSeq: 'x' }, V, ['parentSeq']],
+        ['room.join', { roomId: R, sinceModSeq: -1 }, V, ['sinceModSeq']],
+      ];
+      await expectRefused(sc, async () => {
+        for (const [event, data, code, fields] of cases)
+          assertFailed(await c.request(event, data), code, fields, `${kind} ${event} ${describeValue(data)}`);
+      });
+      assert.equal((await c.ok('message.changes', { roomId: R, afterModSeq: 0 })).lastModSeq, lastModSeq + 1, 'only the bystander send took a modSeq');
+      sc.observers.forEach((o, i) => assert.equal(o.pushesOf('message.updated').length, updates[i], `no message.updated to the ${o.kind} observer`));
     });
   }
 

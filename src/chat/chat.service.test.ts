@@ -375,7 +375,7 @@ describe('ChatService.send storage and broadcast', () => {
     await h.service.send(SENDER, data);
     assert.equal(h.append.mock.callCount(), 1);
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
-      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1' },
+      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: 'c-1', parentSeq: null, mentions: [] },
       { trusted: false, createRoom: false },
     ]);
   });
@@ -394,8 +394,8 @@ describe('ChatService.send storage and broadcast', () => {
     await h.service.send(SENDER, data);
     const passed = h.append.mock.calls[0]?.arguments[0];
     assert.ok(passed);
-    assert.deepEqual(passed, { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null });
-    assert.deepEqual(Object.keys(passed).sort(), ['body', 'clientMsgId', 'roomId', 'senderId']);
+    assert.deepEqual(passed, { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null, parentSeq: null, mentions: [] });
+    assert.deepEqual(Object.keys(passed).sort(), ['body', 'clientMsgId', 'mentions', 'parentSeq', 'roomId', 'senderId']);
     assert.equal(Object.hasOwn(passed, '__proto__'), false);
     assert.equal(Object.getPrototypeOf(passed), Object.prototype);
     assert.equal((passed as unknown as Record<string, unknown>)['polluted'], undefined);
@@ -474,7 +474,7 @@ describe('ChatService.post (trusted service)', () => {
     assert.deepEqual(result, { message: stored, created: true });
     assert.equal(result.message, stored);
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
-      { roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1' },
+      { roomId: ROOM, senderId: 'svc-user', body: 'from backend', clientMsgId: 'k-1', parentSeq: null, mentions: [] },
       { trusted: true, createRoom: true },
     ]);
     assert.deepEqual(h.publish.mock.calls[0]?.arguments, [ROOM, 'message.new', stored]);
@@ -493,7 +493,7 @@ describe('ChatService.post (trusted service)', () => {
     const h = setup();
     await h.service.post({ roomId: ROOM, senderId: SENDER, body: 'hi', seq: 5, id: 'forged', createdAt: 'then' });
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
-      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null },
+      { roomId: ROOM, senderId: SENDER, body: 'hi', clientMsgId: null, parentSeq: null, mentions: [] },
       { trusted: true, createRoom: true },
     ]);
   });
@@ -502,7 +502,7 @@ describe('ChatService.post (trusted service)', () => {
     const h = setup();
     await h.service.post({ roomId: ROOM, system: true, body: 'maintenance at noon', clientMsgId: 'notice-1' });
     assert.deepEqual(h.append.mock.calls[0]?.arguments.slice(0, 2), [
-      { roomId: ROOM, senderId: SYSTEM_SENDER_ID, body: 'maintenance at noon', clientMsgId: 'notice-1' },
+      { roomId: ROOM, senderId: SYSTEM_SENDER_ID, body: 'maintenance at noon', clientMsgId: 'notice-1', parentSeq: null, mentions: [] },
       { trusted: true, createRoom: true },
     ]);
     assert.equal(h.publish.mock.callCount(), 1);
@@ -579,7 +579,7 @@ describe('ChatService.join', () => {
     const h = setup({ openRoom: async () => access('public', false, 15), roomAccess: async () => access('public', false, 17) });
     const subscriber = h.subscriber();
     const result = await h.service.join(USER, { roomId: ROOM }, subscriber);
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17, lastReadSeq: 0, unread: 17 });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17, lastModSeq: 17, lastReadSeq: 0, unread: 17 });
     assert.equal(Object.hasOwn(result, 'missed'), false);
     assert.equal(Object.hasOwn(result, 'hasMore'), false);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`]);
@@ -594,7 +594,7 @@ describe('ChatService.join', () => {
     const missed = [makeMessage({ id: 'a', seq: 6 }), makeMessage({ id: 'b', seq: 7 })];
     const h = setup({ roomAccess: async () => access('public', false, 7), page: async () => ({ messages: missed, hasMore: true }) });
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 5 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, lastReadSeq: 0, unread: 7, missed, hasMore: true });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, lastModSeq: 7, lastReadSeq: 0, unread: 7, missed, hasMore: true });
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, afterSeq: 5, limit: 100 }]);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `page:${ROOM}`]);
   });
@@ -618,7 +618,7 @@ describe('ChatService.join', () => {
   it('with sinceSeq on an empty room returns missed [] and hasMore false with lastSeq 0', async () => {
     const h = setup();
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, lastReadSeq: 0, unread: 0, missed: [], hasMore: false });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0, missed: [], hasMore: false });
   });
 
   it('refuses a bad roomId or sinceSeq without subscribing or touching the store', async () => {
@@ -640,7 +640,7 @@ describe('ChatService.join', () => {
   it('lets a member join a private room', async () => {
     const h = setup({ openRoom: async () => access('private', true, 4), roomAccess: async () => access('private', true, 4) });
     const subscriber = h.subscriber();
-    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4, lastReadSeq: 0, unread: 4 });
+    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4, lastModSeq: 4, lastReadSeq: 0, unread: 4 });
     assert.equal(subscriber.join.mock.callCount(), 1);
     assert.equal(subscriber.leave.mock.callCount(), 0);
   });
@@ -793,9 +793,9 @@ describe('ChatService.history', () => {
       assert.ok(Buffer.byteLength(JSON.stringify(page)) <= 32 * 1024, `page of ${Buffer.byteLength(JSON.stringify(page))} bytes`);
       assert.equal(page.hasMore, true);
     }
-    assert.deepEqual([older.messages.length, older.messages.at(-1)?.seq, newer.messages[0]?.seq], [4, 100, 1]);
+    assert.deepEqual([older.messages.length, older.messages.at(-1)?.seq, newer.messages[0]?.seq], [3, 100, 1]);
     const joined = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
-    assert.deepEqual([joined.missed?.length, joined.hasMore], [4, true]);
+    assert.deepEqual([joined.missed?.length, joined.hasMore], [3, true]);
   });
 
   it('keeps one message even when it alone passes the budget, so paging moves on', async () => {
@@ -1123,6 +1123,7 @@ describe('ChatService read state', () => {
     assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, h.subscriber()), {
       roomId: ROOM,
       lastSeq: 10,
+      lastModSeq: 10,
       lastReadSeq: 4,
       unread: 6,
     });
