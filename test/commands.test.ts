@@ -14,7 +14,7 @@ import { tokenFor } from './support/tokens.js';
 /** Nest's client logs every Redis reconnection attempt; the outage tests cause plenty. */
 Logger.overrideLogger(false);
 
-const COMMANDS = ['message.send', 'room.upsert', 'member.add', 'member.remove'] as const;
+const COMMANDS = ['message.send', 'message.edit', 'message.delete', 'room.upsert', 'member.add', 'member.remove'] as const;
 /** The cluster's deployment prefix: each test run serves its commands on channels of its own. */
 const PREFIX = redisPrefix();
 /** The channel a command is sent on: `<REDIS_PREFIX>.<command>`. */
@@ -92,6 +92,17 @@ async function commandCount(inst: Instance, pattern: string, outcome: string): P
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
+/** The fields of a Message nobody changed yet. */
+const FRESH = {
+  version: 1,
+  editedAt: null,
+  deletedAt: null,
+  parentSeq: null,
+  replyCount: 0,
+  lastReplySeq: null,
+  mentions: [],
+  reactions: [],
+};
 const isIso = (v: unknown) => typeof v === 'string' && new Date(v).toISOString() === v;
 
 describe('commands in over the Redis transport, two instances', () => {
@@ -140,12 +151,12 @@ describe('commands in over the Redis transport, two instances', () => {
   it('chat.room.upsert answers the Room; chat.member.add and chat.member.remove answer { roomId, userId }, idempotently', async () => {
     const roomId = 'cmd-room';
     const created = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' } });
-    assert.deepEqual(Object.keys(created).sort(), ['createdAt', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
+    assert.deepEqual(Object.keys(created).sort(), ['createdAt', 'lastModSeq', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
     const { createdAt, ...rest } = created;
-    assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' }, lastSeq: 0 });
+    assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' }, lastSeq: 0, lastModSeq: 0 });
     assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
     const replaced = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private' });
-    assert.deepEqual(replaced, { roomId, visibility: 'private', title: null, metadata: null, lastSeq: 0, createdAt });
+    assert.deepEqual(replaced, { roomId, visibility: 'private', title: null, metadata: null, lastSeq: 0, lastModSeq: 0, createdAt });
 
     for (const userId of ['alice', 'alice', 'bob']) {
       assert.deepEqual(await ok(client, cmd('member.add'), { roomId, userId }), { roomId, userId });
@@ -171,16 +182,52 @@ describe('commands in over the Redis transport, two instances', () => {
     const roomId = 'cmd-live';
     const watchers = await placeEverywhere('watcher', roomId);
     const msg = await ok(client, cmd('message.send'), { roomId, senderId: 'backend-bot', body: 'hello from a command' });
-    assert.deepEqual(Object.keys(msg).sort(), ['body', 'clientMsgId', 'createdAt', 'id', 'roomId', 'senderId', 'seq']);
     assert.deepEqual(
       { ...msg, id: undefined, createdAt: undefined },
-      { id: undefined, roomId, seq: 1, senderId: 'backend-bot', body: 'hello from a command', clientMsgId: null, createdAt: undefined },
+      {
+        ...FRESH,
+        id: undefined,
+        roomId,
+        seq: 1,
+        modSeq: 1,
+        senderId: 'backend-bot',
+        body: 'hello from a command',
+        clientMsgId: null,
+        createdAt: undefined,
+      },
     );
     assert.ok(isIso(msg.createdAt));
     await Promise.all(watchers.map((c) => c.waitFor('message.new', (m) => m.id === msg.id)));
     await sleep(SETTLE_MS);
     for (const c of watchers) assert.deepEqual(c.messagesIn(roomId), [msg], `${c.kind} pushes`);
     assert.deepEqual(await stored(roomId), ['hello from a command']);
+  });
+
+  it('chat.message.edit and chat.message.delete change any message of the room, answer the latest Message and push message.updated once', async () => {
+    const roomId = 'cmd-change';
+    const watchers = await placeEverywhere('watcher3', roomId);
+    const sent = await watchers[0]!.ok('message.send', { roomId, body: 'typo' });
+    const edited = await ok(client, cmd('message.edit'), { roomId, seq: sent.seq, body: 'fixed', mentions: ['bob', 'bob'] });
+    assert.deepEqual(
+      { body: edited.body, version: edited.version, modSeq: edited.modSeq, mentions: edited.mentions, senderId: edited.senderId },
+      { body: 'fixed', version: 2, modSeq: 2, mentions: ['bob'], senderId: 'watcher3' },
+    );
+    assert.ok(isIso(edited.editedAt));
+    const deleted = await ok(client, cmd('message.delete'), { roomId, seq: sent.seq });
+    assert.deepEqual({ body: deleted.body, version: deleted.version, modSeq: deleted.modSeq }, { body: '', version: 3, modSeq: 3 });
+    assert.ok(isIso(deleted.deletedAt));
+    assert.deepEqual(await ok(client, cmd('message.delete'), { roomId, seq: sent.seq }), deleted, 'a second delete answers the tombstone');
+    await Promise.all(watchers.map((c) => c.waitFor('message.updated', (m) => m.modSeq === 3)));
+    await sleep(SETTLE_MS);
+    for (const c of watchers)
+      assert.deepEqual(
+        c.pushesOf('message.updated').map((m) => m.modSeq),
+        [2, 3],
+        `${c.kind} pushes`,
+      );
+    assert.equal((await fails(client, cmd('message.edit'), { roomId, seq: 99, body: 'x' })).code, 'NOT_FOUND');
+    assert.equal((await fails(client, cmd('message.delete'), { roomId: 'cmd-no-such-room', seq: 1 })).code, 'NOT_FOUND');
+    assert.deepEqual((await fails(client, cmd('message.edit'), { roomId, seq: -1, body: 'x' })).details, { fields: ['seq'] });
   });
 
   it('a repeated clientMsgId answers the stored message again, without storing or broadcasting it again', async () => {

@@ -67,11 +67,18 @@ describe('history paging and recovery with sinceSeq', () => {
     assert.deepEqual(await r.ok('room.join', { roomId: room, sinceSeq: 130 }), {
       roomId: room,
       lastSeq: 130,
+      lastModSeq: 130,
       lastReadSeq: 0,
       unread: 130,
       missed: [],
       hasMore: false,
     });
-    assert.deepEqual(await r.ok('room.join', { roomId: 'empty-room' }), { roomId: 'empty-room', lastSeq: 0, lastReadSeq: 0, unread: 0 });
+    assert.deepEqual(await r.ok('room.join', { roomId: 'empty-room' }), {
+      roomId: 'empty-room',
+      lastSeq: 0,
+      lastModSeq: 0,
+      lastReadSeq: 0,
+      unread: 0,
+    });
   });
 });

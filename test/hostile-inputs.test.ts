@@ -37,7 +37,24 @@ const ALLOWED_ORIGIN = 'https://allowed.example';
 /** Long enough for a push that was going to come to have arrived; proves absence only. */
 const SETTLE_MS = 300;
 const WAIT_MS = 5000;
-const MESSAGE_KEYS = ['body', 'clientMsgId', 'createdAt', 'id', 'roomId', 'senderId', 'seq'];
+const MESSAGE_KEYS = [
+  'body',
+  'clientMsgId',
+  'createdAt',
+  'deletedAt',
+  'editedAt',
+  'id',
+  'lastReplySeq',
+  'mentions',
+  'modSeq',
+  'parentSeq',
+  'reactions',
+  'replyCount',
+  'roomId',
+  'senderId',
+  'seq',
+  'version',
+];
 const SOCKET_KINDS: Kind[] = ['io', 'ws'];
 
 let unique = 0;
@@ -622,7 +639,7 @@ describe('hostile inputs (one instance)', () => {
       assert.deepEqual([m.roomId, m.senderId, m.body, m.clientMsgId, m.seq], [sc.room, sub, 'proto', 'proto-1', 1]);
       const rows = await cluster.db.query<Record<string, unknown>>('SELECT * FROM messages WHERE id = $1', [m.id]);
       assert.equal(rows.length, 1);
-      assert.deepEqual(Object.keys(rows[0]).sort(), ['body', 'client_msg_id', 'created_at', 'id', 'room_id', 'sender_id', 'seq']);
+      assert.deepEqual(Object.keys(rows[0]).sort(), MESSAGE_KEYS.map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).sort());
       assert.deepEqual([rows[0].room_id, rows[0].sender_id, rows[0].body], [sc.room, sub, 'proto']);
       for (const o of sc.observers) {
         const pushed = await o.waitFor('message.new', (d) => d.id === m.id);
@@ -833,8 +850,14 @@ describe('hostile inputs (one instance)', () => {
         for (const [event, data, code, fields] of cases)
           assertFailed(await c.request(event, data), code, fields, `${kind} ${event} ${describeValue(data)}`);
       });
-      assert.equal((await c.ok('message.changes', { roomId: R, afterModSeq: 0 })).lastModSeq, lastModSeq + 1, 'only the bystander send took a modSeq');
-      sc.observers.forEach((o, i) => assert.equal(o.pushesOf('message.updated').length, updates[i], `no message.updated to the ${o.kind} observer`));
+      assert.equal(
+        (await c.ok('message.changes', { roomId: R, afterModSeq: 0 })).lastModSeq,
+        lastModSeq + 1,
+        'only the bystander send took a modSeq',
+      );
+      sc.observers.forEach((o, i) =>
+        assert.equal(o.pushesOf('message.updated').length, updates[i], `no message.updated to the ${o.kind} observer`),
+      );
     });
   }
 

@@ -50,7 +50,7 @@ describe('read state', () => {
       await post(roomId, 5);
       const reader = await client(A, kind, 'alice');
       const joinReply = await reader.ok('room.join', { roomId });
-      assert.deepEqual(joinReply, { roomId, lastSeq: 5, lastReadSeq: 0, unread: 5 });
+      assert.deepEqual(joinReply, { roomId, lastSeq: 5, lastModSeq: 5, lastReadSeq: 0, unread: 5 });
       const ownElsewhere = await client(B, 'io-polling', 'alice', [roomId]);
       const other = await client(B, kind === 'io' ? 'ws' : 'io', 'bob', [roomId]);
       const ownNotJoined = await client(B, 'ws', 'alice');
@@ -75,7 +75,11 @@ describe('read state', () => {
       await post(roomId, 2);
       reader.close();
       const again = await client(B, kind, 'alice');
-      assert.deepEqual(await again.ok('room.join', { roomId }), { roomId, lastSeq: 7, lastReadSeq: 5, unread: 2 }, 'survives reconnects');
+      assert.deepEqual(
+        await again.ok('room.join', { roomId }),
+        { roomId, lastSeq: 7, lastModSeq: 7, lastReadSeq: 5, unread: 2 },
+        'survives reconnects',
+      );
       const withMissed = await again.ok('room.join', { roomId, sinceSeq: 5 });
       assert.deepEqual([withMissed.lastSeq, withMissed.lastReadSeq, withMissed.unread, withMissed.missed.length], [7, 5, 2, 2]);
     });

@@ -640,7 +640,13 @@ describe('ChatService.join', () => {
   it('lets a member join a private room', async () => {
     const h = setup({ openRoom: async () => access('private', true, 4), roomAccess: async () => access('private', true, 4) });
     const subscriber = h.subscriber();
-    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), { roomId: ROOM, lastSeq: 4, lastModSeq: 4, lastReadSeq: 0, unread: 4 });
+    assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, subscriber), {
+      roomId: ROOM,
+      lastSeq: 4,
+      lastModSeq: 4,
+      lastReadSeq: 0,
+      unread: 4,
+    });
     assert.equal(subscriber.join.mock.callCount(), 1);
     assert.equal(subscriber.leave.mock.callCount(), 0);
   });

@@ -7,6 +7,8 @@
  */
 export const COMMAND_PATTERNS = {
   messageSend: 'message.send',
+  messageEdit: 'message.edit',
+  messageDelete: 'message.delete',
   roomUpsert: 'room.upsert',
   memberAdd: 'member.add',
   memberRemove: 'member.remove',

@@ -28,6 +28,18 @@ export class CommandsController {
     return (await this.chat.post(withinDepth(data))).message;
   }
 
+  /** Any message of the room, whoever sent it (a trusted caller); replies with the latest Message. */
+  @MessagePattern(COMMAND_PATTERNS.messageEdit)
+  async editMessage(@Payload() data: unknown): Promise<Message> {
+    return this.chat.edit(null, withinDepth(data));
+  }
+
+  /** Replies with the tombstone; deleting a deleted message replies with it unchanged. */
+  @MessagePattern(COMMAND_PATTERNS.messageDelete)
+  async deleteMessage(@Payload() data: unknown): Promise<Message> {
+    return this.chat.deleteMessage(null, withinDepth(data));
+  }
+
   @MessagePattern(COMMAND_PATTERNS.roomUpsert)
   async upsertRoom(@Payload() data: unknown): Promise<Room> {
     return (await this.chat.upsertRoom(withinDepth(data))).room;
