@@ -181,7 +181,15 @@ describe('HTTP API', () => {
       const roomId = 'put-room';
       const created = await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public', title: 'T', metadata: { a: 1 } } });
       assert.equal(created.status, 201, created.text);
-      assert.deepEqual(Object.keys(created.body).sort(), ['createdAt', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
+      assert.deepEqual(Object.keys(created.body).sort(), [
+        'createdAt',
+        'lastModSeq',
+        'lastSeq',
+        'metadata',
+        'roomId',
+        'title',
+        'visibility',
+      ]);
       const replaced = await call(B, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public' } });
       assert.equal(replaced.status, 200, replaced.text);
       assert.deepEqual([replaced.body.title, replaced.body.metadata], [null, null]);
@@ -265,7 +273,24 @@ describe('HTTP API', () => {
       const roomId = 'post-room';
       const made = await post(A, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
       assert.equal(made.status, 201, made.text);
-      assert.deepEqual(Object.keys(made.body).sort(), ['body', 'clientMsgId', 'createdAt', 'id', 'roomId', 'senderId', 'seq']);
+      assert.deepEqual(Object.keys(made.body).sort(), [
+        'body',
+        'clientMsgId',
+        'createdAt',
+        'deletedAt',
+        'editedAt',
+        'id',
+        'lastReplySeq',
+        'mentions',
+        'modSeq',
+        'parentSeq',
+        'reactions',
+        'replyCount',
+        'roomId',
+        'senderId',
+        'seq',
+        'version',
+      ]);
       assert.deepEqual([made.body.roomId, made.body.seq, made.body.senderId, made.body.clientMsgId], [roomId, 1, 'svc-user', 'post-1']);
       const again = await post(B, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
       assert.deepEqual([again.status, again.body], [200, made.body]);
@@ -379,7 +404,24 @@ describe('HTTP API', () => {
       assert.equal(made.status, 201, made.text);
       assert.deepEqual(
         { ...made.body, id: 'x', createdAt: 'x' },
-        { id: 'x', roomId, seq: 1, senderId: 'system', body: 'Maintenance at noon', clientMsgId: 'notice-1', createdAt: 'x' },
+        {
+          id: 'x',
+          roomId,
+          seq: 1,
+          senderId: 'system',
+          body: 'Maintenance at noon',
+          clientMsgId: 'notice-1',
+          createdAt: 'x',
+          version: 1,
+          modSeq: 1,
+          editedAt: null,
+          deletedAt: null,
+          parentSeq: null,
+          replyCount: 0,
+          lastReplySeq: null,
+          mentions: [],
+          reactions: [],
+        },
       );
       for (const w of watchers) assert.deepEqual(await w.waitFor('message.new', (m) => m.id === made.body.id), made.body, w.kind);
 
@@ -616,7 +658,7 @@ describe('HTTP API', () => {
       // Request bodies come from the zod schemas that validate them.
       assert.deepEqual(props('RoomSettings'), ['metadata', 'title', 'visibility']);
       assert.deepEqual(schemas.RoomSettings.required, ['visibility']);
-      assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'senderId', 'system']);
+      assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'mentions', 'parentSeq', 'senderId', 'system']);
       assert.deepEqual(schemas.PostUserMessage.required.sort(), ['body', 'senderId']);
       assert.deepEqual(schemas.PostSystemMessage.required.sort(), ['body', 'system']);
       assert.equal(schemas.RoomId.pattern, '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');

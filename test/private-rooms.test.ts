@@ -81,9 +81,17 @@ describe('private rooms and membership', () => {
       const metadata = { team: 'core', level: 3, nested: { tags: ['a', 'b'], flag: true } };
       const created = await api(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'private', title: 'Design review', metadata } });
       assert.equal(created.status, 201, JSON.stringify(created.body));
-      assert.deepEqual(Object.keys(created.body).sort(), ['createdAt', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
+      assert.deepEqual(Object.keys(created.body).sort(), [
+        'createdAt',
+        'lastModSeq',
+        'lastSeq',
+        'metadata',
+        'roomId',
+        'title',
+        'visibility',
+      ]);
       const { createdAt, ...rest } = created.body;
-      assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Design review', metadata, lastSeq: 0 });
+      assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Design review', metadata, lastSeq: 0, lastModSeq: 0 });
       assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
 
       const again = await api(B, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'private', title: 'Design review', metadata } });
@@ -92,7 +100,7 @@ describe('private rooms and membership', () => {
 
       const replaced = await api(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public' } });
       assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
-      assert.deepEqual(replaced.body, { roomId, visibility: 'public', title: null, metadata: null, lastSeq: 0, createdAt });
+      assert.deepEqual(replaced.body, { roomId, visibility: 'public', title: null, metadata: null, lastSeq: 0, lastModSeq: 0, createdAt });
 
       const read = await api(B, 'GET', `/v1/rooms/${roomId}`);
       assert.equal(read.status, 200);
