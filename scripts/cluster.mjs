@@ -16,7 +16,7 @@ import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HAPROXY_CFG = `${ROOT}deploy/haproxy/haproxy.cfg`;
-/** The HAProxy config names three servers; unused ones point at a closed port and stay down. */
+/** The HAProxy config names three fixed servers; unused ones point at a closed port and stay down. */
 const MAX_REPLICAS = 3;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,7 +128,14 @@ export async function startLocalCluster({
     for (let i = 1; i <= MAX_REPLICAS; i++)
       addresses[`CHAT${i}_ADDR`] = i <= replicas ? `127.0.0.1:${instances[i - 1].port}` : '127.0.0.1:1';
     const lb = spawn('haproxy', ['-db', '-f', HAPROXY_CFG], {
-      env: { ...process.env, ...addresses, LB_BIND: `127.0.0.1:${lbPort}`, LB_COOKIE_KEY: randomBytes(16).toString('hex') },
+      // LB_STATIC turns on the config's fixed servers; its DNS slots (docker compose's) stay empty here.
+      env: {
+        ...process.env,
+        ...addresses,
+        LB_STATIC: 'enabled',
+        LB_BIND: `127.0.0.1:${lbPort}`,
+        LB_COOKIE_KEY: randomBytes(16).toString('hex'),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     lb.once('error', (err) => output('haproxy', `could not start haproxy (apt-get install haproxy): ${err.message}`));
