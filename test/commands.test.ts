@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { redisPrefix, SHARED_REDIS_URL, startInstance, waitUntilReady, type Instance } from './support/instance.js';
 import { PrivateRedis } from './support/private-infra.js';
 import { tokenFor } from './support/tokens.js';
+import { ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
 
 /** Nest's client logs every Redis reconnection attempt; the outage tests cause plenty. */
 Logger.overrideLogger(false);
@@ -92,17 +93,6 @@ async function commandCount(inst: Instance, pattern: string, outcome: string): P
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
-/** The fields of a Message nobody changed yet. */
-const FRESH = {
-  version: 1,
-  editedAt: null,
-  deletedAt: null,
-  parentSeq: null,
-  replyCount: 0,
-  lastReplySeq: null,
-  mentions: [],
-  reactions: [],
-};
 const isIso = (v: unknown) => typeof v === 'string' && new Date(v).toISOString() === v;
 
 describe('commands in over the Redis transport, two instances', () => {
@@ -151,7 +141,7 @@ describe('commands in over the Redis transport, two instances', () => {
   it('chat.room.upsert answers the Room; chat.member.add and chat.member.remove answer { roomId, userId }, idempotently', async () => {
     const roomId = 'cmd-room';
     const created = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' } });
-    assert.deepEqual(Object.keys(created).sort(), ['createdAt', 'lastModSeq', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility']);
+    assert.deepEqual(Object.keys(created).sort(), ROOM_KEYS);
     const { createdAt, ...rest } = created;
     assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' }, lastSeq: 0, lastModSeq: 0 });
     assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
@@ -185,7 +175,7 @@ describe('commands in over the Redis transport, two instances', () => {
     assert.deepEqual(
       { ...msg, id: undefined, createdAt: undefined },
       {
-        ...FRESH,
+        ...UNCHANGED,
         id: undefined,
         roomId,
         seq: 1,

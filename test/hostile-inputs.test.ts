@@ -31,30 +31,13 @@ import {
 import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { algNoneToken, TEST_JWT_SECRET, tokenFor } from './support/tokens.js';
+import { MESSAGE_KEYS } from './support/message-shape.js';
 
 const API_KEY = 'hostile-test-api-key-0123456789';
 const ALLOWED_ORIGIN = 'https://allowed.example';
 /** Long enough for a push that was going to come to have arrived; proves absence only. */
 const SETTLE_MS = 300;
 const WAIT_MS = 5000;
-const MESSAGE_KEYS = [
-  'body',
-  'clientMsgId',
-  'createdAt',
-  'deletedAt',
-  'editedAt',
-  'id',
-  'lastReplySeq',
-  'mentions',
-  'modSeq',
-  'parentSeq',
-  'reactions',
-  'replyCount',
-  'roomId',
-  'senderId',
-  'seq',
-  'version',
-];
 const SOCKET_KINDS: Kind[] = ['io', 'ws'];
 
 let unique = 0;

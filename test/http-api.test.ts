@@ -12,6 +12,7 @@ import { connect, handshakeRefusal, KINDS, sleep, type IoTestClient, type TestCl
 import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
+import { MESSAGE_KEYS, ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
 
 const API_KEY = 'http-api-e2e-key-0123456789abcdef';
 const READ_KEY = 'http-api-e2e-read-only-key-0123456789';
@@ -181,15 +182,7 @@ describe('HTTP API', () => {
       const roomId = 'put-room';
       const created = await call(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public', title: 'T', metadata: { a: 1 } } });
       assert.equal(created.status, 201, created.text);
-      assert.deepEqual(Object.keys(created.body).sort(), [
-        'createdAt',
-        'lastModSeq',
-        'lastSeq',
-        'metadata',
-        'roomId',
-        'title',
-        'visibility',
-      ]);
+      assert.deepEqual(Object.keys(created.body).sort(), ROOM_KEYS);
       const replaced = await call(B, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public' } });
       assert.equal(replaced.status, 200, replaced.text);
       assert.deepEqual([replaced.body.title, replaced.body.metadata], [null, null]);
@@ -273,24 +266,7 @@ describe('HTTP API', () => {
       const roomId = 'post-room';
       const made = await post(A, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
       assert.equal(made.status, 201, made.text);
-      assert.deepEqual(Object.keys(made.body).sort(), [
-        'body',
-        'clientMsgId',
-        'createdAt',
-        'deletedAt',
-        'editedAt',
-        'id',
-        'lastReplySeq',
-        'mentions',
-        'modSeq',
-        'parentSeq',
-        'reactions',
-        'replyCount',
-        'roomId',
-        'senderId',
-        'seq',
-        'version',
-      ]);
+      assert.deepEqual(Object.keys(made.body).sort(), MESSAGE_KEYS);
       assert.deepEqual([made.body.roomId, made.body.seq, made.body.senderId, made.body.clientMsgId], [roomId, 1, 'svc-user', 'post-1']);
       const again = await post(B, roomId, { senderId: 'svc-user', body: 'hello', clientMsgId: 'post-1' });
       assert.deepEqual([again.status, again.body], [200, made.body]);
@@ -412,15 +388,8 @@ describe('HTTP API', () => {
           body: 'Maintenance at noon',
           clientMsgId: 'notice-1',
           createdAt: 'x',
-          version: 1,
+          ...UNCHANGED,
           modSeq: 1,
-          editedAt: null,
-          deletedAt: null,
-          parentSeq: null,
-          replyCount: 0,
-          lastReplySeq: null,
-          mentions: [],
-          reactions: [],
         },
       );
       for (const w of watchers) assert.deepEqual(await w.waitFor('message.new', (m) => m.id === made.body.id), made.body, w.kind);

@@ -6,6 +6,7 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import { EventsStreamReader, firstAppearances } from './support/events-stream.js';
 import { eventsStreamOf, redisPrefix, UNLIMITED_RATES } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
+import { UNCHANGED } from './support/message-shape.js';
 
 type State = Map<number, any>;
 
@@ -81,15 +82,9 @@ describe('message changes: edits, deletes, reactions, threads, mentions (two ins
         body: 'hi @bob',
         clientMsgId: null,
         createdAt: undefined,
-        version: 1,
+        ...UNCHANGED,
         modSeq: 1,
-        editedAt: null,
-        deletedAt: null,
-        parentSeq: null,
-        replyCount: 0,
-        lastReplySeq: null,
         mentions: ['bob', 'carol'],
-        reactions: [],
       },
     );
 

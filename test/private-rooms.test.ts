@@ -5,6 +5,7 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { apiCall, type Method } from './support/http-api.js';
 import { tokenFor } from './support/tokens.js';
+import { ROOM_KEYS } from './support/message-shape.js';
 
 const API_KEY = 'private-rooms-e2e-key-0123456789';
 const SECOND_API_KEY = 'private-rooms-e2e-key-second-abcdef';
@@ -81,15 +82,7 @@ describe('private rooms and membership', () => {
       const metadata = { team: 'core', level: 3, nested: { tags: ['a', 'b'], flag: true } };
       const created = await api(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'private', title: 'Design review', metadata } });
       assert.equal(created.status, 201, JSON.stringify(created.body));
-      assert.deepEqual(Object.keys(created.body).sort(), [
-        'createdAt',
-        'lastModSeq',
-        'lastSeq',
-        'metadata',
-        'roomId',
-        'title',
-        'visibility',
-      ]);
+      assert.deepEqual(Object.keys(created.body).sort(), ROOM_KEYS);
       const { createdAt, ...rest } = created.body;
       assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Design review', metadata, lastSeq: 0, lastModSeq: 0 });
       assert.ok(isIso(createdAt), `createdAt ${createdAt}`);

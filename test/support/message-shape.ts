@@ -1,0 +1,34 @@
+/** Every key of a `Message` on the wire, sorted: what a reply or push must carry, no more. */
+export const MESSAGE_KEYS = [
+  'body',
+  'clientMsgId',
+  'createdAt',
+  'deletedAt',
+  'editedAt',
+  'id',
+  'lastReplySeq',
+  'mentions',
+  'modSeq',
+  'parentSeq',
+  'reactions',
+  'replyCount',
+  'roomId',
+  'senderId',
+  'seq',
+  'version',
+];
+
+/** Every key of a `Room` on the wire, sorted. */
+export const ROOM_KEYS = ['createdAt', 'lastModSeq', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility'];
+
+/** The change fields of a message nobody edited, deleted, reacted to or replied to yet. */
+export const UNCHANGED = {
+  version: 1,
+  editedAt: null,
+  deletedAt: null,
+  parentSeq: null,
+  replyCount: 0,
+  lastReplySeq: null,
+  mentions: [],
+  reactions: [],
+};
