@@ -123,6 +123,62 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
     assert.equal(created.length, 20);
   });
 
+  it('batches with and without a thread reply answer what a fresh read holds, and write it to the outbox', async () => {
+    const roomId = 'two-statements';
+    const msg = (senderId: string, body: string, clientMsgId: string | null, extra: Partial<NewMessage> = {}): NewMessage => ({
+      roomId,
+      senderId,
+      body,
+      clientMsgId,
+      parentSeq: null,
+      mentions: [],
+      ...extra,
+    });
+    const seed = await append(msg('ann', 'first', 'seed'));
+    assert.equal(seed.outcome, 'created');
+    const seedSeq = (seed as { message: Message }).message.seq;
+    // A repeat of a message edited since must answer its latest state, whichever statement runs.
+    await store.change(roomId, seedSeq, null, { kind: 'edit', body: 'first, edited', mentions: ['bob'] }, () => {});
+    for (const round of ['sends only', 'with a reply']) {
+      // The first goes alone (no reply in it); the rest share the next batch, which holds the
+      // reply in the second round, so both statements answer a repeated clientMsgId.
+      const inputs = [
+        msg('ann', 'again', 'seed'),
+        msg('bob', `new, ${round}`, `n-${round}`, { mentions: ['ann', 'cid'] }),
+        msg('bob', 'repeat in the batch', `n-${round}`),
+        msg('cid', `no clientMsgId, ${round}`, null),
+        ...(round === 'with a reply' ? [msg('dan', 'a reply', 'r-1', { parentSeq: seedSeq })] : []),
+      ];
+      const results = (await Promise.all(inputs.map(append))) as { outcome: string; message: Message }[];
+      assert.deepEqual(
+        results.map((r) => r.outcome),
+        ['existing', 'created', 'existing', 'created', ...(round === 'with a reply' ? ['created'] : [])],
+        round,
+      );
+      assert.deepEqual(results[2].message, results[1].message, `${round}: a repeat in the batch answers the first`);
+      const stored = await store.page({ roomId, afterSeq: 0, limit: 100 });
+      const bySeq = new Map(stored.messages.map((m) => [m.seq, m]));
+      const [again, ...rest] = results;
+      assert.equal(again.message.body, 'first, edited', round);
+      assert.equal(again.message.version, 2, round);
+      assert.deepEqual(again.message.mentions, ['bob'], round);
+      assert.equal(again.message.seq, seedSeq, round);
+      const outbox = await db.query<{ data: Message }>("SELECT data FROM outbox WHERE room_id = $1 AND type = 'message.created'", [roomId]);
+      for (const r of rest) {
+        assert.deepEqual(r.message, bySeq.get(r.message.seq), `${round}: seq ${r.message.seq} as stored`);
+        assert.deepEqual(
+          outbox.filter((o) => o.data.seq === r.message.seq).map((o) => o.data),
+          [r.message],
+          `${round}: seq ${r.message.seq} in the outbox once, as answered`,
+        );
+      }
+    }
+    const modSeqs = (await store.page({ roomId, afterSeq: 0, limit: 100 })).messages.map((m) => m.modSeq);
+    assert.equal(new Set(modSeqs).size, modSeqs.length, 'no two messages share a modSeq');
+    const room = await store.getRoom(roomId);
+    assert.equal(room?.lastModSeq, Math.max(...modSeqs), 'the room counter is its highest modSeq');
+  });
+
   it('a locked room fails only its own sends: 60 concurrent sends to another room are all stored', async () => {
     for (const roomId of ['slow-a', 'fast-b', 'p', 'q'])
       await append({ roomId, senderId: 'u', body: 'first', clientMsgId: null, parentSeq: null, mentions: [] });

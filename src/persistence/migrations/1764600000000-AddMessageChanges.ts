@@ -99,42 +99,7 @@ export class AddMessageChanges1764600000000 implements MigrationInterface {
  * reply-count change is delivered, in mod_seq order with the creations. The Message JSON is built
  * inline: a helper function is not inlined into the statement and cost about 140 µs a row.
  */
-const APPEND_FUNCTION = `
-  CREATE FUNCTION chat_append(
-    p_rooms text[], p_senders text[], p_bodies text[], p_clients text[], p_check boolean[], p_create boolean[],
-    p_parents bigint[], p_mentions text[], p_budget_ms integer
-  ) RETURNS TABLE (
-    idx integer, outcome text, id uuid, seq bigint, mod_seq bigint, sender_id text, body text, client_msg_id text,
-    created_at timestamptz, version integer, edited_at timestamptz, deleted_at timestamptz, parent_seq bigint,
-    reply_count integer, last_reply_seq bigint, mentions jsonb, reactions jsonb
-  )
-  LANGUAGE plpgsql
-  -- As before: plan once per connection (planning costs more than running), key probes only.
-  SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off
-  AS $fn$
-  #variable_conflict use_column
-  DECLARE
-    began timestamptz := clock_timestamp();
-    fresh text[];
-  BEGIN
-    PERFORM set_config('lock_timeout',
-      CASE WHEN (SELECT count(DISTINCT u.id) FROM unnest(p_rooms) AS u(id)) > 1
-           THEN least(greatest(p_budget_ms / 4, 1), 200) ELSE greatest(p_budget_ms, 1) END || 'ms', true);
-
-    WITH upserted AS (
-      INSERT INTO rooms (id)
-        SELECT DISTINCT u.id FROM unnest(p_rooms) AS u(id) ORDER BY u.id
-        ON CONFLICT ON CONSTRAINT "PK_rooms" DO UPDATE SET id = EXCLUDED.id
-        RETURNING rooms.id, rooms.xmax = 0 AS inserted
-    )
-    SELECT array_agg(upserted.id) FILTER (WHERE upserted.inserted) INTO fresh FROM upserted;
-    IF fresh IS NOT NULL THEN
-      DELETE FROM rooms x WHERE x.id = ANY (fresh)
-        AND NOT EXISTS (SELECT 1 FROM unnest(p_rooms, p_create) AS u(id, c) WHERE u.id = x.id AND u.c);
-    END IF;
-
-    RETURN QUERY
+export const APPEND_STATEMENT = `
     WITH input AS (
       SELECT t.i::integer AS i, t.room, t.sender, t.body, t.client, t.chk, t.parent, coalesce(t.ment::jsonb, '[]') AS ment
       FROM unnest(p_rooms, p_senders, p_bodies, p_clients, p_check, p_parents, p_mentions)
@@ -245,7 +210,46 @@ const APPEND_FUNCTION = `
     SELECT ps.i, 'parent', ps.id, ps.seq, ps.p_mod_seq, ps.sender_id, ps.body, ps.client_msg_id, ps.created_at, ps.version,
            ps.edited_at, ps.deleted_at, NULL::bigint, ps.p_replies::integer, ps.reply_seq, ps.mentions, ps.reactions
     FROM parents ps
-    ORDER BY 1, 2;
+    ORDER BY 1, 2`;
+
+/** The 9-argument chat_append around its batch statement: `batch` returns the rows. */
+export function appendFunction(batch: string): string {
+  return `
+  CREATE OR REPLACE FUNCTION chat_append(
+    p_rooms text[], p_senders text[], p_bodies text[], p_clients text[], p_check boolean[], p_create boolean[],
+    p_parents bigint[], p_mentions text[], p_budget_ms integer
+  ) RETURNS TABLE (
+    idx integer, outcome text, id uuid, seq bigint, mod_seq bigint, sender_id text, body text, client_msg_id text,
+    created_at timestamptz, version integer, edited_at timestamptz, deleted_at timestamptz, parent_seq bigint,
+    reply_count integer, last_reply_seq bigint, mentions jsonb, reactions jsonb
+  )
+  LANGUAGE plpgsql
+  -- As before: plan once per connection (planning costs more than running), key probes only.
+  SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off
+  AS $fn$
+  #variable_conflict use_column
+  DECLARE
+    began timestamptz := clock_timestamp();
+    fresh text[];
+  BEGIN
+    PERFORM set_config('lock_timeout',
+      CASE WHEN (SELECT count(DISTINCT u.id) FROM unnest(p_rooms) AS u(id)) > 1
+           THEN least(greatest(p_budget_ms / 4, 1), 200) ELSE greatest(p_budget_ms, 1) END || 'ms', true);
+
+    WITH upserted AS (
+      INSERT INTO rooms (id)
+        SELECT DISTINCT u.id FROM unnest(p_rooms) AS u(id) ORDER BY u.id
+        ON CONFLICT ON CONSTRAINT "PK_rooms" DO UPDATE SET id = EXCLUDED.id
+        RETURNING rooms.id, rooms.xmax = 0 AS inserted
+    )
+    SELECT array_agg(upserted.id) FILTER (WHERE upserted.inserted) INTO fresh FROM upserted;
+    IF fresh IS NOT NULL THEN
+      DELETE FROM rooms x WHERE x.id = ANY (fresh)
+        AND NOT EXISTS (SELECT 1 FROM unnest(p_rooms, p_create) AS u(id, c) WHERE u.id = x.id AND u.c);
+    END IF;
+
+${batch}
 
     -- Both counters are gap-free and the latest change of a room is held by some message, so each is
     -- the room's highest stored value (one index probe each).
@@ -258,3 +262,6 @@ const APPEND_FUNCTION = `
     END IF;
   END
   $fn$`;
+}
+
+const APPEND_FUNCTION = appendFunction(`RETURN QUERY ${APPEND_STATEMENT};`);

@@ -7,6 +7,7 @@ import { BoundAppendLockWait1764300000000 } from './1764300000000-BoundAppendLoc
 import { IndexRoomsListPages1764400000000 } from './1764400000000-IndexRoomsListPages.js';
 import { AppendReportsMissingRooms1764500000000 } from './1764500000000-AppendReportsMissingRooms.js';
 import { AddMessageChanges1764600000000 } from './1764600000000-AddMessageChanges.js';
+import { AppendWithoutRepliesFastPath1764700000000 } from './1764700000000-AppendWithoutRepliesFastPath.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -19,4 +20,5 @@ export const migrations = [
   IndexRoomsListPages1764400000000,
   AppendReportsMissingRooms1764500000000,
   AddMessageChanges1764600000000,
+  AppendWithoutRepliesFastPath1764700000000,
 ];
