@@ -535,6 +535,8 @@ describe('HTTP API', () => {
         ['?afterModSeq=abc', ['afterModSeq']],
         ['?afterModSeq=-1', ['afterModSeq']],
         ['?afterModSeq=1.5', ['afterModSeq']],
+        ['?afterModSeq=1&afterModSeq=2', ['afterModSeq']],
+        ['?afterModSeq[a]=1', ['afterModSeq']],
         ['?afterModSeq=0&limit=0', ['limit']],
         ['?afterModSeq=0&limit=101', ['limit']],
       ] as const) {
