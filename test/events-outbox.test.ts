@@ -117,6 +117,56 @@ describe('events out: outbox relayed to a Redis Stream', () => {
     assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'one id per event');
   });
 
+  it('HTTP edits and deletes appear as message.updated and message.deleted (data: the tombstone), in modSeq order with message.created; refusals and repeats add nothing', async () => {
+    const room = 'ev-changes';
+    const path = (seq: number) => `/v1/rooms/${room}/messages/${seq}`;
+    const root = (await api(A, 'POST', `/v1/rooms/${room}/messages`, { body: 'root', senderId: 'ev-svc' })).body;
+    const other = (await api(B, 'POST', `/v1/rooms/${room}/messages`, { body: 'to delete', senderId: 'ev-svc' })).body;
+    const edited = await api(B, 'PATCH', path(1), { body: 'root, edited', mentions: ['ev-bob'] });
+    assert.equal(edited.status, 200);
+    const deleted = await api(A, 'DELETE', path(2));
+    assert.equal(deleted.status, 200);
+    assert.deepEqual((await api(B, 'DELETE', path(2))).body, deleted.body, 'a repeated delete');
+    assert.equal((await api(A, 'PATCH', path(1), { body: 'stale', expectedVersion: 1 })).status, 409);
+    assert.equal((await api(A, 'PATCH', path(2), { body: 'on a tombstone' })).status, 404);
+    // A reply, then its deletion: the reply's change takes the first modSeq, its parent's the second.
+    const reply = (await api(B, 'POST', `/v1/rooms/${room}/messages`, { body: 'reply', senderId: 'ev-svc', parentSeq: 1 })).body;
+    const rootNow = async () => (await api(A, 'GET', `/v1/rooms/${room}/messages?afterSeq=0&limit=1`)).body.messages;
+    const replyRoot = await rootNow();
+    const replyGone = (await api(A, 'DELETE', path(reply.seq))).body;
+    const finalRoot = await rootNow();
+
+    const expected = [
+      { type: 'message.created', data: root },
+      { type: 'message.created', data: other },
+      { type: 'message.updated', data: edited.body },
+      { type: 'message.deleted', data: deleted.body },
+      { type: 'message.created', data: reply },
+      { type: 'message.updated', data: replyRoot[0] },
+      { type: 'message.deleted', data: replyGone },
+      { type: 'message.updated', data: finalRoot[0] },
+    ];
+    await stream.waitUntil('every change', (events) => inRooms(events, [room]).length >= expected.length);
+    await sleep(SETTLE_MS);
+    const events = inRooms(await stream.read(), [room]);
+    assert.deepEqual(
+      events.map(({ type, data }) => ({ type, data })),
+      expected,
+      'exactly these events, in commit order',
+    );
+    assert.deepEqual(
+      events.map((e) => e.data.modSeq),
+      [1, 2, 3, 4, 5, 6, 7, 8],
+      'modSeq order, gap-free',
+    );
+    assert.deepEqual(
+      [deleted.body.body, deleted.body.deletedAt === null, deleted.body.version],
+      ['', false, 2],
+      'message.deleted carries the tombstone',
+    );
+    assert.deepEqual([replyRoot[0].seq, replyRoot[0].replyCount, finalRoot[0].replyCount], [1, 1, 0]);
+  });
+
   it('each room’s events follow its seqs, and with two instances each event appears once (one relay)', async () => {
     const rooms = ['ord-0', 'ord-1', 'ord-2'];
     const senders = [

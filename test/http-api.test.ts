@@ -13,14 +13,13 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 import { MESSAGE_KEYS, ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
+import type { Method } from './support/http-api.js';
 
 const API_KEY = 'http-api-e2e-key-0123456789abcdef';
 const READ_KEY = 'http-api-e2e-read-only-key-0123456789';
 /** Long enough for a push (or a reconnect) that was going to come to have come. */
 const SETTLE_MS = 400;
 const WAIT_MS = 5000;
-
-type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 interface HttpAnswer {
   status: number;
@@ -88,6 +87,10 @@ const V1_ROUTES = [
   'GET /v1/rooms/{roomId}/members',
   'POST /v1/rooms/{roomId}/messages',
   'GET /v1/rooms/{roomId}/messages',
+  'PATCH /v1/rooms/{roomId}/messages/{seq}',
+  'DELETE /v1/rooms/{roomId}/messages/{seq}',
+  'GET /v1/rooms/{roomId}/messages/{seq}/versions',
+  'GET /v1/rooms/{roomId}/changes',
   'POST /v1/users/{userId}/disconnect',
 ];
 
@@ -150,6 +153,18 @@ describe('HTTP API', () => {
           path: `/v1/rooms/${roomId}/messages`,
           readOk: (r) => assert.deepEqual([r.status, r.body], [200, { messages: [first.body], hasMore: false }]),
         },
+        { route: 'PATCH /v1/rooms/{roomId}/messages/{seq}', path: `/v1/rooms/${roomId}/messages/1`, body: { body: 'refused edit' } },
+        { route: 'DELETE /v1/rooms/{roomId}/messages/{seq}', path: `/v1/rooms/${roomId}/messages/1` },
+        {
+          route: 'GET /v1/rooms/{roomId}/messages/{seq}/versions',
+          path: `/v1/rooms/${roomId}/messages/1/versions`,
+          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { versions: [{ version: 1, body: first.body.body, editedAt: null }] }]),
+        },
+        {
+          route: 'GET /v1/rooms/{roomId}/changes',
+          path: `/v1/rooms/${roomId}/changes?afterModSeq=0`,
+          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { messages: [first.body], hasMore: false, lastModSeq: 1 }]),
+        },
         { route: 'POST /v1/users/{userId}/disconnect', path: '/v1/users/keys-member/disconnect' },
       ];
       assert.deepEqual(
@@ -172,6 +187,11 @@ describe('HTTP API', () => {
       assert.equal(room.body.visibility, 'private', 'the refused PUT changed nothing');
       assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [{ userId: 'keys-member', lastReadSeq: 0 }]);
       assert.equal(await storedIn(roomId), 1, 'the refused POSTs stored nothing');
+      assert.deepEqual(
+        (await call(B, 'GET', `/v1/rooms/${roomId}/messages`)).body.messages,
+        [first.body],
+        'the refused PATCH and DELETE changed nothing',
+      );
       await sleep(SETTLE_MS);
       assert.equal(watched.isOpen, true, 'the refused disconnect closed nothing');
     });
@@ -363,6 +383,217 @@ describe('HTTP API', () => {
           `${w.kind}: each message exactly once`,
         );
       }
+    });
+  });
+
+  describe('message changes', () => {
+    const message = (roomId: string, seq: number | string) => `/v1/rooms/${roomId}/messages/${seq}`;
+    const edit = (inst: Instance, roomId: string, seq: number | string, body: unknown) =>
+      call(inst, 'PATCH', message(roomId, seq), { body });
+    const changes = (inst: Instance, roomId: string, query: string) => call(inst, 'GET', `/v1/rooms/${roomId}/changes${query}`);
+    const BAD_SEQS = ['abc', '-1', '1.5', '1e2', '1234567890123456'];
+
+    it('PATCH .../messages/{seq}: 200 latest Message (any sender, version + 1), pushed once as message.updated on the other instance; 409 CONFLICT with currentVersion; 404 NOT_FOUND; 400 for a bad seq or body', async () => {
+      const roomId = 'edit-room';
+      await createRoom(roomId, 'private', ['edit-watcher']);
+      const original = (await post(A, roomId, { senderId: 'edit-author', body: 'first', mentions: ['m1'] })).body;
+      const watchers = [
+        cluster.track(await connect('ws', B.url, await tokenFor('edit-watcher'))),
+        cluster.track(await connect('io', B.url, await tokenFor('edit-watcher'))),
+      ];
+      for (const w of watchers) await w.ok('room.join', { roomId });
+
+      const edited = await edit(A, roomId, 1, { body: 'second' });
+      assert.equal(edited.status, 200, edited.text);
+      assert.deepEqual(Object.keys(edited.body).sort(), MESSAGE_KEYS);
+      assert.deepEqual(
+        { ...edited.body, editedAt: 'x' },
+        { ...original, body: 'second', version: 2, modSeq: 2, editedAt: 'x', mentions: ['m1'] },
+        'omitted mentions stay; seq, id, sender and createdAt stay',
+      );
+      assert.ok(Date.parse(edited.body.editedAt) >= Date.parse(original.createdAt), 'editedAt is an ISO time');
+      for (const w of watchers) assert.deepEqual(await w.waitFor('message.updated', (m) => m.modSeq === 2), edited.body, w.kind);
+
+      const again = await edit(B, roomId, 1, { body: 'second', mentions: ['m2', 'm2', 'm3'], expectedVersion: 2 });
+      assert.equal(again.status, 200, again.text);
+      assert.deepEqual([again.body.version, again.body.modSeq, again.body.mentions], [3, 3, ['m2', 'm3']], 'the same body is a change too');
+
+      const stale = await edit(A, roomId, 1, { body: 'lost update', expectedVersion: 2 });
+      assert.equal(stale.status, 409, stale.text);
+      assert.equal(stale.body.error.code, 'CONFLICT');
+      assert.deepEqual(stale.body.error.details, { currentVersion: 3 });
+
+      for (const [what, r] of [
+        ['seq 0', await edit(A, roomId, 0, { body: 'x' })],
+        ['seq above lastSeq', await edit(A, roomId, 2, { body: 'x' })],
+        ['missing room', await edit(A, 'edit-no-room', 1, { body: 'x' })],
+      ] as const) {
+        assertError(r, 404, 'NOT_FOUND', what);
+      }
+      for (const seq of BAD_SEQS) assertError(await edit(A, roomId, seq, { body: 'x' }), 400, 'VALIDATION_FAILED', `seq ${seq}`, ['seq']);
+      assertError(await edit(A, roomId, 1, { body: '  ' }), 400, 'VALIDATION_FAILED', 'empty body', ['body']);
+      assertError(await edit(A, roomId, 1, { body: 'x', expectedVersion: 0 }), 400, 'VALIDATION_FAILED', 'expectedVersion 0', [
+        'expectedVersion',
+      ]);
+      assertError(await edit(A, roomId, 1, { body: 'x', mentions: 'm1' }), 400, 'VALIDATION_FAILED', 'mentions not an array', ['mentions']);
+      assertError(await call(A, 'PATCH', message(roomId, 1), { body: [1] }), 400, 'VALIDATION_FAILED', 'array body', []);
+      assertError(await call(A, 'PATCH', message(roomId, 1), { raw: '{"body":' }), 400, 'BAD_REQUEST', 'broken JSON');
+      assertError(await edit(A, roomId, 1, { body: 'x'.repeat(70 * 1024) }), 413, 'PAYLOAD_TOO_LARGE', 'oversized');
+      assertError(await edit(A, 'bad%20room', 1, { body: 'x' }), 400, 'VALIDATION_FAILED', 'bad roomId', ['roomId']);
+
+      await call(A, 'DELETE', message(roomId, 1));
+      assertError(await edit(A, roomId, 1, { body: 'x' }), 404, 'NOT_FOUND', 'a deleted message');
+      assert.equal((await call(A, 'GET', '/v1/rooms/edit-no-room')).status, 404, 'an edit creates no room');
+
+      await sleep(SETTLE_MS);
+      for (const w of watchers) {
+        assert.deepEqual(
+          w.pushesOf('message.updated').map((m) => m.modSeq),
+          [2, 3, 4],
+          `${w.kind}: each change once, nothing for the refusals`,
+        );
+      }
+      const [stored] = (await call(B, 'GET', `/v1/rooms/${roomId}/messages`)).body.messages;
+      assert.deepEqual([stored.version, stored.modSeq], [4, 4]);
+    });
+
+    it('DELETE .../messages/{seq}: 200 tombstone, again 200 unchanged; 404 NOT_FOUND for a missing room or message; 400 for a bad seq', async () => {
+      const roomId = 'delete-room';
+      const kept = (await post(A, roomId, { senderId: 'del-author', body: 'gone soon', clientMsgId: 'del-1', mentions: ['x'] })).body;
+      const deleted = await call(B, 'DELETE', message(roomId, 1));
+      assert.equal(deleted.status, 200, deleted.text);
+      assert.deepEqual(Object.keys(deleted.body).sort(), MESSAGE_KEYS);
+      assert.deepEqual(
+        { ...deleted.body, deletedAt: 'x' },
+        { ...kept, body: '', mentions: [], reactions: [], version: 2, modSeq: 2, deletedAt: 'x' },
+        'a tombstone keeps id, seq, sender, clientMsgId and createdAt',
+      );
+      assert.equal(typeof deleted.body.deletedAt, 'string');
+      const again = await call(A, 'DELETE', message(roomId, 1));
+      assert.deepEqual([again.status, again.body], [200, deleted.body], 'a second delete answers the tombstone, unchanged');
+
+      assertError(await call(A, 'DELETE', message(roomId, 2)), 404, 'NOT_FOUND', 'missing message');
+      assertError(await call(A, 'DELETE', message(roomId, 0)), 404, 'NOT_FOUND', 'seq 0');
+      assertError(await call(A, 'DELETE', message('delete-no-room', 1)), 404, 'NOT_FOUND', 'missing room');
+      for (const seq of BAD_SEQS)
+        assertError(await call(A, 'DELETE', message(roomId, seq)), 400, 'VALIDATION_FAILED', `seq ${seq}`, ['seq']);
+      assert.equal((await call(A, 'GET', '/v1/rooms/delete-no-room')).status, 404, 'a delete creates no room');
+      assert.equal((await changes(A, roomId, '?afterModSeq=0')).body.lastModSeq, 2, 'the repeat took no modSeq');
+    });
+
+    it('GET .../messages/{seq}/versions: every version oldest first, [] after a delete; 404 NOT_FOUND; 400 for a bad seq', async () => {
+      const roomId = 'versions-room';
+      const path = (seq: number | string) => `${message(roomId, seq)}/versions`;
+      await post(A, roomId, { senderId: 'v-author', body: 'v1' });
+      assert.deepEqual((await call(B, 'GET', path(1))).body, { versions: [{ version: 1, body: 'v1', editedAt: null }] });
+
+      const second = (await edit(A, roomId, 1, { body: 'v2' })).body;
+      const third = (await edit(B, roomId, 1, { body: 'v3' })).body;
+      const listed = await call(A, 'GET', path(1));
+      assert.equal(listed.status, 200, listed.text);
+      assert.deepEqual(listed.body, {
+        versions: [
+          { version: 1, body: 'v1', editedAt: null },
+          { version: 2, body: 'v2', editedAt: second.editedAt },
+          { version: 3, body: 'v3', editedAt: third.editedAt },
+        ],
+      });
+
+      await call(A, 'DELETE', message(roomId, 1));
+      assert.deepEqual([(await call(B, 'GET', path(1))).status, (await call(B, 'GET', path(1))).body], [200, { versions: [] }]);
+
+      assertError(await call(A, 'GET', path(2)), 404, 'NOT_FOUND', 'missing message');
+      assertError(await call(A, 'GET', `/v1/rooms/versions-no-room/messages/1/versions`), 404, 'NOT_FOUND', 'missing room');
+      for (const seq of BAD_SEQS) assertError(await call(A, 'GET', path(seq)), 400, 'VALIDATION_FAILED', `seq ${seq}`, ['seq']);
+    });
+
+    it('GET .../changes: every change after afterModSeq by modSeq, paged by limit; a missing room answers an empty page; 400 VALIDATION_FAILED without afterModSeq or with a bad one', async () => {
+      const roomId = 'changes-room';
+      for (let i = 1; i <= 3; i++) await post(A, roomId, { senderId: 'c-author', body: `m${i}` });
+      const edited = (await edit(B, roomId, 1, { body: 'm1 edited' })).body;
+      const tomb = (await call(A, 'DELETE', message(roomId, 2))).body;
+      const third = (await call(A, 'GET', `/v1/rooms/${roomId}/messages?afterSeq=2`)).body.messages[0];
+
+      const all = await changes(B, roomId, '?afterModSeq=0');
+      assert.equal(all.status, 200, all.text);
+      assert.deepEqual(all.body, { messages: [third, edited, tomb], hasMore: false, lastModSeq: 5 }, 'latest states, by modSeq');
+      const first = await changes(A, roomId, '?afterModSeq=0&limit=2');
+      assert.deepEqual([first.body.messages.map((m: any) => m.modSeq), first.body.hasMore, first.body.lastModSeq], [[3, 4], true, 5]);
+      const rest = await changes(A, roomId, '?afterModSeq=4&limit=2');
+      assert.deepEqual(rest.body, { messages: [tomb], hasMore: false, lastModSeq: 5 });
+      assert.deepEqual((await changes(A, roomId, '?afterModSeq=5')).body, { messages: [], hasMore: false, lastModSeq: 5 });
+      assert.deepEqual((await changes(A, roomId, '?afterModSeq=99')).body, { messages: [], hasMore: false, lastModSeq: 5 });
+
+      const missing = await changes(B, 'changes-no-room', '?afterModSeq=0');
+      assert.deepEqual([missing.status, missing.body], [200, { messages: [], hasMore: false, lastModSeq: 0 }]);
+      assert.equal((await call(A, 'GET', '/v1/rooms/changes-no-room')).status, 404, 'reading changes creates no room');
+
+      for (const [query, fields] of [
+        ['', ['afterModSeq']],
+        ['?limit=5', ['afterModSeq']],
+        ['?afterModSeq=', ['afterModSeq']],
+        ['?afterModSeq=abc', ['afterModSeq']],
+        ['?afterModSeq=-1', ['afterModSeq']],
+        ['?afterModSeq=1.5', ['afterModSeq']],
+        ['?afterModSeq=1&afterModSeq=2', ['afterModSeq']],
+        ['?afterModSeq[a]=1', ['afterModSeq']],
+        ['?afterModSeq=0&limit=0', ['limit']],
+        ['?afterModSeq=0&limit=101', ['limit']],
+      ] as const) {
+        assertError(await changes(A, roomId, query), 400, 'VALIDATION_FAILED', `changes${query}`, [...fields]);
+      }
+      assertError(await changes(A, 'bad%20room', '?afterModSeq=0'), 400, 'VALIDATION_FAILED', 'bad roomId', ['roomId']);
+    });
+
+    it('threads: POST with parentSeq and mentions, GET .../messages?parentSeq= pages only that thread; a bad parentSeq is VALIDATION_FAILED', async () => {
+      const roomId = 'thread-room';
+      const root = (await post(A, roomId, { senderId: 't-author', body: 'root' })).body;
+      await post(A, roomId, { senderId: 't-author', body: 'not in the thread' });
+      const replies: any[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const r = await post(i % 2 ? A : B, roomId, {
+          senderId: `t-replier-${i}`,
+          body: `reply ${i}`,
+          parentSeq: root.seq,
+          mentions: ['a', 'b', 'a'],
+        });
+        assert.equal(r.status, 201, r.text);
+        assert.deepEqual([r.body.parentSeq, r.body.mentions], [root.seq, ['a', 'b']]);
+        replies.push(r.body);
+      }
+      const thread = (query: string) => call(B, 'GET', `/v1/rooms/${roomId}/messages?parentSeq=${root.seq}${query}`);
+      const page = await thread('');
+      assert.equal(page.status, 200, page.text);
+      assert.deepEqual(page.body, { messages: replies, hasMore: false });
+      const newest = await thread('&limit=2');
+      assert.deepEqual([newest.body.messages.map((m: any) => m.seq), newest.body.hasMore], [[4, 5], true]);
+      const older = await thread('&beforeSeq=4&limit=2');
+      assert.deepEqual([older.body.messages.map((m: any) => m.seq), older.body.hasMore], [[3], false]);
+      const newer = await thread('&afterSeq=3&limit=1');
+      assert.deepEqual([newer.body.messages.map((m: any) => m.seq), newer.body.hasMore], [[4], true]);
+
+      const [storedRoot] = (await call(A, 'GET', `/v1/rooms/${roomId}/messages?limit=1&afterSeq=0`)).body.messages;
+      assert.deepEqual([storedRoot.replyCount, storedRoot.lastReplySeq], [3, 5]);
+
+      for (const [what, body] of [
+        ['a reply as parent', { parentSeq: replies[0].seq }],
+        ['a missing parent', { parentSeq: 99 }],
+        ['a negative parentSeq', { parentSeq: -1 }],
+      ] as const) {
+        assertError(await post(A, roomId, { senderId: 't-author', body: 'x', ...body }), 400, 'VALIDATION_FAILED', what, ['parentSeq']);
+      }
+      assertError(
+        await post(A, roomId, { senderId: 't-author', body: 'x', mentions: Array.from({ length: 51 }, (_, i) => `u${i}`) }),
+        400,
+        'VALIDATION_FAILED',
+        '51 mentions',
+        ['mentions'],
+      );
+      for (const bad of ['abc', '-1', '1.5'])
+        assertError(await call(A, 'GET', `/v1/rooms/${roomId}/messages?parentSeq=${bad}`), 400, 'VALIDATION_FAILED', `parentSeq ${bad}`, [
+          'parentSeq',
+        ]);
+      assert.equal(await storedIn(roomId), 5, 'no refused reply was stored');
     });
   });
 
@@ -574,6 +805,10 @@ describe('HTTP API', () => {
         'GET /v1/rooms/{roomId}/members': ['200', '400', '401', '404', '503'],
         'POST /v1/rooms/{roomId}/messages': ['200', '201', '400', '401', '403', '413', '503'],
         'GET /v1/rooms/{roomId}/messages': ['200', '400', '401', '503'],
+        'PATCH /v1/rooms/{roomId}/messages/{seq}': ['200', '400', '401', '403', '404', '409', '413', '503'],
+        'DELETE /v1/rooms/{roomId}/messages/{seq}': ['200', '400', '401', '403', '404', '503'],
+        'GET /v1/rooms/{roomId}/messages/{seq}/versions': ['200', '400', '401', '404', '503'],
+        'GET /v1/rooms/{roomId}/changes': ['200', '400', '401', '503'],
         'POST /v1/users/{userId}/disconnect': ['202', '400', '401', '403'],
       };
       assert.deepEqual(Object.keys(statuses), V1_ROUTES);
@@ -596,16 +831,28 @@ describe('HTTP API', () => {
       const post = op('POST /v1/rooms/{roomId}/messages');
       const idem = post.parameters.find((p: any) => p.in === 'header' && p.name === 'Idempotency-Key');
       assert.equal(idem?.required, false, 'Idempotency-Key header documented, optional');
-      assert.deepEqual(
-        op('GET /v1/rooms/{roomId}/messages')
+      const queryParams = (route: string) =>
+        op(route)
           .parameters.filter((p: any) => p.in === 'query')
           .map((p: any) => [p.name, p.required])
-          .sort(),
-        [
-          ['afterSeq', false],
-          ['beforeSeq', false],
-          ['limit', false],
-        ],
+          .sort();
+      assert.deepEqual(queryParams('GET /v1/rooms/{roomId}/messages'), [
+        ['afterSeq', false],
+        ['beforeSeq', false],
+        ['limit', false],
+        ['parentSeq', false],
+      ]);
+      assert.deepEqual(queryParams('GET /v1/rooms/{roomId}/changes'), [
+        ['afterModSeq', true],
+        ['limit', false],
+      ]);
+      assert.equal(
+        op('PATCH /v1/rooms/{roomId}/messages/{seq}').parameters.find((p: any) => p.name === 'seq').schema.$ref,
+        '#/components/schemas/Seq',
+      );
+      assert.ok(
+        op('PATCH /v1/rooms/{roomId}/messages/{seq}').responses['409'].description.includes('currentVersion'),
+        'the 409 says where the current version is',
       );
 
       // The schemas say what the responses really carry.
@@ -621,6 +868,11 @@ describe('HTTP API', () => {
       const room = (await call(B, 'GET', '/v1/rooms/doc-room')).body;
       assert.deepEqual(props('Room'), Object.keys(room).sort());
       assert.deepEqual(props('HistoryPage'), ['hasMore', 'messages']);
+      assert.deepEqual(props('ChangesPage'), ['hasMore', 'lastModSeq', 'messages']);
+      assert.deepEqual(props('MessageVersionList'), ['versions']);
+      const versions = (await call(B, 'GET', `/v1/rooms/doc-room/messages/${message.seq}/versions`)).body;
+      assert.deepEqual(props('MessageVersion'), Object.keys(versions.versions[0]).sort());
+      assert.ok(schemas.Error.properties.code.enum.includes('CONFLICT'));
       assert.deepEqual(props('MemberList'), ['members']);
       assert.deepEqual(props('Member'), ['lastReadSeq', 'userId']);
       assert.deepEqual(props('DisconnectAccepted'), ['userId']);
@@ -630,6 +882,13 @@ describe('HTTP API', () => {
       assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'mentions', 'parentSeq', 'senderId', 'system']);
       assert.deepEqual(schemas.PostUserMessage.required.sort(), ['body', 'senderId']);
       assert.deepEqual(schemas.PostSystemMessage.required.sort(), ['body', 'system']);
+      assert.deepEqual(props('EditMessage'), ['body', 'expectedVersion', 'mentions']);
+      assert.deepEqual(schemas.EditMessage.required, ['body']);
+      assert.deepEqual(op('PATCH /v1/rooms/{roomId}/messages/{seq}').requestBody.content['application/json'].schema, {
+        $ref: '#/components/schemas/EditMessage',
+      });
+      assert.deepEqual([schemas.ChangesLimit.minimum, schemas.ChangesLimit.maximum, schemas.ChangesLimit.default], [1, 100, 100]);
+      assert.equal(schemas.ModSeq.minimum, 0);
       assert.equal(schemas.RoomId.pattern, '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
       assert.deepEqual([schemas.PageLimit.minimum, schemas.PageLimit.maximum, schemas.PageLimit.default], [1, 100, 50]);
       assert.deepEqual(post.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/PostMessage' });

@@ -18,14 +18,15 @@ export function ApiPathParam(name: string, schemaName: string, description?: str
   return ApiParam({ name, description, schema: schemaRef(schemaName) as SchemaObject });
 }
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 413 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 503;
 
 /** When each status happens (HttpErrorFilter maps the codes). */
 const ERROR_STATUS: Record<ErrorStatus, string> = {
   400: 'VALIDATION_FAILED (a field is wrong; `details.fields` names them) or BAD_REQUEST (the body is not JSON)',
   401: 'UNAUTHORIZED: no X-API-Key header, or not one of API_KEYS',
   403: 'FORBIDDEN: a read-only key (`key:read` in API_KEYS) on anything but GET',
-  404: 'NOT_FOUND: the room does not exist',
+  404: 'NOT_FOUND: the room does not exist, or (on a message route) the message does not, or it was deleted (edit)',
+  409: 'CONFLICT: `expectedVersion` is not the stored version (`details.currentVersion` is); nothing changed',
   413: 'PAYLOAD_TOO_LARGE: the body is larger than MAX_PAYLOAD_BYTES',
   503: 'UNAVAILABLE: storage could not confirm the outcome; for a message, retrying with the same clientMsgId is safe',
 };

@@ -8,9 +8,11 @@ import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
 import {
   SYSTEM_SENDER_ID,
+  type ChangesPage,
   type HistoryPage,
   type Member,
   type Message,
+  type MessageVersion,
   type PresenceList,
   type Reaction,
   type Room,
@@ -71,6 +73,40 @@ export class HistoryPageModel implements HistoryPage {
   messages!: MessageModel[];
   @ApiProperty({ description: 'Whether more messages follow in the paging direction (older without afterSeq, newer with it)' })
   hasMore!: boolean;
+}
+
+@ApiSchema({
+  name: 'ChangesPage',
+  description: 'Messages whose latest change is after afterModSeq, in their latest state, ascending by modSeq',
+})
+export class ChangesPageModel implements ChangesPage {
+  @ApiProperty({ type: [MessageModel] })
+  messages!: MessageModel[];
+  @ApiProperty({ description: 'More changes follow: page on with the last modSeq returned' })
+  hasMore!: boolean;
+  @ApiProperty({ type: 'integer', minimum: 0, description: "The room's modSeq when the page was read; 0 for a room that does not exist" })
+  lastModSeq!: number;
+}
+
+@ApiSchema({ name: 'MessageVersion' })
+export class MessageVersionModel implements MessageVersion {
+  @ApiProperty({ type: 'integer', minimum: 1 })
+  version!: number;
+  @ApiProperty({ description: 'The body this version had' })
+  body!: string;
+  @ApiProperty({
+    type: String,
+    format: 'date-time',
+    nullable: true,
+    description: 'When the edit that made this version happened; null for version 1',
+  })
+  editedAt!: string | null;
+}
+
+@ApiSchema({ name: 'MessageVersionList' })
+export class MessageVersionListModel {
+  @ApiProperty({ type: [MessageVersionModel], description: 'Oldest first, the current version last; empty after a delete' })
+  versions!: MessageVersionModel[];
 }
 
 @ApiSchema({ name: 'Room' })
@@ -139,7 +175,7 @@ export class ErrorModel implements ErrorBody {
   @ApiPropertyOptional({
     type: 'object',
     additionalProperties: true,
-    description: 'VALIDATION_FAILED: `fields` lists the offending field names',
+    description: 'VALIDATION_FAILED: `fields` lists the offending field names; CONFLICT: `currentVersion` is the stored version',
   })
   details?: Record<string, unknown>;
 }

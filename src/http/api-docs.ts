@@ -41,12 +41,21 @@ function requestSchemas(limits: AppConfig['limits']): Record<string, JsonSchema>
   const s = createSchemas(limits);
   const body = `1-${limits.maxMessageLength} Unicode code points (MAX_MESSAGE_LENGTH), not only white space, no NUL, well-formed Unicode; stored as sent`;
   const clientMsgId = 'Idempotency key: a repeated (roomId, senderId, clientMsgId) returns the stored message';
+  const mentions = 'Mentioned user ids: at most 50 after de-duplication (first occurrences kept)';
+  const parentSeq = 'Reply in the thread of this message: a top-level message of the room that is not deleted';
   return {
     RoomId: toSchema(s.roomRef.shape.roomId),
     UserId: toSchema(userRef.shape.userId),
     ClientMsgId: toSchema(s.post.shape.clientMsgId.unwrap()),
     Seq: { ...toSchema(s.history.shape.beforeSeq.unwrap()), description: 'A message seq (integer >= 0)' },
     PageLimit: toSchema(s.history.shape.limit),
+    ModSeq: { ...toSchema(s.changes.shape.afterModSeq), description: "A room's change counter (integer >= 0): changes after it" },
+    ChangesLimit: toSchema(s.changes.shape.limit),
+    EditMessage: withDescriptions(toSchema(s.edit.omit({ roomId: true, seq: true })), {
+      body,
+      mentions,
+      expectedVersion: 'Edit only if the stored version is this one; otherwise 409 CONFLICT with details.currentVersion',
+    }),
     RoomSettings: withDescriptions(toSchema(s.room.omit({ roomId: true })), {
       title: 'At most 200 characters; omitted: null',
       metadata: 'A JSON object of at most 16 KiB; omitted: null',
@@ -56,11 +65,15 @@ function requestSchemas(limits: AppConfig['limits']): Record<string, JsonSchema>
       system: 'Omit or false; `true` (without senderId) makes a system message',
       body,
       clientMsgId,
+      parentSeq,
+      mentions,
     }),
     PostSystemMessage: withDescriptions(toSchema(s.systemPost.omit({ roomId: true })), {
       senderId: 'Must be absent: a system message is stored with senderId `system`',
       body,
       clientMsgId,
+      parentSeq,
+      mentions,
     }),
     PostMessage: { oneOf: [schemaRef('PostUserMessage'), schemaRef('PostSystemMessage')] },
   };

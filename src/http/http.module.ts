@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ChatModule } from '../chat.module.js';
 import { ApiKeyGuard } from './api-key.guard.js';
+import { MessageChangesController } from './message-changes.controller.js';
 import { MessagesController } from './messages.controller.js';
 import { RoomsController } from './rooms.controller.js';
 import { UsersController } from './users.controller.js';
@@ -8,7 +9,7 @@ import { UsersController } from './users.controller.js';
 /** The HTTP API under /v1 for other backend services (X-API-Key). */
 @Module({
   imports: [ChatModule],
-  controllers: [RoomsController, MessagesController, UsersController],
+  controllers: [RoomsController, MessagesController, MessageChangesController, UsersController],
   providers: [ApiKeyGuard],
 })
 export class HttpApiModule {}

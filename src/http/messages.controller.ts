@@ -5,7 +5,7 @@ import { ChatService } from '../chat/chat.service.js';
 import { API_KEY_SCHEME, ApiErrors, ApiPathParam, schemaRef } from './api-docs.decorators.js';
 import { HistoryPageModel, MessageModel } from './api-docs.models.js';
 import { ApiKeyGuard } from './api-key.guard.js';
-import { asObject, queryInteger } from './request-body.js';
+import { asObject, integerParam } from './request-body.js';
 
 /** Messages for backend services: posted on behalf of a user (trusted, no membership check) and read by page. */
 @ApiTags('messages')
@@ -23,6 +23,8 @@ export class MessagesController {
     description:
       'Trusted: no membership check; a room that does not exist yet is created public. The message is delivered live ' +
       'like any other. With `system: true` and no senderId it is a system message, stored with senderId `system`. ' +
+      'With `parentSeq` it is a reply in that thread (the root then changes too: `message.updated`); `mentions` ' +
+      'lists mentioned user ids. ' +
       'A repeated (roomId, senderId, clientMsgId) returns the stored message (200) and is not delivered again.',
   })
   @ApiHeader({
@@ -50,13 +52,15 @@ export class MessagesController {
 
   @Get()
   @ApiOperation({
-    summary: 'Read a page of history',
+    summary: 'Read a page of history, or of one thread',
     description:
       'Ascending by seq. With beforeSeq: the newest `limit` below it; with afterSeq: the oldest `limit` above it; with ' +
-      'neither: the newest `limit`. beforeSeq and afterSeq together are VALIDATION_FAILED.',
+      'neither: the newest `limit`. beforeSeq and afterSeq together are VALIDATION_FAILED. With parentSeq: only the ' +
+      'replies in that thread, paged the same way.',
   })
   @ApiQuery({ name: 'beforeSeq', required: false, schema: schemaRef('Seq') })
   @ApiQuery({ name: 'afterSeq', required: false, schema: schemaRef('Seq') })
+  @ApiQuery({ name: 'parentSeq', required: false, schema: schemaRef('Seq'), description: "The thread root's seq" })
   @ApiQuery({ name: 'limit', required: false, schema: schemaRef('PageLimit') })
   @ApiOkResponse({ type: HistoryPageModel })
   @ApiErrors(400, 401, 503)
@@ -64,13 +68,15 @@ export class MessagesController {
     @Param('roomId') roomId: string,
     @Query('beforeSeq') beforeSeq?: string,
     @Query('afterSeq') afterSeq?: string,
+    @Query('parentSeq') parentSeq?: string,
     @Query('limit') limit?: string,
   ) {
     return this.chat.history(null, {
       roomId,
-      beforeSeq: queryInteger(beforeSeq),
-      afterSeq: queryInteger(afterSeq),
-      limit: queryInteger(limit),
+      beforeSeq: integerParam(beforeSeq),
+      afterSeq: integerParam(afterSeq),
+      parentSeq: integerParam(parentSeq),
+      limit: integerParam(limit),
     });
   }
 }

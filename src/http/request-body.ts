@@ -11,8 +11,12 @@ export function asObject(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-/** Query strings are text: a plain decimal integer becomes a number; anything else is passed on to fail validation. */
-export function queryInteger(value: string | undefined): number | string | undefined {
-  if (value === undefined) return undefined;
-  return /^\d{1,15}$/.test(value) ? Number(value) : value;
+/**
+ * Path and query parameters are text: a plain decimal integer becomes a number; anything else
+ * ('abc', '-1', '1.5', too many digits, or the array or object Express makes of `?a=1&a=2` and
+ * `?a[b]=1`) is passed on as it is, so the domain's schema refuses it with VALIDATION_FAILED
+ * naming the parameter.
+ */
+export function integerParam(value: unknown): unknown {
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : value;
 }

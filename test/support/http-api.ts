@@ -1,6 +1,6 @@
 import type { Instance } from './instance.js';
 
-export type Method = 'GET' | 'PUT' | 'DELETE' | 'POST';
+export type Method = 'GET' | 'PUT' | 'DELETE' | 'POST' | 'PATCH';
 
 export interface HttpAnswer {
   status: number;
