@@ -334,10 +334,10 @@ describe('client library (@chat-service/client)', () => {
         await until('the reader lost its connection', () => reader.client.state === 'CONNECTING');
         // While the reader is away: every old message changes (edits, reactions, deletes, some several
         // times), new messages arrive, some edited, some replies in a thread, and one reply is deleted.
-        await inBatches(range(OLD), 20, (seq) => writer.client.edit(room, seq, `edited ${seq}`, { mentions: [`u${seq % 5}`] }));
+        await inBatches(range(OLD), 10, (seq) => writer.client.edit(room, seq, `edited ${seq}`, { mentions: [`u${seq % 5}`] }));
         const reactedSeqs = range(OLD).filter((seq) => seq % 3 === 1);
-        await inBatches(reactedSeqs, 20, (seq) => writer.client.react(room, seq, '🎉'));
-        await inBatches(reactedSeqs, 20, (seq) => writer.client.react(room, seq, '+1'));
+        await inBatches(reactedSeqs, 10, (seq) => writer.client.react(room, seq, '🎉'));
+        await inBatches(reactedSeqs, 10, (seq) => writer.client.react(room, seq, '+1'));
         await inBatches(reactedSeqs.slice(0, 10), 10, (seq) => writer.client.unreact(room, seq, '🎉'));
         await inBatches(
           range(OLD).filter((seq) => seq % 7 === 0),
@@ -629,6 +629,93 @@ describe('client library against a scripted ws server', () => {
       w.messages.map((m) => m.seq),
       [1, 2, 3, 4, 5],
     );
+    w.client.close();
+  });
+});
+
+describe('client library against a scripted ws server: message changes', () => {
+  let server: WebSocketServer;
+  let url: string;
+  const frames: { event: string; data: any; id?: string }[] = [];
+  const ROOM = 'scripted-changes';
+
+  const state = (seq: number, modSeq: number) => ({
+    id: `m${seq}`,
+    roomId: ROOM,
+    seq,
+    senderId: 'other',
+    body: `seq ${seq} at ${modSeq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+    ...UNCHANGED,
+    version: modSeq,
+    modSeq,
+  });
+
+  before(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server.on('connection', (sock) => {
+      const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
+      const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
+      push('session', { userId: 'scripted-user', connectionId: 'c1' });
+      sock.on('message', (raw) => {
+        const frame = JSON.parse(raw.toString());
+        frames.push(frame);
+        if (frame.event === 'room.join') {
+          // A change pushed before the join reply: the client learns where the room starts only from the reply.
+          push('message.updated', state(2, 2));
+          reply(frame.id, { ok: true, data: { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 } });
+          // modSeq 3 is lost between instances; 4 (an older state of seq 1) arrives after 5.
+          push('message.updated', state(1, 5));
+          push('message.updated', state(1, 4));
+          push('message.new', state(3, 6));
+        } else if (frame.event === 'message.changes') {
+          const all = [state(2, 3), state(1, 5), state(3, 6)].filter((m) => m.modSeq > frame.data.afterModSeq);
+          reply(frame.id, { ok: true, data: { messages: all, hasMore: false, lastModSeq: 6 } });
+        } else if (frame.event === 'message.edit') {
+          // The first attempt meets a storage outage (nothing stored), the second is stored.
+          if (frames.filter((f) => f.event === 'message.edit').length === 1)
+            reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
+          else reply(frame.id, { ok: true, data: { ...state(1, 7), body: frame.data.body } });
+        }
+      });
+    });
+  });
+
+  after(async () => {
+    for (const c of server.clients) c.terminate();
+    server.close();
+  });
+
+  it('drops older states, and reads message.changes from its cursor when a modSeq stays missing', async () => {
+    const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 1000 });
+    assert.deepEqual(await w.client.join(ROOM), { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 });
+    await until('caught up', () => w.client.lastModSeq(ROOM) === 6, 3000);
+    await sleep(200);
+    assert.deepEqual(
+      w.updated.map((m) => [m.seq, m.modSeq]),
+      [
+        [2, 2],
+        [1, 5],
+        [2, 3],
+      ],
+    );
+    assert.deepEqual(
+      w.messages.map((m) => [m.seq, m.modSeq]),
+      [[3, 6]],
+    );
+    assert.deepEqual(
+      frames.filter((f) => f.event === 'message.changes').map((f) => f.data),
+      [{ roomId: ROOM, afterModSeq: 2, limit: 100 }],
+    );
+
+    const edited = await w.client.edit(ROOM, 1, 'retried edit');
+    assert.deepEqual([edited.modSeq, edited.body], [7, 'retried edit']);
+    assert.equal(frames.filter((f) => f.event === 'message.edit').length, 2, 'retried once after UNAVAILABLE');
+    assert.deepEqual(w.updated.at(-1), edited);
+    assert.equal(w.client.lastModSeq(ROOM), 7);
     w.client.close();
   });
 });

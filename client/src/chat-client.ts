@@ -474,12 +474,26 @@ export class ChatClientImpl implements ChatClient {
     return okData(await this.rawRequest(event, data, this.timeoutMs));
   }
 
-  /** An edit, delete or reaction, tried once; the reply is this client's newest state of the message. */
+  /**
+   * An edit, delete or reaction; the reply is this client's newest state of the message. Retried
+   * after UNAVAILABLE and RATE_LIMITED, which the protocol says stored nothing; not after a timeout
+   * or a dropped connection, when an edit may have been stored and a second one would be another version.
+   */
   private async change(event: string, data: Record<string, unknown> & { roomId: string }): Promise<Message> {
-    const message = (await this.call(event, data)) as Message;
-    const room = this.joined.get(data.roomId);
-    if (room) this.absorb(room, message, 'state');
-    return message;
+    for (let failures = 0; ;) {
+      let message: Message;
+      try {
+        message = (await this.call(event, data)) as Message;
+      } catch (err) {
+        const retryIn = this.retryDelay(err, ++failures);
+        if (retryIn === null) throw err;
+        await sleep(retryIn);
+        continue;
+      }
+      const room = this.joined.get(data.roomId);
+      if (room) this.absorb(room, message, 'state');
+      return message;
+    }
   }
 
   /** How long to wait before retrying after `err`, or null when retrying cannot help. */

@@ -149,7 +149,10 @@ export interface ChatClient {
    * `parentSeq` makes it a reply in that thread; `mentions` lists user ids (0–50).
    */
   send(roomId: string, body: string, opts?: { parentSeq?: number; mentions?: string[] }): Promise<Message>;
-  /** Replaces the body (sender only). Omitted mentions stay; with expectedVersion ≠ the stored version: CONFLICT. */
+  /**
+   * Replaces the body (sender only). Omitted mentions stay; with expectedVersion ≠ the stored version: CONFLICT.
+   * edit, delete, react and unreact are retried after UNAVAILABLE and RATE_LIMITED (nothing was stored), not after a timeout.
+   */
   edit(roomId: string, seq: number, body: string, opts?: { mentions?: string[]; expectedVersion?: number }): Promise<Message>;
   /** Deletes (sender or moderator): resolves with the tombstone; deleting again returns it unchanged. */
   delete(roomId: string, seq: number): Promise<Message>;
