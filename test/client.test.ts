@@ -11,6 +11,7 @@ import {
   type Message,
   type Transport,
 } from '../client/src/index.js';
+import { RoomChanges } from '../client/src/room-changes.js';
 import { sleep } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { freePort, UNLIMITED_RATES } from './support/instance.js';
@@ -717,5 +718,35 @@ describe('client library against a scripted ws server: message changes', () => {
     assert.deepEqual(w.updated.at(-1), edited);
     assert.equal(w.client.lastModSeq(ROOM), 7);
     w.client.close();
+  });
+});
+
+describe('RoomChanges (the change cursor of one joined room)', () => {
+  const at = (seq: number, modSeq: number) => ({ seq, modSeq }) as Message;
+
+  it('moves only over contiguous modSeqs, jumps on reach, and holds the highest modSeq per seq', () => {
+    const c = new RoomChanges();
+    c.note(7); // seen before the join answered
+    assert.equal(c.upTo, null);
+    assert.equal(c.hasGap, false);
+    c.reach(5);
+    assert.equal(c.upTo, 5);
+    assert.equal(c.hasGap, true, '6 is missing');
+    c.note(8);
+    c.note(6);
+    assert.deepEqual([c.upTo, c.hasGap], [8, false]);
+    c.note(10);
+    c.note(3); // an old value arriving late changes nothing
+    assert.deepEqual([c.upTo, c.hasGap], [8, true]);
+    c.reach(9); // a catch-up read to the end at lastModSeq 9
+    assert.deepEqual([c.upTo, c.hasGap], [10, false]);
+    c.reach(4);
+    assert.equal(c.upTo, 10, 'never goes back');
+
+    assert.equal(c.take(at(1, 5)), true);
+    assert.equal(c.take(at(1, 5)), false, 'the same state again');
+    assert.equal(c.take(at(1, 4)), false, 'an older state');
+    assert.equal(c.take(at(1, 9)), true);
+    assert.equal(c.take(at(2, 1)), true, 'per seq');
   });
 });
