@@ -11,9 +11,12 @@ import {
   type Message,
   type Transport,
 } from '../client/src/index.js';
+import { RoomChanges } from '../client/src/room-changes.js';
 import { sleep } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { freePort, UNLIMITED_RATES } from './support/instance.js';
+import { MESSAGE_KEYS, UNCHANGED } from './support/message-shape.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 import { tokenFor } from './support/tokens.js';
 
 const API_KEY = 'client-test-api-key-0123456789';
@@ -26,6 +29,9 @@ interface Watched {
   reconnects: { attempt: number; delayMs: number }[];
   errors: { code: string; message: string }[];
   messages: Message[];
+  updated: Message[];
+  /** 'message' and 'updated' events together, in the order they were emitted. */
+  timeline: Message[];
 }
 
 const opened: ChatClient[] = [];
@@ -40,12 +46,19 @@ async function open(transport: Transport, url: string | string[], sub: string, e
     ...extra,
   });
   opened.push(client);
-  const w: Watched = { client, states: [client.state], sessions: [], reconnects: [], errors: [], messages: [] };
+  const w: Watched = { client, states: [client.state], sessions: [], reconnects: [], errors: [], messages: [], updated: [], timeline: [] };
   client.on('state', (s) => w.states.push(s));
   client.on('session', (s) => w.sessions.push(s));
   client.on('reconnecting', (r) => w.reconnects.push(r));
   client.on('error', (e) => w.errors.push(e));
-  client.on('message', (m) => w.messages.push(m));
+  client.on('message', (m) => {
+    w.messages.push(m);
+    w.timeline.push(m);
+  });
+  client.on('updated', (m) => {
+    w.updated.push(m);
+    w.timeline.push(m);
+  });
   return w;
 }
 
@@ -60,6 +73,39 @@ async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Pro
 
 const seqsIn = (w: Watched, roomId: string) => w.messages.filter((m) => m.roomId === roomId).map((m) => m.seq);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+const updatesOf = (w: Watched, roomId: string, seq: number) => w.updated.filter((m) => m.roomId === roomId && m.seq === seq);
+const isCode = (code: string) => (err: unknown) => err instanceof ChatRequestError && err.code === code;
+
+/**
+ * The state a client's listeners hold per seq: the last 'message' or 'updated' of each. Fails when
+ * an event for a seq does not have a higher modSeq than the one before it, or an 'updated' comes
+ * before the message's 'message'.
+ */
+function heldStates(w: Watched, roomId: string): Map<number, Message> {
+  const held = new Map<number, Message>();
+  for (const m of w.timeline.filter((x) => x.roomId === roomId)) {
+    const before = held.get(m.seq);
+    if (before) assert.ok(m.modSeq > before.modSeq, `seq ${m.seq}: modSeq ${m.modSeq} after ${before.modSeq}`);
+    held.set(m.seq, m);
+  }
+  return held;
+}
+
+/** Every message of a room in its latest state, read with message.changes from modSeq 0 to the end. */
+async function readAllChanges(client: ChatClient, roomId: string): Promise<{ messages: Message[]; lastModSeq: number }> {
+  const messages: Message[] = [];
+  for (let afterModSeq = 0; ;) {
+    const page = await client.changes(roomId, { afterModSeq, limit: 100 });
+    messages.push(...page.messages);
+    if (!page.hasMore) return { messages, lastModSeq: page.lastModSeq };
+    afterModSeq = page.messages.at(-1)!.modSeq;
+  }
+}
+
+/** Runs `op` for each item, `width` at a time. */
+async function inBatches<T>(items: T[], width: number, op: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += width) await Promise.all(items.slice(i, i + width).map(op));
+}
 
 describe('client library (@chat-service/client)', () => {
   let cluster: Cluster;
@@ -86,7 +132,7 @@ describe('client library (@chat-service/client)', () => {
     const room = 'client-basic';
     const presence: { roomId: string; userId: string; online: boolean }[] = [];
     io.client.on('presence', (p) => presence.push(p));
-    assert.deepEqual(await io.client.join(room), { roomId: room, lastSeq: 0, lastReadSeq: 0, unread: 0 });
+    assert.deepEqual(await io.client.join(room), { roomId: room, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0 });
     assert.equal((await ws.client.join(room)).lastSeq, 0);
     await until('presence of bob', () => presence.some((p) => p.userId === 'cl-bob' && p.online));
     assert.deepEqual(await io.client.presence(room), ['cl-alice', 'cl-bob']);
@@ -151,6 +197,213 @@ describe('client library (@chat-service/client)', () => {
     assert.equal(ws.client.state, 'CLOSED');
     await assert.rejects(io.client.send(room, 'too late'), (err: unknown) => err instanceof ChatRequestError && err.code === 'CLOSED');
   });
+
+  for (const transport of ['socket.io', 'ws'] as Transport[]) {
+    const tag = transport === 'ws' ? 'ws' : 'io';
+
+    it(`${transport}: edit, delete, react, unreact and thread replies answer the latest Message and reach another client as 'updated'`, async () => {
+      const [A, B] = cluster.instances;
+      const room = `client-changes-${tag}`;
+      const aliceId = `cl-ch-alice-${tag}`;
+      const bobId = `cl-ch-bob-${tag}`;
+      const alice = await open(transport, A.url, aliceId);
+      const bob = await open(transport, B.url, bobId);
+      assert.deepEqual(await alice.client.join(room), { roomId: room, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0 });
+      await bob.client.join(room);
+      assert.equal(alice.client.lastModSeq(room), 0);
+      assert.equal(alice.client.lastModSeq('not-joined'), null);
+
+      const root = await alice.client.send(room, 'hello bob', { mentions: [bobId, bobId] });
+      assert.deepEqual(Object.keys(root).sort(), MESSAGE_KEYS);
+      assert.deepEqual(
+        { ...root, id: '', createdAt: '', clientMsgId: '' },
+        {
+          ...UNCHANGED,
+          id: '',
+          roomId: room,
+          seq: 1,
+          modSeq: 1,
+          senderId: aliceId,
+          body: 'hello bob',
+          clientMsgId: '',
+          createdAt: '',
+          mentions: [bobId],
+        },
+      );
+
+      const edited = await alice.client.edit(room, 1, 'hello bob, edited', { expectedVersion: 1 });
+      assert.equal(edited.body, 'hello bob, edited');
+      assert.equal(edited.version, 2);
+      assert.equal(edited.modSeq, 2);
+      assert.match(edited.editedAt ?? '', /^\d{4}-\d\d-\d\dT.*Z$/);
+      assert.deepEqual(edited.mentions, [bobId], 'omitted mentions stay');
+      await assert.rejects(
+        alice.client.edit(room, 1, 'stale', { expectedVersion: 1 }),
+        (err: unknown) =>
+          isCode('CONFLICT')(err) && (err as ChatRequestError).details !== undefined && (err as any).details.currentVersion === 2,
+      );
+      await assert.rejects(bob.client.edit(room, 1, 'not mine'), isCode('FORBIDDEN'));
+      await assert.rejects(bob.client.delete(room, 99), isCode('NOT_FOUND'));
+
+      const reacted = await bob.client.react(room, 1, '+1');
+      assert.equal(reacted.modSeq, 3);
+      assert.deepEqual(reacted.reactions, [{ key: '+1', count: 1, userIds: [bobId] }]);
+      assert.deepEqual(await bob.client.react(room, 1, '+1'), reacted, 'a repeated reaction changes nothing');
+
+      const reply = await bob.client.send(room, 'a reply', { parentSeq: 1 });
+      assert.deepEqual([reply.seq, reply.modSeq, reply.parentSeq], [2, 4, 1]);
+      const thread = await alice.client.history(room, { parentSeq: 1 });
+      assert.deepEqual(thread.messages, [reply]);
+      assert.deepEqual((await alice.client.history(room, { afterSeq: 1 })).messages, [reply]);
+
+      const unreacted = await bob.client.unreact(room, 1, '+1');
+      assert.deepEqual([unreacted.modSeq, unreacted.replyCount, unreacted.lastReplySeq, unreacted.reactions], [6, 1, 2, []]);
+
+      const tombstone = await alice.client.delete(room, 1);
+      assert.deepEqual(
+        [tombstone.modSeq, tombstone.version, tombstone.body, tombstone.mentions, tombstone.reactions, tombstone.replyCount],
+        [7, 3, '', [], [], 1],
+      );
+      assert.ok(tombstone.deletedAt);
+      assert.deepEqual(await alice.client.delete(room, 1), tombstone, 'a second delete returns the tombstone unchanged');
+      await assert.rejects(bob.client.react(room, 1, '+1'), isCode('NOT_FOUND'));
+
+      const read = await bob.client.changes(room, { afterModSeq: 0 });
+      assert.deepEqual(
+        read.messages.map((m) => [m.seq, m.modSeq]),
+        [
+          [2, 4],
+          [1, 7],
+        ],
+      );
+      assert.deepEqual([read.hasMore, read.lastModSeq], [false, 7]);
+      assert.deepEqual(read.messages, [reply, tombstone]);
+
+      for (const w of [alice, bob]) {
+        await until(
+          `${w.client.userId} holds every change`,
+          () => w.client.lastModSeq(room) === 7 && updatesOf(w, room, 1).at(-1)?.modSeq === 7,
+        );
+        await sleep(200); // duplicates would arrive right behind
+        assert.deepEqual(
+          updatesOf(w, room, 1).map((m) => m.modSeq),
+          [2, 3, 5, 6, 7],
+          `${w.client.userId}: each change of the root once, in modSeq order, from replies and pushes alike`,
+        );
+        assert.deepEqual(updatesOf(w, room, 1)[0], edited);
+        assert.deepEqual(updatesOf(w, room, 1)[1], reacted);
+        assert.deepEqual(
+          [updatesOf(w, room, 1)[2].replyCount, updatesOf(w, room, 1)[2].lastReplySeq],
+          [1, 2],
+          'the thread root changed with its reply',
+        );
+        assert.deepEqual(updatesOf(w, room, 1)[3], unreacted);
+        assert.deepEqual(updatesOf(w, room, 1)[4], tombstone);
+        assert.deepEqual(updatesOf(w, room, 2), [], 'a new message is a message, not an update');
+        assert.deepEqual(seqsIn(w, room), [1, 2]);
+        assert.deepEqual(heldStates(w, room).get(2), reply);
+      }
+      alice.client.close();
+      bob.client.close();
+    });
+
+    it(`${transport}: after a cut connection, catches up on more than 100 changed messages; its state equals message.changes from 0`, async () => {
+      const [A, B] = cluster.instances;
+      const room = `client-catchup-${tag}`;
+      const proxy = await startTcpProxy(B.port);
+      // For the raw ws transport the frames the client sends are recorded: they show the rejoin's cursors and the paging.
+      const sent: { event: string; data: Record<string, unknown> }[] = [];
+      class RecordingWebSocket extends WebSocket {
+        override send(data: any, ...rest: any[]): void {
+          sent.push(JSON.parse(String(data)));
+          (super.send as (...args: unknown[]) => void)(data, ...rest);
+        }
+      }
+      try {
+        const reader = await open(transport, proxy.url, `cl-cu-reader-${tag}`, { WebSocket: RecordingWebSocket });
+        const writer = await open('ws', A.url, `cl-cu-writer-${tag}`);
+        await reader.client.join(room);
+        await writer.client.join(room);
+
+        const OLD = 120;
+        await inBatches(range(OLD), 20, (i) => writer.client.send(room, `old ${i}`));
+        await writer.client.edit(room, 1, 'edited while the reader is connected');
+        await until('the reader holds the first changes', () => reader.client.lastModSeq(room) === OLD + 1);
+        assert.equal(updatesOf(reader, room, 1).length, 1);
+
+        proxy.cut();
+        await until('the reader lost its connection', () => reader.client.state === 'CONNECTING');
+        // While the reader is away: every old message changes (edits, reactions, deletes, some several
+        // times), new messages arrive, some edited, some replies in a thread, and one reply is deleted.
+        await inBatches(range(OLD), 10, (seq) => writer.client.edit(room, seq, `edited ${seq}`, { mentions: [`u${seq % 5}`] }));
+        const reactedSeqs = range(OLD).filter((seq) => seq % 3 === 1);
+        await inBatches(reactedSeqs, 10, (seq) => writer.client.react(room, seq, '🎉'));
+        await inBatches(reactedSeqs, 10, (seq) => writer.client.react(room, seq, '+1'));
+        await inBatches(reactedSeqs.slice(0, 10), 10, (seq) => writer.client.unreact(room, seq, '🎉'));
+        await inBatches(
+          range(OLD).filter((seq) => seq % 7 === 0),
+          20,
+          (seq) => writer.client.delete(room, seq),
+        );
+        const replies: Message[] = [];
+        for (let i = 0; i < 5; i++) replies.push(await writer.client.send(room, `reply ${i}`, { parentSeq: 3 }));
+        const fresh: Message[] = [];
+        for (let i = 0; i < 5; i++) fresh.push(await writer.client.send(room, `new ${i}`, { mentions: ['someone'] }));
+        await writer.client.edit(room, fresh[0].seq, 'new 0, edited');
+        await writer.client.react(room, fresh[1].seq, '+1');
+        await writer.client.delete(room, replies[4].seq);
+        const total = OLD + replies.length + fresh.length;
+        const truth = await readAllChanges(writer.client, room);
+        assert.equal(truth.messages.length, total);
+        assert.equal(reader.client.state, 'CONNECTING', 'the reader stayed away through every change');
+        const updatesBefore = reader.updated.length;
+
+        proxy.restore();
+        await until(
+          'the reader caught up',
+          () =>
+            reader.client.state === 'OPEN' && reader.client.lastModSeq(room) === truth.lastModSeq && seqsIn(reader, room).length === total,
+          30_000,
+        );
+        await sleep(300); // late or duplicate events would arrive right behind
+
+        assert.equal(reader.sessions.length, 2, 'one reconnect');
+        assert.deepEqual(seqsIn(reader, room), range(total), 'every message once, in seq order');
+        const held = heldStates(reader, room); // also fails on any event that goes back in modSeq
+        assert.equal(held.size, total);
+        for (const m of truth.messages) {
+          const mine = held.get(m.seq);
+          assert.ok(mine, `seq ${m.seq} held`);
+          for (const key of MESSAGE_KEYS) assert.deepEqual(mine[key as keyof Message], m[key as keyof Message], `seq ${m.seq}: ${key}`);
+        }
+        assert.ok(reader.updated.length - updatesBefore > 100, `more than a page of updates (${reader.updated.length - updatesBefore})`);
+        for (const m of [...replies, ...fresh])
+          assert.deepEqual(updatesOf(reader, room, m.seq), [], `seq ${m.seq} is new to the reader: it came as 'message' only`);
+        assert.equal(
+          reader.messages.find((m) => m.seq === fresh[0].seq)?.body,
+          'new 0, edited',
+          'a new message arrives in its latest state',
+        );
+        assert.equal(held.get(3)?.replyCount, 4, 'the thread root counts its replies that are not deleted');
+
+        if (transport === 'ws') {
+          const joins = sent.filter((f) => f.event === 'room.join');
+          assert.equal(joins.length, 2);
+          assert.deepEqual(joins[1].data, { roomId: room, sinceSeq: OLD, sinceModSeq: OLD + 1 });
+          const pages = sent.filter((f) => f.event === 'message.changes');
+          assert.ok(pages.length >= 1, 'paged on with message.changes');
+          assert.ok(
+            pages.every((f) => typeof f.data.afterModSeq === 'number' && f.data.afterModSeq > OLD + 1 && f.data.limit === 100),
+            'each page after the last modSeq of the one before',
+          );
+        }
+        reader.client.close();
+        writer.client.close();
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
 
   it('retries sends across a SIGKILLed instance: each stored once, every message delivered once in seq order after resume', async () => {
     const [A, B] = cluster.instances;
@@ -378,5 +631,122 @@ describe('client library against a scripted ws server', () => {
       [1, 2, 3, 4, 5],
     );
     w.client.close();
+  });
+});
+
+describe('client library against a scripted ws server: message changes', () => {
+  let server: WebSocketServer;
+  let url: string;
+  const frames: { event: string; data: any; id?: string }[] = [];
+  const ROOM = 'scripted-changes';
+
+  const state = (seq: number, modSeq: number) => ({
+    id: `m${seq}`,
+    roomId: ROOM,
+    seq,
+    senderId: 'other',
+    body: `seq ${seq} at ${modSeq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+    ...UNCHANGED,
+    version: modSeq,
+    modSeq,
+  });
+
+  before(async () => {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server.on('connection', (sock) => {
+      const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
+      const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
+      push('session', { userId: 'scripted-user', connectionId: 'c1' });
+      sock.on('message', (raw) => {
+        const frame = JSON.parse(raw.toString());
+        frames.push(frame);
+        if (frame.event === 'room.join') {
+          // A change pushed before the join reply: the client learns where the room starts only from the reply.
+          push('message.updated', state(2, 2));
+          reply(frame.id, { ok: true, data: { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 } });
+          // modSeq 3 is lost between instances; 4 (an older state of seq 1) arrives after 5.
+          push('message.updated', state(1, 5));
+          push('message.updated', state(1, 4));
+          push('message.new', state(3, 6));
+        } else if (frame.event === 'message.changes') {
+          const all = [state(2, 3), state(1, 5), state(3, 6)].filter((m) => m.modSeq > frame.data.afterModSeq);
+          reply(frame.id, { ok: true, data: { messages: all, hasMore: false, lastModSeq: 6 } });
+        } else if (frame.event === 'message.edit') {
+          // The first attempt meets a storage outage (nothing stored), the second is stored.
+          if (frames.filter((f) => f.event === 'message.edit').length === 1)
+            reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
+          else reply(frame.id, { ok: true, data: { ...state(1, 7), body: frame.data.body } });
+        }
+      });
+    });
+  });
+
+  after(async () => {
+    for (const c of server.clients) c.terminate();
+    server.close();
+  });
+
+  it('drops older states, and reads message.changes from its cursor when a modSeq stays missing', async () => {
+    const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 1000 });
+    assert.deepEqual(await w.client.join(ROOM), { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 });
+    await until('caught up', () => w.client.lastModSeq(ROOM) === 6, 3000);
+    await sleep(200);
+    assert.deepEqual(
+      w.updated.map((m) => [m.seq, m.modSeq]),
+      [
+        [2, 2],
+        [1, 5],
+        [2, 3],
+      ],
+    );
+    assert.deepEqual(
+      w.messages.map((m) => [m.seq, m.modSeq]),
+      [[3, 6]],
+    );
+    assert.deepEqual(
+      frames.filter((f) => f.event === 'message.changes').map((f) => f.data),
+      [{ roomId: ROOM, afterModSeq: 2, limit: 100 }],
+    );
+
+    const edited = await w.client.edit(ROOM, 1, 'retried edit');
+    assert.deepEqual([edited.modSeq, edited.body], [7, 'retried edit']);
+    assert.equal(frames.filter((f) => f.event === 'message.edit').length, 2, 'retried once after UNAVAILABLE');
+    assert.deepEqual(w.updated.at(-1), edited);
+    assert.equal(w.client.lastModSeq(ROOM), 7);
+    w.client.close();
+  });
+});
+
+describe('RoomChanges (the change cursor of one joined room)', () => {
+  const at = (seq: number, modSeq: number) => ({ seq, modSeq }) as Message;
+
+  it('moves only over contiguous modSeqs, jumps on reach, and holds the highest modSeq per seq', () => {
+    const c = new RoomChanges();
+    c.note(7); // seen before the join answered
+    assert.equal(c.upTo, null);
+    assert.equal(c.hasGap, false);
+    c.reach(5);
+    assert.equal(c.upTo, 5);
+    assert.equal(c.hasGap, true, '6 is missing');
+    c.note(8);
+    c.note(6);
+    assert.deepEqual([c.upTo, c.hasGap], [8, false]);
+    c.note(10);
+    c.note(3); // an old value arriving late changes nothing
+    assert.deepEqual([c.upTo, c.hasGap], [8, true]);
+    c.reach(9); // a catch-up read to the end at lastModSeq 9
+    assert.deepEqual([c.upTo, c.hasGap], [10, false]);
+    c.reach(4);
+    assert.equal(c.upTo, 10, 'never goes back');
+
+    assert.equal(c.take(at(1, 5)), true);
+    assert.equal(c.take(at(1, 5)), false, 'the same state again');
+    assert.equal(c.take(at(1, 4)), false, 'an older state');
+    assert.equal(c.take(at(1, 9)), true);
+    assert.equal(c.take(at(2, 1)), true, 'per seq');
   });
 });

@@ -4,9 +4,19 @@ import { Emitter } from './emitter.js';
 import { ChatRequestError } from './errors.js';
 import { clearTimer, globalWebSocket, pageHref, parseUrl, randomId, setTimer, sleep, type TimerHandle } from './host.js';
 import { tokenExpiresAt } from './jwt.js';
+import { RoomChanges } from './room-changes.js';
 import { RoomStream } from './room-stream.js';
 import { SocketIoConnection } from './socketio-connection.js';
-import type { ChatClient, ChatClientEvents, ConnectOptions, ConnectionState, Message, RoomInfo } from './types.js';
+import type {
+  ChangesPage,
+  ChatClient,
+  ChatClientEvents,
+  ConnectOptions,
+  ConnectionState,
+  HistoryOptions,
+  Message,
+  RoomInfo,
+} from './types.js';
 import { WsConnection, type WebSocketConstructor } from './ws-connection.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -27,11 +37,28 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface JoinedRoom {
   stream: RoomStream;
+  changes: RoomChanges;
+  /** States (not creations) seen before the first join answered: applied once it tells where the room starts. */
+  early: Message[];
   /** The join (resync) running on connection `syncGen`, shared by join() and the resync after `session`. */
   sync: Promise<RoomInfo> | null;
   syncGen: number;
   filling: boolean;
+  catchingUp: boolean;
 }
+
+/**
+ * Where a message came from. A creation (message.new push, send reply) of a message already
+ * delivered is a duplicate; any other source may carry a newer state of it.
+ */
+type Source = 'creation' | 'state';
+
+type JoinReply = RoomInfo & {
+  missed?: Message[];
+  hasMore?: boolean;
+  changes?: Message[];
+  hasMoreChanges?: boolean;
+};
 
 interface OpenWaiter {
   resolve(): void;
@@ -105,7 +132,15 @@ export class ChatClientImpl implements ChatClient {
   async join(roomId: string): Promise<RoomInfo> {
     let room = this.joined.get(roomId);
     if (!room) {
-      const entry: JoinedRoom = { stream: new RoomStream(roomId, (m) => this.deliver(entry, m)), sync: null, syncGen: 0, filling: false };
+      const entry: JoinedRoom = {
+        stream: new RoomStream(roomId, (m) => this.deliver(entry, m)),
+        changes: new RoomChanges(),
+        early: [],
+        sync: null,
+        syncGen: 0,
+        filling: false,
+        catchingUp: false,
+      };
       this.joined.set(roomId, (room = entry));
     }
     // Joining is idempotent, so it is retried like a send until the server answers it.
@@ -133,14 +168,17 @@ export class ChatClientImpl implements ChatClient {
     await this.call('room.leave', { roomId });
   }
 
-  async send(roomId: string, body: string): Promise<Message> {
+  async send(roomId: string, body: string, opts: { parentSeq?: number; mentions?: string[] } = {}): Promise<Message> {
     const clientMsgId = randomId();
+    const data: Record<string, unknown> = { roomId, body, clientMsgId };
+    if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
+    if (opts.mentions !== undefined) data.mentions = opts.mentions;
     // The same clientMsgId on every attempt: the server stores the message once however often it
     // arrives, and answers a repeat with the stored message.
     for (let failures = 0; ;) {
       let reply: Reply;
       try {
-        reply = await this.rawRequest('message.send', { roomId, body, clientMsgId }, Infinity);
+        reply = await this.rawRequest('message.send', data, Infinity);
       } catch (err) {
         if (isTransient(err)) continue;
         throw err;
@@ -148,7 +186,7 @@ export class ChatClientImpl implements ChatClient {
       if (reply.ok) {
         const message = reply.data as Message;
         const room = this.joined.get(roomId);
-        if (room) this.accept(room, message);
+        if (room) this.absorb(room, message, 'creation');
         return message;
       }
       const err = new ChatRequestError(reply.error.code, reply.error.message, reply.error.details);
@@ -158,13 +196,45 @@ export class ChatClientImpl implements ChatClient {
     }
   }
 
-  async history(roomId: string, opts: { beforeSeq?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+  async edit(roomId: string, seq: number, body: string, opts: { mentions?: string[]; expectedVersion?: number } = {}): Promise<Message> {
+    const data: Record<string, unknown> & { roomId: string } = { roomId, seq, body };
+    if (opts.mentions !== undefined) data.mentions = opts.mentions;
+    if (opts.expectedVersion !== undefined) data.expectedVersion = opts.expectedVersion;
+    return this.change('message.edit', data);
+  }
+
+  async delete(roomId: string, seq: number): Promise<Message> {
+    return this.change('message.delete', { roomId, seq });
+  }
+
+  async react(roomId: string, seq: number, key: string): Promise<Message> {
+    return this.change('reaction.add', { roomId, seq, key });
+  }
+
+  async unreact(roomId: string, seq: number, key: string): Promise<Message> {
+    return this.change('reaction.remove', { roomId, seq, key });
+  }
+
+  async history(roomId: string, opts: HistoryOptions = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
     // Optional fields must be left out rather than sent as undefined/null.
     const data: Record<string, unknown> = { roomId };
     if (opts.beforeSeq !== undefined) data.beforeSeq = opts.beforeSeq;
+    if (opts.afterSeq !== undefined) data.afterSeq = opts.afterSeq;
+    if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
     if (opts.limit !== undefined) data.limit = opts.limit;
     const page = (await this.call('message.history', data)) as { messages: Message[]; hasMore: boolean };
     return { messages: page.messages, hasMore: page.hasMore };
+  }
+
+  async changes(roomId: string, opts: { afterModSeq: number; limit?: number }): Promise<ChangesPage> {
+    const data: Record<string, unknown> = { roomId, afterModSeq: opts.afterModSeq };
+    if (opts.limit !== undefined) data.limit = opts.limit;
+    const page = (await this.call('message.changes', data)) as ChangesPage;
+    return { messages: page.messages, hasMore: page.hasMore, lastModSeq: page.lastModSeq };
+  }
+
+  lastModSeq(roomId: string): number | null {
+    return this.joined.get(roomId)?.changes.upTo ?? null;
   }
 
   async presence(roomId: string): Promise<string[]> {
@@ -404,6 +474,28 @@ export class ChatClientImpl implements ChatClient {
     return okData(await this.rawRequest(event, data, this.timeoutMs));
   }
 
+  /**
+   * An edit, delete or reaction; the reply is this client's newest state of the message. Retried
+   * after UNAVAILABLE and RATE_LIMITED, which the protocol says stored nothing; not after a timeout
+   * or a dropped connection, when an edit may have been stored and a second one would be another version.
+   */
+  private async change(event: string, data: Record<string, unknown> & { roomId: string }): Promise<Message> {
+    for (let failures = 0; ;) {
+      let message: Message;
+      try {
+        message = (await this.call(event, data)) as Message;
+      } catch (err) {
+        const retryIn = this.retryDelay(err, ++failures);
+        if (retryIn === null) throw err;
+        await sleep(retryIn);
+        continue;
+      }
+      const room = this.joined.get(data.roomId);
+      if (room) this.absorb(room, message, 'state');
+      return message;
+    }
+  }
+
   /** How long to wait before retrying after `err`, or null when retrying cannot help. */
   private retryDelay(err: unknown, failures: number): number | null {
     if (!(err instanceof ChatRequestError)) return null;
@@ -428,6 +520,7 @@ export class ChatClientImpl implements ChatClient {
       if (room.sync !== run) return;
       room.sync = null;
       if (room.stream.hasGap) this.scheduleFill(room);
+      if (room.changes.hasGap) this.scheduleCatchUp(room);
     };
     run.then(done, done);
     return run;
@@ -438,15 +531,19 @@ export class ChatClientImpl implements ChatClient {
     if (gen !== this.gen || !conn || this.currentState !== 'OPEN') throw new ChatRequestError('DISCONNECTED', 'not connected');
     const { roomId } = room.stream;
     const since = room.stream.upTo;
-    const join = okData(
-      await conn.request('room.join', since === null ? { roomId } : { roomId, sinceSeq: since }, this.timeoutMs),
-    ) as RoomInfo & {
-      missed?: Message[];
-      hasMore?: boolean;
-    };
-    if (since === null) room.stream.start(join.lastSeq);
-    else {
-      for (const m of join.missed ?? []) room.stream.accept(m);
+    const sinceMod = room.changes.upTo;
+    const data: Record<string, unknown> = { roomId };
+    if (since !== null) data.sinceSeq = since;
+    // Only a rejoin catches up on changes: the first join starts at the room's current state.
+    if (since !== null && sinceMod !== null) data.sinceModSeq = sinceMod;
+    const join = okData(await conn.request('room.join', data, this.timeoutMs)) as JoinReply;
+    if (since === null) {
+      room.stream.start(join.lastSeq);
+      // A service from before message changes answers no lastModSeq: the client then tracks none.
+      if (typeof join.lastModSeq === 'number') room.changes.reach(join.lastModSeq);
+      for (const m of room.early.splice(0)) this.absorb(room, m, 'state');
+    } else {
+      for (const m of join.missed ?? []) this.absorb(room, m, 'state');
       // Page on until caught up; each page moves upTo on, so this ends.
       for (let more = join.hasMore === true; more;) {
         const before = room.stream.upTo;
@@ -454,13 +551,37 @@ export class ChatClientImpl implements ChatClient {
           messages: Message[];
           hasMore: boolean;
         };
-        for (const m of page.messages) room.stream.accept(m);
+        for (const m of page.messages) this.absorb(room, m, 'state');
         more = page.hasMore && room.stream.upTo !== before;
+      }
+      if (data.sinceModSeq !== undefined && Array.isArray(join.changes)) {
+        const first = { messages: join.changes, hasMore: join.hasMoreChanges === true, lastModSeq: join.lastModSeq ?? 0 };
+        await this.applyChanges(
+          room,
+          first,
+          async (afterModSeq) =>
+            okData(await conn.request('message.changes', { roomId, afterModSeq, limit: PAGE }, this.timeoutMs)) as ChangesPage,
+        );
       }
     }
     // The join belongs to the connection it ran on: a newer one must join again.
     if (gen !== this.gen) throw new ChatRequestError('DISCONNECTED', 'the connection changed during the join');
     return roomInfo(join);
+  }
+
+  /**
+   * Applies `first` and the pages after it until the last one. Each page starts after the last
+   * modSeq of the one before, so this ends; reaching the end means every change up to the last
+   * page's lastModSeq is applied.
+   */
+  private async applyChanges(room: JoinedRoom, first: ChangesPage, next: (afterModSeq: number) => Promise<ChangesPage>): Promise<void> {
+    for (let page = first; ;) {
+      for (const m of page.messages) this.absorb(room, m, 'state');
+      if (!page.hasMore) return room.changes.reach(page.lastModSeq);
+      const last = page.messages.at(-1);
+      if (!last) return;
+      page = await next(last.modSeq);
+    }
   }
 
   /** The rejoin after a reconnect; failures that retrying cannot fix are reported. */
@@ -488,13 +609,27 @@ export class ChatClientImpl implements ChatClient {
     }
   }
 
-  private accept(room: JoinedRoom, m: Message): void {
-    room.stream.accept(m);
+  /**
+   * Takes a message of a joined room from any source. One not delivered yet goes to the stream (and
+   * out as 'message', in the newest state known by then); one delivered, or from before the join
+   * point, goes out as 'updated' when it is newer than the state held for its seq.
+   */
+  private absorb(room: JoinedRoom, m: Message, source: Source): void {
+    // A service from before message changes sends messages without modSeq: they only ever go to the stream.
+    const tracked = typeof m.modSeq === 'number';
+    if (tracked) room.changes.note(m.modSeq);
+    if (room.stream.upTo === null) {
+      if (source === 'state' && tracked) room.early.push(m);
+      else room.stream.accept(m);
+    } else if (m.seq > room.stream.upTo) room.stream.accept(m);
+    else if (source === 'state' && tracked && room.changes.take(m) && this.joined.get(m.roomId) === room) this.events.emit('updated', m);
     if (room.stream.hasGap) this.scheduleFill(room);
+    if (room.changes.hasGap) this.scheduleCatchUp(room);
   }
 
   /** Only the room's current entry speaks: a join still running for a room left (and maybe rejoined) stays silent. */
   private deliver(room: JoinedRoom, m: Message): void {
+    if (typeof m.modSeq === 'number') room.changes.take(m);
     if (this.joined.get(m.roomId) === room) this.events.emit('message', m);
   }
 
@@ -511,13 +646,38 @@ export class ChatClientImpl implements ChatClient {
       while (room.stream.hasGap && this.joined.get(roomId) === room && !room.sync) {
         const before = room.stream.upTo;
         const page = (await this.call('message.history', { roomId, afterSeq: before, limit: PAGE })) as { messages: Message[] };
-        for (const m of page.messages) room.stream.accept(m);
+        for (const m of page.messages) this.absorb(room, m, 'state');
         if (room.stream.upTo === before) return;
       }
     } catch {
       // Disconnected or refused: the rejoin after the reconnect (or the next push) catches up.
     } finally {
       room.filling = false;
+    }
+  }
+
+  /**
+   * A change seen above a missing modSeq: the missing push may still be on its way between
+   * instances, or lost. Unless a join is catching the room up anyway, read the changes after the
+   * cursor to the end once the wait is over.
+   */
+  private scheduleCatchUp(room: JoinedRoom): void {
+    if (room.catchingUp || room.sync) return;
+    room.catchingUp = true;
+    setTimer(() => void this.catchUp(room), GAP_WAIT_MS);
+  }
+
+  private async catchUp(room: JoinedRoom): Promise<void> {
+    const { roomId } = room.stream;
+    const read = (afterModSeq: number) => this.changes(roomId, { afterModSeq, limit: PAGE });
+    try {
+      const from = room.changes.upTo;
+      if (!room.changes.hasGap || from === null || this.joined.get(roomId) !== room || room.sync) return;
+      await this.applyChanges(room, await read(from), read);
+    } catch {
+      // Disconnected or refused: the rejoin after the reconnect catches up from the same cursor.
+    } finally {
+      room.catchingUp = false;
     }
   }
 
@@ -528,7 +688,12 @@ export class ChatClientImpl implements ChatClient {
     switch (event) {
       case 'message.new': {
         const room = this.joined.get(roomId!);
-        if (room && typeof d.seq === 'number') this.accept(room, data as Message);
+        if (room && typeof d.seq === 'number') this.absorb(room, data as Message, 'creation');
+        break;
+      }
+      case 'message.updated': {
+        const room = this.joined.get(roomId!);
+        if (room && typeof d.seq === 'number') this.absorb(room, data as Message, 'state');
         break;
       }
       case 'presence.joined':
@@ -559,7 +724,9 @@ function okData(reply: Reply): unknown {
 }
 
 function roomInfo(r: RoomInfo): RoomInfo {
-  return { roomId: r.roomId, lastSeq: r.lastSeq, lastReadSeq: r.lastReadSeq, unread: r.unread };
+  const info: RoomInfo = { roomId: r.roomId, lastSeq: r.lastSeq, lastReadSeq: r.lastReadSeq, unread: r.unread };
+  if (typeof r.lastModSeq === 'number') info.lastModSeq = r.lastModSeq;
+  return info;
 }
 
 function errorText(err: unknown): string {

@@ -2,7 +2,20 @@ import { ChatClientImpl } from './chat-client.js';
 import type { ChatClient, ConnectOptions } from './types.js';
 
 export { ChatRequestError } from './errors.js';
-export type { ChatClient, ChatClientEvents, ConnectOptions, ConnectionState, Message, RoomInfo, Transport } from './types.js';
+export type {
+  ChangesPage,
+  ChatClient,
+  ChatClientEvents,
+  ClientErrorCode,
+  ConnectOptions,
+  ConnectionState,
+  HistoryOptions,
+  Message,
+  ProtocolErrorCode,
+  Reaction,
+  RoomInfo,
+  Transport,
+} from './types.js';
 
 /**
  * Connects to the chat service and keeps connecting: the client reconnects with backoff, rejoins

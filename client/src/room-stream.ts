@@ -15,10 +15,15 @@ export class RoomStream {
     private readonly deliver: (m: Message) => void,
   ) {}
 
-  /** Takes a message from any source (push, send reply, missed, history page). */
+  /**
+   * Takes a message from any source (push, send reply, missed, history or changes page). Of two
+   * states of one waiting message the one with the higher modSeq is kept: it is delivered once, in
+   * the newest state known when its turn comes.
+   */
   accept(m: Message): void {
     if (this.upTo !== null && m.seq <= this.upTo) return;
-    this.early.set(m.seq, m);
+    const waiting = this.early.get(m.seq);
+    if (!waiting || waiting.modSeq < m.modSeq) this.early.set(m.seq, m);
     this.drain();
   }
 

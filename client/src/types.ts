@@ -3,6 +3,31 @@ export type Transport = 'socket.io' | 'ws';
 /** OPEN once the server's `session` push arrived; CONNECTING during the handshake and while retrying. */
 export type ConnectionState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED';
 
+/** Error codes of the protocol; a ChatRequestError may also carry the client's own TIMEOUT, DISCONNECTED or CLOSED. */
+export type ProtocolErrorCode =
+  | 'BAD_REQUEST'
+  | 'UNKNOWN_EVENT'
+  | 'VALIDATION_FAILED'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  /** A stale `expectedVersion` on edit(); `details.currentVersion` holds the stored one. */
+  | 'CONFLICT'
+  | 'RATE_LIMITED'
+  | 'LIMIT_EXCEEDED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL';
+
+export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED';
+
+export interface Reaction {
+  key: string;
+  count: number;
+  /** Sorted, at most the first 50. */
+  userIds: string[];
+}
+
+/** A stored message in its state at `modSeq`. A deleted one is a tombstone: empty body, mentions and reactions, deletedAt set. */
 export interface Message {
   id: string;
   roomId: string;
@@ -11,13 +36,47 @@ export interface Message {
   body: string;
   clientMsgId: string | null;
   createdAt: string;
+  /** 1 when created, +1 per edit or delete. */
+  version: number;
+  /** The room's change counter at this message's latest change: of two states of one message, the higher modSeq is the newer. */
+  modSeq: number;
+  editedAt: string | null;
+  deletedAt: string | null;
+  /** The thread root's seq for a reply, else null. */
+  parentSeq: number | null;
+  replyCount: number;
+  lastReplySeq: number | null;
+  mentions: string[];
+  /** Sorted by key. */
+  reactions: Reaction[];
 }
 
 export interface RoomInfo {
   roomId: string;
   lastSeq: number;
+  /** The room's change counter; join() answers it, rooms() does not (rooms.list does not carry it). */
+  lastModSeq?: number;
   lastReadSeq: number;
   unread: number;
+}
+
+/** One page of message changes: messages whose latest change is after the cursor, ascending by modSeq. */
+export interface ChangesPage {
+  messages: Message[];
+  hasMore: boolean;
+  /** The room's change counter when the page was read. */
+  lastModSeq: number;
+}
+
+export interface HistoryOptions {
+  /** The newest `limit` messages below it. */
+  beforeSeq?: number;
+  /** The oldest `limit` messages above it (not with beforeSeq). */
+  afterSeq?: number;
+  /** Only the replies of the thread rooted at this seq. */
+  parentSeq?: number;
+  /** 1–100, default 50. */
+  limit?: number;
 }
 
 export interface ConnectOptions {
@@ -48,6 +107,7 @@ export interface ChatClientEvents {
   reconnecting: { attempt: number; delayMs: number };
   session: { userId: string; connectionId: string };
   message: Message;
+  updated: Message;
   presence: { roomId: string; userId: string; online: boolean };
   typing: { roomId: string; userId: string; typing: boolean };
   receipt: { roomId: string; userId: string; seq: number };
@@ -64,6 +124,13 @@ export interface ChatClient {
   on(event: 'session', fn: (s: { userId: string; connectionId: string }) => void): () => void;
   /** Messages of joined rooms: in seq order per room, each once, gaps filled from the history. */
   on(event: 'message', fn: (m: Message) => void): () => void;
+  /**
+   * A newer state of a message of a joined room (edit, delete, reaction, reply count), from a
+   * message.updated push, a reply to edit/delete/react/unreact, or the catch-up after a reconnect.
+   * Per (roomId, seq) modSeq only grows: older states arriving late are dropped. A message the
+   * client has not delivered as 'message' yet arrives there, in its latest state, instead.
+   */
+  on(event: 'updated', fn: (m: Message) => void): () => void;
   on(event: 'presence', fn: (p: { roomId: string; userId: string; online: boolean }) => void): () => void;
   on(event: 'typing', fn: (t: { roomId: string; userId: string; typing: boolean }) => void): () => void;
   on(event: 'receipt', fn: (r: { roomId: string; userId: string; seq: number }) => void): () => void;
@@ -71,14 +138,36 @@ export interface ChatClient {
   on(event: 'error', fn: (e: { code: string; message: string }) => void): () => void;
   /**
    * Joins a room. The room is rejoined after every reconnect with sinceSeq = the last delivered
-   * seq, and the messages missed meanwhile are emitted as 'message'. The first join starts at the
-   * room's current lastSeq: load older messages with history().
+   * seq and sinceModSeq = lastModSeq(roomId): the messages missed meanwhile are emitted as
+   * 'message', the changes missed as 'updated'. The first join starts at the room's current
+   * lastSeq and lastModSeq: load older messages with history().
    */
   join(roomId: string): Promise<RoomInfo>;
   leave(roomId: string): Promise<void>;
-  /** Sends with a generated clientMsgId, retried until acknowledged (across reconnects); stored once. */
-  send(roomId: string, body: string): Promise<Message>;
-  history(roomId: string, opts?: { beforeSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
+  /**
+   * Sends with a generated clientMsgId, retried until acknowledged (across reconnects); stored once.
+   * `parentSeq` makes it a reply in that thread; `mentions` lists user ids (0–50).
+   */
+  send(roomId: string, body: string, opts?: { parentSeq?: number; mentions?: string[] }): Promise<Message>;
+  /**
+   * Replaces the body (sender only). Omitted mentions stay; with expectedVersion ≠ the stored version: CONFLICT.
+   * edit, delete, react and unreact are retried after UNAVAILABLE and RATE_LIMITED (nothing was stored), not after a timeout.
+   */
+  edit(roomId: string, seq: number, body: string, opts?: { mentions?: string[]; expectedVersion?: number }): Promise<Message>;
+  /** Deletes (sender or moderator): resolves with the tombstone; deleting again returns it unchanged. */
+  delete(roomId: string, seq: number): Promise<Message>;
+  /** Adds the user's reaction `key`; one they already have changes nothing. */
+  react(roomId: string, seq: number, key: string): Promise<Message>;
+  unreact(roomId: string, seq: number, key: string): Promise<Message>;
+  /** One page of messages, ascending by seq; with parentSeq a thread's replies. */
+  history(roomId: string, opts?: HistoryOptions): Promise<{ messages: Message[]; hasMore: boolean }>;
+  /** One page of message.changes: every message whose latest change has modSeq > afterModSeq, in its latest state. */
+  changes(roomId: string, opts: { afterModSeq: number; limit?: number }): Promise<ChangesPage>;
+  /**
+   * The modSeq up to which every change of a joined room has been applied (and is sent as
+   * sinceModSeq on the rejoin); null before its join answered or for a room not joined.
+   */
+  lastModSeq(roomId: string): number | null;
   presence(roomId: string): Promise<string[]>;
   typing(roomId: string, typing: boolean): Promise<void>;
   markRead(roomId: string, seq: number): Promise<number>;
