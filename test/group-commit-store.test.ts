@@ -179,6 +179,42 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
     assert.equal(room?.lastModSeq, Math.max(...modSeqs), 'the room counter is its highest modSeq');
   });
 
+  it('a burst of 100 reactions to one message all commit, gap-free, while sends to another room are stored meanwhile', async () => {
+    const roomId = 'reaction-burst';
+    const target = (await append({ roomId, senderId: 'ann', body: 'react to me', clientMsgId: null, parentSeq: null, mentions: [] })) as {
+      message: Message;
+    };
+    const before = target.message.modSeq;
+    const pushed: Message[][] = [];
+    // 100 users, one key each: ten times what the pool (10) could hold waiting on the room's lock.
+    const reactions = Array.from({ length: 100 }, (_, n) =>
+      store.change(roomId, target.message.seq, `user-${n}`, { kind: 'reaction', key: n % 2 ? '+1' : 'heart', add: true }, (c) =>
+        pushed.push(c),
+      ),
+    );
+    const sends = Array.from({ length: 20 }, (_, n) =>
+      append({ roomId: 'beside-the-burst', senderId: 'bob', body: `m${n}`, clientMsgId: null, parentSeq: null, mentions: [] }),
+    );
+    const [changed, stored] = await Promise.all([Promise.all(reactions), Promise.all(sends)]);
+    assert.deepEqual([...new Set(changed.map((r) => r.outcome))], ['changed']);
+    assert.deepEqual([...new Set(stored.map((r) => r.outcome))], ['created']);
+    const modSeqs = pushed.map((c) => c[0]!.modSeq).sort((a, b) => a - b);
+    assert.deepEqual(
+      modSeqs,
+      Array.from({ length: 100 }, (_, i) => before + 1 + i),
+      'one modSeq per reaction, gap-free',
+    );
+    const [latest] = (await store.page({ roomId, afterSeq: 0, limit: 1 })).messages;
+    assert.deepEqual(
+      latest!.reactions.map((r) => [r.key, r.count]),
+      [
+        ['+1', 50],
+        ['heart', 50],
+      ],
+    );
+    assert.deepEqual(await db.query('SELECT count(*)::int AS n FROM message_reactions WHERE room_id = $1', [roomId]), [{ n: 100 }]);
+  });
+
   it('a locked room fails only its own sends: 60 concurrent sends to another room are all stored', async () => {
     for (const roomId of ['slow-a', 'fast-b', 'p', 'q'])
       await append({ roomId, senderId: 'u', body: 'first', clientMsgId: null, parentSeq: null, mentions: [] });

@@ -14,15 +14,14 @@ interface ChangeTarget {
 }
 
 /**
- * One change of a stored message, inside the caller's transaction. The room's row is locked first,
+ * One change of a stored message, inside the caller's transaction (which bounds the wait for the
+ * room's lock: RoomChangeQueue). The room's row is locked first,
  * as chat_append locks it: modSeqs are then taken one after the other across every writer on every
  * replica (gap-free), and the outbox rows of a room follow modSeq order. Checks follow the
  * contract's precedence: membership, the message, its sender, deleted, the expected version.
  */
-export async function applyChange(tx: EntityManager, lockTimeoutMs: number, target: ChangeTarget): Promise<ChangeResult> {
+export async function applyChange(tx: EntityManager, target: ChangeTarget): Promise<ChangeResult> {
   const { roomId, seq, actor, change } = target;
-  // A room held longer than the storage timeout fails this request, not a pooled connection forever.
-  await tx.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
   const [room] = (await tx.query(
     `SELECT r.visibility, r.last_mod_seq, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member
      FROM rooms r WHERE r.id = $1 FOR UPDATE OF r`,

@@ -22,6 +22,7 @@ import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
 import { applyChange } from './message-changes.js';
 import { MESSAGE_COLUMNS, rowToMessage, type MessageRow } from './message-row.js';
+import { RoomChangeQueue } from './room-change-queue.js';
 import { isDataError } from './sql-state.js';
 import { APPEND_LINGER_MS, STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
@@ -106,6 +107,7 @@ const KNOWN_ROOMS = 10_000;
 @Injectable()
 export class TypeOrmChatStore extends ChatStore {
   private readonly batcher: AppendBatcher;
+  private readonly changeQueue: RoomChangeQueue;
   /** Rooms seen to exist, least recently used first; rooms are never deleted, so a yes stays true. */
   private readonly knownRooms = new Set<string>();
 
@@ -117,6 +119,7 @@ export class TypeOrmChatStore extends ChatStore {
   ) {
     super();
     // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
+    this.changeQueue = new RoomChangeQueue(db, timeoutMs);
     this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1), appendLingerMs, (n) =>
       metrics?.appendBatchSize.observe(n),
     );
@@ -192,7 +195,10 @@ export class TypeOrmChatStore extends ChatStore {
     });
   }
 
-  /** One transaction under the room's row lock (see message-changes.ts); `onChanged` after COMMIT. */
+  /**
+   * Under the room's row lock (see message-changes.ts), in a transaction shared with the room's other
+   * changes queued on this instance (RoomChangeQueue); `onChanged` after COMMIT.
+   */
   async change(
     roomId: string,
     seq: number,
@@ -200,11 +206,20 @@ export class TypeOrmChatStore extends ChatStore {
     change: MessageChange,
     onChanged: (changed: Message[]) => void,
   ): Promise<ChangeResult> {
-    return this.guard(async () => {
-      const result = await this.db.transaction((tx) => applyChange(tx, this.timeoutMs, { roomId, seq, actor, change }));
-      if (result.outcome === 'changed') onChanged(result.changed);
-      return result;
-    });
+    return this.guard(
+      (deadline) =>
+        new Promise<ChangeResult>((resolve, reject) =>
+          this.changeQueue.submit(roomId, {
+            apply: (tx) => applyChange(tx, { roomId, seq, actor, change }),
+            deadline,
+            resolve: (result) => {
+              if (result.outcome === 'changed') onChanged(result.changed);
+              resolve(result);
+            },
+            reject,
+          }),
+        ),
+    );
   }
 
   /**
