@@ -110,8 +110,12 @@ async function diagnose() {
   if (ps) say(`docker ps -a:\n${ps.out}`);
   for (const service of ['lb', 'migrate', 'chat']) {
     for (const c of await stack.containers(service).catch(() => [])) {
-      const logs = (await stack.logsOf(c.id).catch(() => '')).split('\n').slice(-15).join('\n');
-      say(`--- ${c.name} (${c.status}${c.health ? `, ${c.health}` : ''}, exit ${c.exitCode}), last lines:\n${logs}`);
+      const lines = (await stack.logsOf(c.id).catch(() => '')).split('\n');
+      const count = (text) => lines.filter((l) => l.includes(text)).length;
+      const starts = `${count('chat service listening')} started, ${count('failed to start')} failed to start`;
+      say(`--- ${c.name} (${c.status}, health ${c.health}, exit ${c.exitCode}, ${c.restarts} restarts, ${starts}); health checks:`);
+      for (const h of c.healthLog) say(`    ${h.Start} exit ${h.ExitCode} ${h.Output.trim().slice(0, 200)}`);
+      say(`  last lines:\n${lines.slice(-15).join('\n')}`);
     }
   }
 }
@@ -193,11 +197,29 @@ function describePlacement(byClient) {
   return [...byClient].map(([c, name]) => `${c.name}→${name}`).join(', ');
 }
 
+/** Sends that storage did not confirm in time, retried as the contract says (same clientMsgId). */
+const retried = { count: 0 };
+
+/**
+ * message.send as a client should make it: UNAVAILABLE (storage slow or away; the outcome is
+ * unknown) and a missing reply are retried with the same clientMsgId, which stores it once.
+ */
+async function sendReliably(client, data, attempts = 5) {
+  for (let i = 1; ; i++) {
+    const reply = await client
+      .request('message.send', data)
+      .catch((err) => ({ ok: false, error: { code: 'NO_REPLY', message: err.message } }));
+    if (reply.ok || i === attempts || !['UNAVAILABLE', 'NO_REPLY'].includes(reply.error.code)) return reply;
+    retried.count++;
+    await sleep(1000);
+  }
+}
+
 /** Every client sends one message; every client then has each of them exactly once, live. */
 async function exchange(list, roomId) {
   const before = Math.max(...list.map((c) => c.upTo));
   const acks = await Promise.all(
-    list.map((c, i) => c.request('message.send', { roomId, body: `hello from ${c.name} #${i}`, clientMsgId: `x-${c.user}-${before}` })),
+    list.map((c, i) => sendReliably(c, { roomId, body: `hello from ${c.name} #${i}`, clientMsgId: `x-${c.user}-${before}` })),
   );
   check(
     acks.every((a) => a.ok),
@@ -218,7 +240,9 @@ async function exchange(list, roomId) {
       check(got.length === 1 && got[0] === 'live', `${c.name}: seq ${seq} arrived once, live (arrivals: ${got.join(',') || 'none'})`);
     }
   }
-  say(`   ${list.length} clients × ${list.length} messages (seq ${before + 1}..${last}): each seen exactly once, live`);
+  say(
+    `   ${list.length} clients × ${list.length} messages (seq ${before + 1}..${last}): each seen exactly once, live (${retried.count} sends retried so far)`,
+  );
   return last;
 }
 
@@ -239,7 +263,7 @@ async function main() {
     const retries = (await stack.logsOf(m.id)).split('\n').filter((l) => l.includes('retrying')).length;
     say(`   migrate: exited 0, ${retries} retries while Postgres started`);
     const healthy = await replicasHealthy(3, 120_000);
-    say(`   healthy: ${healthy.map((c) => c.name).join(', ')}`);
+    say(`   healthy: ${healthy.map((c) => `${c.name} (${c.restarts} restarts)`).join(', ')}`);
     await balancerReachesAll(60_000);
     say('   the balancer reaches all 3');
   });
@@ -268,7 +292,7 @@ async function main() {
     // Sent while the victim's clients are away (they wait 1.5 s before they reconnect).
     const away = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        survivors[i % survivors.length].request('message.send', { roomId: room, body: `while away ${i}` }),
+        sendReliably(survivors[i % survivors.length], { roomId: room, body: `while away ${i}`, clientMsgId: `away-${i}` }),
       ),
     );
     check(
@@ -361,8 +385,8 @@ async function main() {
 
   await phase('scale to 5 replicas; the balancer finds them', async () => {
     await stack.compose(['up', '-d', '--no-deps', '--no-recreate', '--scale', 'chat=5', 'chat'], 180_000);
-    const healthy = await replicasHealthy(5, 120_000);
-    say(`   healthy: ${healthy.map((c) => c.name).join(', ')}`);
+    const healthy = await replicasHealthy(5, 150_000);
+    say(`   healthy: ${healthy.map((c) => `${c.name} (${c.restarts} restarts)`).join(', ')}`);
     await balancerReachesAll(60_000);
     say('   the balancer reaches all 5');
     const migrate = await stack.containers('migrate');

@@ -153,7 +153,7 @@ export async function createStack(root) {
         health: c.State.Health?.Status ?? null,
         restarts: c.RestartCount,
         startedAt: c.State.StartedAt,
-        oomKilled: c.State.OOMKilled,
+        healthLog: (c.State.Health?.Log ?? []).slice(-3),
       }))
       .sort((a, b) => a.number - b.number);
   };
