@@ -84,8 +84,8 @@ async function finish(code) {
   await tearDown();
   if (code === 0 && failed) code = 1;
   say('timings:');
-  for (const t of timings) say(`  ${t.name.padEnd(48)} ${seconds(t.ms).padStart(8)}`);
-  say(`  ${'total'.padEnd(48)} ${seconds(Date.now() - startedAt).padStart(8)}`);
+  for (const t of timings) say(`  ${t.name.padEnd(62)} ${seconds(t.ms).padStart(8)}`);
+  say(`  ${'total'.padEnd(62)} ${seconds(Date.now() - startedAt).padStart(8)}`);
   say(code === 0 ? 'PASSED' : 'FAILED');
   process.exit(code);
 }
