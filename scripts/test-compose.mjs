@@ -260,8 +260,11 @@ async function main() {
     check(migrate.length === 1, `one migrate container (found ${migrate.length})`);
     const [m] = migrate;
     check(m.status === 'exited' && m.exitCode === 0 && m.restarts === 0, `migrate ran once and exited 0: ${JSON.stringify(m)}`);
-    const retries = (await stack.logsOf(m.id)).split('\n').filter((l) => l.includes('retrying')).length;
-    say(`   migrate: exited 0, ${retries} retries while Postgres started`);
+    const lines = (await stack.logsOf(m.id)).split('\n');
+    const runs = lines.filter((l) => l.includes('"context":"Migrations"') && /"msg":"(applied |schema up to date)/.test(l)).length;
+    check(runs === 1, `migrate applied the migrations once (${runs} times)`);
+    const retries = lines.filter((l) => l.includes('retrying')).length;
+    say(`   migrate: exited 0, migrations applied once, ${retries} retries while Postgres started`);
     const healthy = await replicasHealthy(3, 120_000);
     say(`   healthy: ${healthy.map((c) => `${c.name} (${c.restarts} restarts)`).join(', ')}`);
     await balancerReachesAll(60_000);
