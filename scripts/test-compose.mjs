@@ -378,7 +378,7 @@ async function main() {
         check(got.filter((g) => g === 'live').length <= 1, `${c.name}: seq ${seq} pushed live at most once (${got})`);
     }
     say(
-      `   history: ${history.length} messages, every one of the ${acked.length} acked among them; every client has seq 1..${last}, no live push twice`,
+      `   history: ${history.length} messages, every one of the ${acked.length} acked among them; every client has seq 1..${last}, no live push twice (${list.reduce((n, c) => n + c.redundant, 0)} already-held seqs came again through sinceSeq, as the contract allows)`,
     );
     const now = await placeClients(affected);
     say(`   reconnected: ${describePlacement(now)}`);

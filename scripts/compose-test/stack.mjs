@@ -175,10 +175,8 @@ export async function createStack(root) {
   return {
     project,
     settings,
-    env,
     command,
     logPath,
-    log,
     compose,
     containers,
     logsOf,
