@@ -292,7 +292,8 @@ async function main() {
     const before = Math.max(...list.map((c) => c.upTo));
     await run('docker', ['kill', victim], { timeoutMs: 30_000 });
     const killedAt = Date.now();
-    // Sent while the victim's clients are away (they wait 1.5 s before they reconnect).
+    // Sent while the victim's clients are away: they wait at least 0.75 s before they reconnect
+    // (socket.io: 1.5 s with its ±50 % jitter; ws: 1.5 s).
     const away = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         sendReliably(survivors[i % survivors.length], { roomId: room, body: `while away ${i}`, clientMsgId: `away-${i}` }),
