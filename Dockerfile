@@ -23,6 +23,8 @@ COPY --from=build --chown=node:node /app/client/dist ./client/dist
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 3000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+# The check starts a Node process: on a busy host that alone can take seconds, and a 3 s timeout
+# marked replicas unhealthy that served well (seen with 5 replicas starting on 2 cores).
+HEALTHCHECK --interval=10s --timeout=10s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/main.js"]

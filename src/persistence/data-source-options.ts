@@ -8,10 +8,12 @@ export interface DatabaseOptions {
   poolSize: number;
   /** Bound on every storage call; the connection and statement timeouts sit below it. */
   timeoutMs: number;
+  /** Bound on opening a connection; by default 1 s (at most timeoutMs). */
+  connectTimeoutMs?: number;
 }
 
 /** The one description of the database connection, for the service and the `migrate` command alike. */
-export function dataSourceOptions({ url, poolSize, timeoutMs }: DatabaseOptions): DataSourceOptions {
+export function dataSourceOptions({ url, poolSize, timeoutMs, connectTimeoutMs }: DatabaseOptions): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -22,7 +24,7 @@ export function dataSourceOptions({ url, poolSize, timeoutMs }: DatabaseOptions)
     poolSize,
     // A down or frozen database must turn into a quick UNAVAILABLE, never a hung request:
     // connecting (including waiting for a pooled connection) and each statement are bounded.
-    connectTimeoutMS: Math.min(1000, timeoutMs),
+    connectTimeoutMS: connectTimeoutMs ?? Math.min(1000, timeoutMs),
     extra: {
       // Callers are answered at timeoutMs (the store's guard); the client-side bound is longer so
       // the reply of a batch that commits late still arrives and its messages are delivered.

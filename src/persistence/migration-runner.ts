@@ -6,6 +6,11 @@ import { dataSourceOptions } from './data-source-options.js';
 const MIGRATION_LOCK_KEY = 7_418_236_001;
 /** Migrations may build indexes on large tables and wait for another replica's lock: no request-sized timeouts. */
 const MIGRATION_TIMEOUT_MS = 10 * 60_000;
+/**
+ * Connecting, too: a replica exits when this connection fails, and the requests' 1 s bound failed
+ * replicas that started together on a busy host (docker compose, 5 replicas on 2 cores).
+ */
+const MIGRATION_CONNECT_TIMEOUT_MS = 15_000;
 
 /**
  * Applies pending migrations on a connection of its own, before the service opens its pool.
@@ -14,7 +19,9 @@ const MIGRATION_TIMEOUT_MS = 10 * 60_000;
  */
 export async function applyMigrations(url: string): Promise<string[]> {
   const logger = new Logger('Migrations');
-  const db = new DataSource(dataSourceOptions({ url, poolSize: 1, timeoutMs: MIGRATION_TIMEOUT_MS }));
+  const db = new DataSource(
+    dataSourceOptions({ url, poolSize: 1, timeoutMs: MIGRATION_TIMEOUT_MS, connectTimeoutMs: MIGRATION_CONNECT_TIMEOUT_MS }),
+  );
   await db.initialize();
   const qr = db.createQueryRunner();
   try {
