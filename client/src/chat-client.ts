@@ -4,9 +4,20 @@ import { Emitter } from './emitter.js';
 import { ChatRequestError } from './errors.js';
 import { clearTimer, globalWebSocket, pageHref, parseUrl, randomId, setTimer, sleep, type TimerHandle } from './host.js';
 import { tokenExpiresAt } from './jwt.js';
+import { ModSeqTracker } from './mod-seq-tracker.js';
 import { RoomStream } from './room-stream.js';
 import { SocketIoConnection } from './socketio-connection.js';
-import type { ChatClient, ChatClientEvents, ConnectOptions, ConnectionState, Message, RoomInfo } from './types.js';
+import type {
+  ChatClient,
+  ChatClientEvents,
+  ConnectOptions,
+  ConnectionState,
+  EditOptions,
+  HistoryOptions,
+  Message,
+  RoomInfo,
+  SendOptions,
+} from './types.js';
 import { WsConnection, type WebSocketConstructor } from './ws-connection.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -27,10 +38,18 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface JoinedRoom {
   stream: RoomStream;
+  changes: ModSeqTracker;
   /** The join (resync) running on connection `syncGen`, shared by join() and the resync after `session`. */
   sync: Promise<RoomInfo> | null;
   syncGen: number;
   filling: boolean;
+  catchingUp: boolean;
+}
+
+interface ChangesPage {
+  messages: Message[];
+  hasMore: boolean;
+  lastModSeq: number;
 }
 
 interface OpenWaiter {
@@ -105,7 +124,14 @@ export class ChatClientImpl implements ChatClient {
   async join(roomId: string): Promise<RoomInfo> {
     let room = this.joined.get(roomId);
     if (!room) {
-      const entry: JoinedRoom = { stream: new RoomStream(roomId, (m) => this.deliver(entry, m)), sync: null, syncGen: 0, filling: false };
+      const entry: JoinedRoom = {
+        stream: new RoomStream(roomId, (m) => this.deliver(entry, m)),
+        changes: new ModSeqTracker(),
+        sync: null,
+        syncGen: 0,
+        filling: false,
+        catchingUp: false,
+      };
       this.joined.set(roomId, (room = entry));
     }
     // Joining is idempotent, so it is retried like a send until the server answers it.
@@ -133,14 +159,17 @@ export class ChatClientImpl implements ChatClient {
     await this.call('room.leave', { roomId });
   }
 
-  async send(roomId: string, body: string): Promise<Message> {
+  async send(roomId: string, body: string, opts: SendOptions = {}): Promise<Message> {
     const clientMsgId = randomId();
+    const data: Record<string, unknown> = { roomId, body, clientMsgId };
+    if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
+    if (opts.mentions !== undefined) data.mentions = opts.mentions;
     // The same clientMsgId on every attempt: the server stores the message once however often it
     // arrives, and answers a repeat with the stored message.
     for (let failures = 0; ;) {
       let reply: Reply;
       try {
-        reply = await this.rawRequest('message.send', { roomId, body, clientMsgId }, Infinity);
+        reply = await this.rawRequest('message.send', data, Infinity);
       } catch (err) {
         if (isTransient(err)) continue;
         throw err;
@@ -158,13 +187,27 @@ export class ChatClientImpl implements ChatClient {
     }
   }
 
-  async history(roomId: string, opts: { beforeSeq?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+  async history(roomId: string, opts: HistoryOptions = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
     // Optional fields must be left out rather than sent as undefined/null.
     const data: Record<string, unknown> = { roomId };
-    if (opts.beforeSeq !== undefined) data.beforeSeq = opts.beforeSeq;
-    if (opts.limit !== undefined) data.limit = opts.limit;
+    for (const field of ['beforeSeq', 'afterSeq', 'parentSeq', 'limit'] as const) if (opts[field] !== undefined) data[field] = opts[field];
     const page = (await this.call('message.history', data)) as { messages: Message[]; hasMore: boolean };
     return { messages: page.messages, hasMore: page.hasMore };
+  }
+
+  async edit(roomId: string, seq: number, body: string, opts: EditOptions = {}): Promise<Message> {
+    const data: Record<string, unknown> = { roomId, seq, body };
+    if (opts.mentions !== undefined) data.mentions = opts.mentions;
+    if (opts.expectedVersion !== undefined) data.expectedVersion = opts.expectedVersion;
+    return this.changed(roomId, await this.call('message.edit', data));
+  }
+
+  async deleteMessage(roomId: string, seq: number): Promise<Message> {
+    return this.changed(roomId, await this.call('message.delete', { roomId, seq }));
+  }
+
+  async react(roomId: string, seq: number, key: string, on: boolean): Promise<Message> {
+    return this.changed(roomId, await this.call(on ? 'reaction.add' : 'reaction.remove', { roomId, seq, key }));
   }
 
   async presence(roomId: string): Promise<string[]> {
@@ -428,6 +471,7 @@ export class ChatClientImpl implements ChatClient {
       if (room.sync !== run) return;
       room.sync = null;
       if (room.stream.hasGap) this.scheduleFill(room);
+      if (room.changes.hasGap) this.scheduleCatchUp(room);
     };
     run.then(done, done);
     return run;
@@ -438,14 +482,22 @@ export class ChatClientImpl implements ChatClient {
     if (gen !== this.gen || !conn || this.currentState !== 'OPEN') throw new ChatRequestError('DISCONNECTED', 'not connected');
     const { roomId } = room.stream;
     const since = room.stream.upTo;
-    const join = okData(
-      await conn.request('room.join', since === null ? { roomId } : { roomId, sinceSeq: since }, this.timeoutMs),
-    ) as RoomInfo & {
+    const sinceModSeq = room.changes.upTo;
+    const request: Record<string, unknown> = { roomId };
+    if (since !== null) request.sinceSeq = since;
+    if (since !== null && sinceModSeq !== null) request.sinceModSeq = sinceModSeq;
+    const join = okData(await conn.request('room.join', request, this.timeoutMs)) as RoomInfo & {
       missed?: Message[];
       hasMore?: boolean;
+      lastModSeq?: number;
+      changes?: Message[];
+      hasMoreChanges?: boolean;
     };
-    if (since === null) room.stream.start(join.lastSeq);
-    else {
+    if (since === null) {
+      room.stream.start(join.lastSeq);
+      // A service from before message changes answers without lastModSeq: there is nothing to track.
+      if (typeof join.lastModSeq === 'number') room.changes.start(join.lastModSeq);
+    } else {
       for (const m of join.missed ?? []) room.stream.accept(m);
       // Page on until caught up; each page moves upTo on, so this ends.
       for (let more = join.hasMore === true; more;) {
@@ -456,6 +508,11 @@ export class ChatClientImpl implements ChatClient {
         };
         for (const m of page.messages) room.stream.accept(m);
         more = page.hasMore && room.stream.upTo !== before;
+      }
+      // Changes after the new messages, so 'updated' finds the messages it changes already delivered.
+      if (join.changes) {
+        this.applyChanges(room, { messages: join.changes, hasMore: join.hasMoreChanges === true, lastModSeq: join.lastModSeq ?? 0 });
+        if (join.hasMoreChanges === true) await this.catchUpChanges(room, (data) => conn.request('message.changes', data, this.timeoutMs));
       }
     }
     // The join belongs to the connection it ran on: a newer one must join again.
@@ -491,6 +548,65 @@ export class ChatClientImpl implements ChatClient {
   private accept(room: JoinedRoom, m: Message): void {
     room.stream.accept(m);
     if (room.stream.hasGap) this.scheduleFill(room);
+    this.seeChange(room, m);
+  }
+
+  /** A request's reply that changed a message: its state goes out as 'updated' like the push that will follow. */
+  private changed(roomId: string, data: unknown): Message {
+    const m = data as Message;
+    const room = this.joined.get(roomId);
+    if (room) {
+      this.seeChange(room, m);
+      this.deliverUpdate(room, m);
+    }
+    return m;
+  }
+
+  private seeChange(room: JoinedRoom, m: Message): void {
+    if (typeof m.modSeq !== 'number') return;
+    room.changes.see(m.modSeq);
+    if (room.changes.hasGap) this.scheduleCatchUp(room);
+  }
+
+  /** One page of message.changes: each message goes out as 'updated', and the tracker moves past the page. */
+  private applyChanges(room: JoinedRoom, page: ChangesPage): void {
+    for (const m of page.messages) this.deliverUpdate(room, m);
+    const last = page.messages.at(-1)?.modSeq ?? room.changes.upTo ?? 0;
+    // The last page covers the room's whole counter as it was read; a fuller page only up to its last change.
+    room.changes.advanceTo(page.hasMore ? last : Math.max(last, page.lastModSeq));
+  }
+
+  /** Pages message.changes from the tracker's position until the last page. */
+  private async catchUpChanges(room: JoinedRoom, request: (data: unknown) => Promise<Reply>): Promise<void> {
+    const { roomId } = room.stream;
+    for (let more = true; more && this.joined.get(roomId) === room;) {
+      const before = room.changes.upTo ?? 0;
+      const page = okData(await request({ roomId, afterModSeq: before, limit: PAGE })) as ChangesPage;
+      this.applyChanges(room, page);
+      more = page.hasMore && room.changes.upTo !== before;
+    }
+  }
+
+  /** A change seen beyond a missing modSeq: after a short wait (pushes may be reordered), fetch what is missing. */
+  private scheduleCatchUp(room: JoinedRoom): void {
+    if (room.catchingUp || room.sync || room.changes.upTo === null) return;
+    room.catchingUp = true;
+    setTimer(() => void this.catchUpGap(room), GAP_WAIT_MS);
+  }
+
+  private async catchUpGap(room: JoinedRoom): Promise<void> {
+    try {
+      if (room.changes.hasGap && !room.sync)
+        await this.catchUpChanges(room, (data) => this.rawRequest('message.changes', data, this.timeoutMs));
+    } catch {
+      // Disconnected or refused: the rejoin after the reconnect catches up from the tracker's position.
+    } finally {
+      room.catchingUp = false;
+    }
+  }
+
+  private deliverUpdate(room: JoinedRoom, m: Message): void {
+    if (this.joined.get(m.roomId) === room) this.events.emit('updated', m);
   }
 
   /** Only the room's current entry speaks: a join still running for a room left (and maybe rejoined) stays silent. */
@@ -529,6 +645,14 @@ export class ChatClientImpl implements ChatClient {
       case 'message.new': {
         const room = this.joined.get(roomId!);
         if (room && typeof d.seq === 'number') this.accept(room, data as Message);
+        break;
+      }
+      case 'message.updated': {
+        const room = this.joined.get(roomId!);
+        if (room && typeof d.seq === 'number') {
+          this.seeChange(room, data as Message);
+          this.deliverUpdate(room, data as Message);
+        }
         break;
       }
       case 'presence.joined':

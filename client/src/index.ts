@@ -2,7 +2,19 @@ import { ChatClientImpl } from './chat-client.js';
 import type { ChatClient, ConnectOptions } from './types.js';
 
 export { ChatRequestError } from './errors.js';
-export type { ChatClient, ChatClientEvents, ConnectOptions, ConnectionState, Message, RoomInfo, Transport } from './types.js';
+export type {
+  ChatClient,
+  ChatClientEvents,
+  ConnectOptions,
+  ConnectionState,
+  EditOptions,
+  HistoryOptions,
+  Message,
+  Reaction,
+  RoomInfo,
+  SendOptions,
+  Transport,
+} from './types.js';
 
 /**
  * Connects to the chat service and keeps connecting: the client reconnects with backoff, rejoins

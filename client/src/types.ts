@@ -11,6 +11,48 @@ export interface Message {
   body: string;
   clientMsgId: string | null;
   createdAt: string;
+  /** 1 when created, +1 per edit or delete. */
+  version: number;
+  /** The room's change counter at this message's latest change: keep the state with the highest. */
+  modSeq: number;
+  editedAt: string | null;
+  /** Set on a tombstone (body "", no mentions, no reactions). */
+  deletedAt: string | null;
+  /** The thread's root seq for a reply; null for a top-level message. */
+  parentSeq: number | null;
+  replyCount: number;
+  lastReplySeq: number | null;
+  mentions: string[];
+  reactions: Reaction[];
+}
+
+/** One reaction key of a message; `userIds` holds at most the first 50 reacting users. */
+export interface Reaction {
+  key: string;
+  count: number;
+  userIds: string[];
+}
+
+export interface SendOptions {
+  /** Sends a reply in the thread of that top-level message. */
+  parentSeq?: number;
+  /** User ids the body mentions (0–50). */
+  mentions?: string[];
+}
+
+export interface HistoryOptions {
+  beforeSeq?: number;
+  afterSeq?: number;
+  /** Only the replies of that thread. */
+  parentSeq?: number;
+  limit?: number;
+}
+
+export interface EditOptions {
+  /** Replaces the message's mentions; left out, they stay as they were. */
+  mentions?: string[];
+  /** Refused with CONFLICT when the stored version differs. */
+  expectedVersion?: number;
 }
 
 export interface RoomInfo {
@@ -48,6 +90,7 @@ export interface ChatClientEvents {
   reconnecting: { attempt: number; delayMs: number };
   session: { userId: string; connectionId: string };
   message: Message;
+  updated: Message;
   presence: { roomId: string; userId: string; online: boolean };
   typing: { roomId: string; userId: string; typing: boolean };
   receipt: { roomId: string; userId: string; seq: number };
@@ -64,6 +107,12 @@ export interface ChatClient {
   on(event: 'session', fn: (s: { userId: string; connectionId: string }) => void): () => void;
   /** Messages of joined rooms: in seq order per room, each once, gaps filled from the history. */
   on(event: 'message', fn: (m: Message) => void): () => void;
+  /**
+   * Changes to messages of joined rooms (edits, deletes, reactions, reply counts), live and caught
+   * up after a reconnect; may overlap with each other and with 'message': keep, per (roomId, seq),
+   * the state with the highest modSeq.
+   */
+  on(event: 'updated', fn: (m: Message) => void): () => void;
   on(event: 'presence', fn: (p: { roomId: string; userId: string; online: boolean }) => void): () => void;
   on(event: 'typing', fn: (t: { roomId: string; userId: string; typing: boolean }) => void): () => void;
   on(event: 'receipt', fn: (r: { roomId: string; userId: string; seq: number }) => void): () => void;
@@ -77,8 +126,14 @@ export interface ChatClient {
   join(roomId: string): Promise<RoomInfo>;
   leave(roomId: string): Promise<void>;
   /** Sends with a generated clientMsgId, retried until acknowledged (across reconnects); stored once. */
-  send(roomId: string, body: string): Promise<Message>;
-  history(roomId: string, opts?: { beforeSeq?: number; limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
+  send(roomId: string, body: string, opts?: SendOptions): Promise<Message>;
+  history(roomId: string, opts?: HistoryOptions): Promise<{ messages: Message[]; hasMore: boolean }>;
+  /** message.edit: resolves with the latest Message. Only the sender may edit. */
+  edit(roomId: string, seq: number, body: string, opts?: EditOptions): Promise<Message>;
+  /** message.delete: resolves with the tombstone. */
+  deleteMessage(roomId: string, seq: number): Promise<Message>;
+  /** reaction.add / reaction.remove: resolves with the latest Message. */
+  react(roomId: string, seq: number, key: string, on: boolean): Promise<Message>;
   presence(roomId: string): Promise<string[]>;
   typing(roomId: string, typing: boolean): Promise<void>;
   markRead(roomId: string, seq: number): Promise<number>;
