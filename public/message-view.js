@@ -3,7 +3,7 @@
 import { bodyNodes, parseMentions } from './mentions.js';
 
 /** The reactions the picker offers; other keys (set by other clients) are shown by their key. */
-export const REACTIONS = [
+const REACTIONS = [
   { key: '+1', emoji: '👍', name: 'thumbs up' },
   { key: 'heart', emoji: '❤️', name: 'heart' },
   { key: 'laugh', emoji: '😂', name: 'laugh' },
