@@ -1,8 +1,13 @@
 // The chat page: plain ES modules served by the service, on top of the client library
 // (/client/index.js). Message bodies, names and room ids are only ever set as textContent.
 import { connect } from '/client/index.js';
+import { parseMentions } from './mentions.js';
+import { MessageItem } from './message-view.js';
 
 const HISTORY_PAGE = 50;
+/** A thread's replies are read in pages of this many, up to THREAD_PAGES pages (the newest ones). */
+const THREAD_PAGE = 100;
+const THREAD_PAGES = 10;
 /** Typing pings are repeated at most this often while typing; the indicator drops a user after TYPING_SHOWN_MS without one. */
 const TYPING_PING_MS = 3000;
 const TYPING_IDLE_MS = 4000;
@@ -28,13 +33,26 @@ const el = {
   typing: $('typing'),
   composerForm: $('composer-form'),
   composer: $('composer'),
+  thread: $('thread'),
+  threadTitle: $('thread-title'),
+  threadClose: $('thread-close'),
+  threadMessages: $('thread-messages'),
+  threadForm: $('thread-form'),
+  threadComposer: $('thread-composer'),
+  threadSend: $('thread-send'),
 };
 
 /** @type {import('/client/index.js').ChatClient | null} */
 let client = null;
 let unsubscribe = [];
-/** The room shown: its messages by seq (each rendered once), the oldest seq loaded, whether older ones exist. */
+/**
+ * The room shown: the latest state of each message known (per seq, the one with the highest
+ * modSeq), its elements in the main list by seq (each rendered once), the oldest seq loaded,
+ * whether older ones exist.
+ */
 let shown = null;
+/** The open thread of the shown room: its root's seq and the elements of the panel by seq. */
+let thread = null;
 /** roomId → { lastSeq, lastReadSeq, unread } for the room list. */
 const rooms = new Map();
 /** userId → timer: who is typing in the shown room. */
@@ -98,6 +116,7 @@ async function start() {
       if (shown) void loadPresence(shown.roomId);
     }),
     c.on('message', onMessage),
+    c.on('updated', onUpdated),
     c.on('presence', onPresence),
     c.on('typing', onTyping),
     c.on('receipt', (r) => {
@@ -119,6 +138,7 @@ function stop() {
   client?.close();
   client = null;
   shown = null;
+  closeThread();
   rooms.clear();
   renderRooms();
   el.messages.replaceChildren();
@@ -169,7 +189,8 @@ async function join(roomId) {
   showError(null);
   try {
     const joined = await client.join(roomId);
-    shown = { roomId, bySeq: new Map(), oldest: Infinity, hasMore: true, loadingOlder: false };
+    closeThread();
+    shown = { roomId, states: new Map(), items: new Map(), oldest: Infinity, hasMore: true, loadingOlder: false };
     rooms.set(roomId, { roomId, lastSeq: joined.lastSeq, lastReadSeq: joined.lastReadSeq, unread: joined.unread });
     el.roomTitle.textContent = roomId;
     el.messages.replaceChildren();
@@ -225,31 +246,110 @@ function onMessage(m) {
   if (shown?.roomId !== m.roomId) return;
   const atBottom = el.messages.scrollHeight - el.messages.scrollTop - el.messages.clientHeight < 40;
   addMessage(m);
+  if (thread && m.parentSeq === thread.rootSeq) addToThread(latest(m));
   stopTyping(m.senderId);
   if (atBottom || m.senderId === client?.userId) el.messages.scrollTop = el.messages.scrollHeight;
   markRead();
 }
 
-/** Inserts a message at its seq position; a seq already shown is skipped, whichever way it came. */
-function addMessage(m) {
-  if (shown.bySeq.has(m.seq)) return;
-  const li = document.createElement('li');
-  li.dataset.testid = 'message';
-  li.dataset.seq = String(m.seq);
-  li.dataset.sender = m.senderId;
-  if (m.senderId === client?.userId) li.className = 'mine';
-  const meta = document.createElement('span');
-  meta.className = 'meta';
-  meta.textContent = `${m.senderId} · ${new Date(m.createdAt).toLocaleTimeString()}`;
-  const body = document.createElement('span');
-  body.className = 'body';
-  body.textContent = m.body;
-  li.append(meta, body);
+/** The state to show for a message: the one with the highest modSeq seen, whichever way it came. */
+function latest(m) {
+  const known = shown.states.get(m.seq);
+  if (known && !(m.modSeq > known.modSeq)) return known;
+  shown.states.set(m.seq, m);
+  return m;
+}
+
+/** Edits, deletes, reactions and reply counts, live or caught up after a reconnect: newer states redraw their elements. */
+function onUpdated(m) {
+  if (shown?.roomId !== m.roomId) return;
+  const before = shown.states.get(m.seq);
+  const now = latest(m);
+  if (now === before) return;
+  shown.items.get(m.seq)?.update(now);
+  thread?.items.get(m.seq)?.update(now);
+  if (thread?.rootSeq === m.seq) renderThreadComposer();
+}
+
+/** What a message element's controls do; each resolves once the service answered (the new state arrives as 'updated'). */
+const messageActions = {
+  edit: (m, body, mentions) => client.edit(m.roomId, m.seq, body, { mentions, expectedVersion: m.version }),
+  remove: (m) => client.delete(m.roomId, m.seq),
+  react: (m, key, on) => (on ? client.react(m.roomId, m.seq, key) : client.unreact(m.roomId, m.seq, key)),
+  openThread: (rootSeq) => void openThread(rootSeq),
+  error: showError,
+};
+
+const messageItem = (m, view) => new MessageItem(m, { me: client?.userId, view, actions: messageActions });
+
+/** Inserts an element at its seq position in a list; `items` maps seq → MessageItem. */
+function insertBySeq(list, items, item) {
   let next = null;
-  for (const [seq, node] of shown.bySeq) if (seq > m.seq && (!next || seq < Number(next.dataset.seq))) next = node;
-  el.messages.insertBefore(li, next);
-  shown.bySeq.set(m.seq, li);
+  for (const [seq, other] of items) if (seq > item.seq && (!next || seq < next.seq)) next = other;
+  list.insertBefore(item.li, next?.li ?? null);
+  items.set(item.seq, item);
+}
+
+/** Inserts a message in the main list at its seq position; a seq already shown is skipped, whichever way it came. */
+function addMessage(m) {
+  const now = latest(m);
+  if (shown.items.has(m.seq)) return;
+  insertBySeq(el.messages, shown.items, messageItem(now, 'main'));
   shown.oldest = Math.min(shown.oldest, m.seq);
+}
+
+/** Opens the thread of a top-level message in the panel: the root, then its replies in seq order. */
+async function openThread(rootSeq) {
+  if (!client || !shown) return;
+  if (thread?.rootSeq === rootSeq) return el.threadComposer.focus();
+  closeThread();
+  const target = { roomId: shown.roomId, rootSeq, items: new Map() };
+  thread = target;
+  el.thread.hidden = false;
+  el.threadTitle.textContent = `Thread of #${rootSeq}`;
+  el.threadMessages.replaceChildren();
+  renderThreadComposer();
+  el.threadComposer.focus();
+  try {
+    // A root shown in the main list is known; one opened from an older reply is read on its own.
+    const root = shown.states.get(rootSeq) ?? (await client.history(target.roomId, { afterSeq: rootSeq - 1, limit: 1 })).messages[0];
+    if (thread !== target || !root) return;
+    addToThread(latest(root));
+    renderThreadComposer();
+    let beforeSeq;
+    for (let i = 0; i < THREAD_PAGES; i++) {
+      const page = await client.history(target.roomId, { parentSeq: rootSeq, limit: THREAD_PAGE, ...(beforeSeq ? { beforeSeq } : {}) });
+      if (thread !== target) return;
+      for (const m of page.messages) addToThread(latest(m));
+      if (!page.hasMore || page.messages.length === 0) break;
+      beforeSeq = page.messages[0].seq;
+    }
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function addToThread(m) {
+  if (thread.items.has(m.seq)) return;
+  insertBySeq(el.threadMessages, thread.items, messageItem(m, m.seq === thread.rootSeq ? 'root' : 'reply'));
+}
+
+function closeThread() {
+  const was = thread;
+  thread = null;
+  el.thread.hidden = true;
+  el.threadMessages.replaceChildren();
+  el.threadComposer.value = '';
+  // Back to where the thread was opened from, for keyboard users.
+  if (was && shown) shown.items.get(was.rootSeq)?.li.querySelector('[data-testid="reply"]')?.focus();
+}
+
+/** A deleted root takes no replies. */
+function renderThreadComposer() {
+  const closed = thread ? shown?.states.get(thread.rootSeq)?.deletedAt != null : true;
+  el.threadComposer.disabled = closed;
+  el.threadSend.disabled = closed;
+  el.threadComposer.placeholder = closed ? 'The thread is closed: its message was deleted' : 'Reply (Enter sends)';
 }
 
 /** Older messages when scrolled to the top, keeping the view where it was. */
@@ -279,7 +379,7 @@ async function fillView() {
 /** The newest message shown counts as read while the page is visible. */
 function markRead() {
   if (!client || !shown || document.visibilityState !== 'visible' || client.state !== 'OPEN') return;
-  const newest = Math.max(0, ...shown.bySeq.keys());
+  const newest = Math.max(0, ...shown.items.keys());
   const r = rooms.get(shown.roomId);
   if (!newest || (r && r.lastReadSeq >= newest)) return;
   if (r) {
@@ -345,21 +445,38 @@ function stoppedComposing(roomId) {
   client?.typing(roomId, false).catch(() => {});
 }
 
-async function send() {
-  const body = el.composer.value;
+/** Sends a composer's text; `parentSeq` makes it a reply in that thread. */
+async function send(composer, parentSeq) {
+  const body = composer.value;
   if (body.trim() === '') return;
   if (!client || !shown) return showError(new Error(client ? 'join a room first' : 'connect first'));
   const roomId = shown.roomId;
-  el.composer.value = '';
+  composer.value = '';
   stoppedComposing(roomId);
+  const opts = { mentions: parseMentions(body), ...(parentSeq !== undefined ? { parentSeq } : {}) };
   try {
     // The library retries until the service has stored it, across reconnects, without duplicates.
-    const m = await client.send(roomId, body);
+    const m = await client.send(roomId, body, opts);
     if (shown?.roomId === roomId) onMessage(m);
   } catch (err) {
     showError(err);
-    if (!el.composer.value) el.composer.value = body;
+    if (!composer.value) composer.value = body;
   }
+}
+
+const sendMessage = () => void send(el.composer);
+const sendReply = () => {
+  if (thread) void send(el.threadComposer, thread.rootSeq);
+};
+
+/** Enter sends, Shift+Enter starts a new line. */
+function sendOnEnter(composer, submit) {
+  composer.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      submit();
+    }
+  });
 }
 
 el.signIn.addEventListener('submit', (e) => {
@@ -375,13 +492,18 @@ el.joinForm.addEventListener('submit', (e) => {
 });
 el.composerForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  void send();
+  sendMessage();
 });
-el.composer.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    void send();
-  }
+sendOnEnter(el.composer, sendMessage);
+el.threadForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  sendReply();
+});
+sendOnEnter(el.threadComposer, sendReply);
+el.threadClose.addEventListener('click', closeThread);
+el.thread.addEventListener('keydown', (e) => {
+  // Escape inside a message (editing, picking) is that message's; only a plain Escape closes the panel.
+  if (e.key === 'Escape' && !e.defaultPrevented && !e.target.closest('[data-testid="message"]')) closeThread();
 });
 el.composer.addEventListener('input', composing);
 el.messages.addEventListener('scroll', () => {

@@ -2,58 +2,35 @@
 // The chat page served at `/`, driven in Debian's Chromium by playwright-core through the
 // data-testid hooks of docs/page.md: two instances on one database and Redis prefix, a page on
 // each (one per transport), XSS bodies, reload, and an instance dying under a page. Screenshots
-// go to test-artifacts/browser-page/ (git-ignored).
+// go to test-artifacts/browser-page/ (git-ignored). Message changes: browser-page-changes.test.ts.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
+import {
+  type ChatPage,
+  DEV_KEY,
+  joinRoom,
+  launchChromium,
+  MAIN,
+  NO_CHROMIUM,
+  openChatPage,
+  pageInstanceEnv,
+  restartOn,
+  screenshot,
+  type Shown,
+  shown,
+  signIn,
+  waitForBodies,
+  waitForPresence,
+  waitForState,
+  WAIT_MS,
+} from './support/chat-page.js';
 import { connect, type TestClient } from './support/clients.js';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import {
-  clusterEnv,
-  PROJECT_ROOT,
-  redisPrefix,
-  startInstance,
-  UNLIMITED_RATES,
-  waitUntilReady,
-  type Instance,
-} from './support/instance.js';
-import { DEV_JWT_SECRET } from '../src/config/config.schema.js';
+import { clusterEnv, redisPrefix, startInstance, type Instance } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts', 'browser-page');
-/** Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const WAIT_MS = 15_000;
-/** The instances run with the development secret (the name sign-in needs it), so tests' own tokens use it too. */
-const DEV_KEY = { secret: DEV_JWT_SECRET };
-
-type Transport = 'socket.io' | 'ws';
-
-interface Shown {
-  seq: number;
-  sender: string;
-  text: string;
-}
-
-/** A page with what it did that a page must never do: dialogs (an executed `alert`) and uncaught errors. */
-interface ChatPage {
-  page: Page;
-  dialogs: string[];
-  errors: string[];
-}
-
-describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)` }, () => {
+describe('the chat page (Chromium)', { skip: NO_CHROMIUM }, () => {
   let db: TestDatabase;
   let prefix: string;
   let A: Instance;
@@ -62,32 +39,14 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
   let context: BrowserContext;
   const clients: TestClient[] = [];
 
-  // The scroll-back test sends a few hundred messages quickly.
-  // The page's name sign-in (POST /dev/token) needs DEV_SIGN_IN and signs with the development secret only.
-  const instanceEnv = (port?: number) => ({
-    ...clusterEnv(db.url, prefix),
-    ...UNLIMITED_RATES,
-    DEV_SIGN_IN: 'true',
-    JWT_SECRET: DEV_JWT_SECRET,
-    ...(port ? { PORT: String(port) } : {}),
-  });
-
-  /** Instance B again on the port it had, where the page keeps trying to reconnect. */
-  async function restartOn(port: number): Promise<Instance> {
-    const started = await startInstance('B', instanceEnv(port), { waitReady: false });
-    const inst: Instance = { ...started, port, url: `http://127.0.0.1:${port}` };
-    await waitUntilReady(inst);
-    return inst;
-  }
+  const instanceEnv = () => pageInstanceEnv(db.url, prefix);
+  const openPage = (inst: Instance, ctx: BrowserContext = context) => openChatPage(ctx, inst);
 
   before(async () => {
-    mkdirSync(ARTIFACTS, { recursive: true });
     db = await createTestDatabase();
     prefix = redisPrefix();
     [A, B] = await Promise.all([startInstance('A', instanceEnv()), startInstance('B', instanceEnv())]);
-    // playwright-core starts Chromium with a new empty profile directory of its own.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-    context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+    ({ browser, context } = await launchChromium());
   });
 
   after(async () => {
@@ -97,63 +56,11 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     await db?.drop();
   });
 
-  async function openPage(inst: Instance, ctx: BrowserContext = context): Promise<ChatPage> {
-    const page = await ctx.newPage();
-    const chat: ChatPage = { page, dialogs: [], errors: [] };
-    page.on('dialog', (d) => {
-      chat.dialogs.push(d.message());
-      void d.dismiss();
-    });
-    page.on('pageerror', (e) => chat.errors.push(e.message));
-    page.setDefaultTimeout(WAIT_MS);
-    await page.goto(inst.url);
-    return chat;
-  }
-
-  async function signIn({ page }: ChatPage, user: string, transport: Transport): Promise<void> {
-    await page.getByTestId('token').fill(await tokenFor(user, DEV_KEY));
-    await page.getByTestId('transport').selectOption(transport);
-    await page.getByTestId('connect').click();
-    await waitForState(page, 'OPEN');
-  }
-
-  const waitForState = (page: Page, state: string) =>
-    page.waitForFunction((s) => document.querySelector('[data-testid="state"]')?.textContent === s, state);
-
-  async function joinRoom(page: Page, roomId: string, user: string): Promise<void> {
-    await page.getByTestId('room').fill(roomId);
-    await page.getByTestId('join').click();
-    await waitForPresence(page, user);
-  }
-
-  const waitForPresence = (page: Page, user: string) =>
-    page.waitForFunction(
-      (u) => [...document.querySelectorAll('[data-testid="presence"] > [data-user]')].some((e) => (e as HTMLElement).dataset.user === u),
-      user,
-    );
-
-  const shown = (page: Page): Promise<Shown[]> =>
-    page.$$eval('[data-testid="message"]', (els) =>
-      els.map((e) => ({
-        seq: Number((e as HTMLElement).dataset.seq),
-        sender: (e as HTMLElement).dataset.sender ?? '',
-        text: e.textContent ?? '',
-      })),
-    );
-
-  const waitForBodies = (page: Page, bodies: string[]) =>
-    page.waitForFunction((want) => {
-      const texts = [...document.querySelectorAll('[data-testid="message"]')].map((e) => e.textContent ?? '');
-      return want.every((b) => texts.some((t) => t.includes(b)));
-    }, bodies);
-
   /** Seqs strictly ascending: seq order and no message twice. */
   function assertSeqOrder(messages: Shown[], label: string): void {
     const seqs = messages.map((m) => m.seq);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `${label}: seqs not strictly ascending: ${seqs.join(',')}`);
   }
-
-  const screenshot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
   let alice: ChatPage;
   let bob: ChatPage;
@@ -270,7 +177,7 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     const meanwhile = ['while you were away 1', 'while you were away 2', 'while you were away 3'];
     for (const body of meanwhile) await carol.ok('message.send', { roomId: ROOM, body });
 
-    B = await restartOn(port);
+    B = await restartOn('B', port, instanceEnv());
     await waitForState(page, 'OPEN');
     await banner.waitFor({ state: 'hidden' });
     await waitForBodies(page, meanwhile);
@@ -319,13 +226,13 @@ describe('the chat page (Chromium)', { skip: !existsSync(CHROMIUM) && `no Chromi
     for (let i = 1; i <= TOTAL; i++) await carol.ok('message.send', { roomId: LONG, body: `old ${i}` });
     await joinRoom(page, LONG, 'alice');
     await waitForBodies(page, [`old ${TOTAL}`]);
-    const count = () => page.locator('[data-testid="message"]').count();
+    const count = () => page.locator(MAIN).count();
     const first = await count();
     assert.ok(first < TOTAL, `only the newest page at first (${first})`);
     for (let i = 0; i < 10 && (await count()) < TOTAL; i++) {
       const before = await count();
       await page.getByTestId('messages').evaluate((e) => e.scrollTo(0, 0));
-      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="message"]').length > n, before);
+      await page.waitForFunction(({ n, main }) => document.querySelectorAll(main).length > n, { n: before, main: MAIN });
     }
     const messages = await shown(page);
     assert.deepEqual(
