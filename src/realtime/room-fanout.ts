@@ -64,9 +64,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
    * Enables the cross-instance relay; only with an adapter that spans instances (Redis). `redis`
    * holds the adapter's connections, watched for the gaps in which evictions can be lost: the
    * subscriber's (this instance missed some) and the publisher's (the others may have missed ours,
-   * while their subscribers stayed up; they are asked to reconcile when it returns).
+   * while their subscribers stayed up; they are asked to reconcile when it returns). On a cluster
+   * the subscriber's gap is one shard's failover (RedisClients.subscriberGaps).
    */
-  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub'>): void {
+  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps'>): void {
     this.relay = io;
     io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) =>
       this.deliverRelayed(() => {
@@ -82,9 +83,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     );
     if (!redis || !this.reconciler) return;
     this.pub = redis.pub;
-    redis.sub.on('close', () => this.hold());
+    const gaps = redis.subscriberGaps;
+    redis.sub.on(gaps.lost, () => this.hold());
     // ioredis emits 'ready' before it re-subscribes, so the run's reads start after the gap ended.
-    redis.sub.on('ready', () => {
+    redis.sub.on(gaps.back, () => {
       if (this.held) void this.reconcile(true);
     });
     redis.pub.on('ready', () => {
