@@ -27,6 +27,24 @@ async function handledCount(inst: Instance, pattern: string): Promise<number> {
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
+/** /health/ready of every instance every 500 ms until `done()`: the statuses seen (0 for no answer). */
+async function sampleReadiness(instances: Instance[], done: () => boolean): Promise<number[]> {
+  const seen: number[] = [];
+  for (let i = 0; i < 40 && !done(); i++) {
+    const statuses = await Promise.all(
+      instances.map((inst) =>
+        fetch(`${inst.url}/health/ready`, { signal: AbortSignal.timeout(1000) }).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      ),
+    );
+    seen.push(...statuses);
+    await sleep(500);
+  }
+  return seen;
+}
+
 describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
   const prefix = redisPrefix();
   const streamName = uniqueStreamName();
@@ -163,6 +181,7 @@ describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
       const seqAtKill = Math.max(...sender.acks.map((a) => a.seq));
       const killedAt = Date.now();
       await victim.kill();
+      const readiness = sampleReadiness(instances, () => Date.now() - killedAt > RESUME_WITHIN_MS);
       const successor = await redis.waitForFailover(`${prefix}#/#`, victim);
       t.diagnostic(`killed master :${victim.port}; :${successor.port} took over after ${Date.now() - killedAt} ms`);
 
@@ -172,6 +191,8 @@ describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
         ),
       );
       t.diagnostic(`fan-out resumed within ${Date.now() - killedAt} ms (seq ${resumed.map((m) => m.seq).join(', ')})`);
+      const samples = await readiness;
+      t.diagnostic(`readiness during the 10 s after the kill: ${samples.filter((s) => s === 200).length} of ${samples.length} probes 200`);
       await sleep(2000); // sends go on after the resumption too
     } finally {
       sender.stop();
