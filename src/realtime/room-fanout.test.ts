@@ -295,6 +295,30 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     fanout.onApplicationShutdown();
   });
 
+  it('ends a gap whose back event never comes after overAfterMs (a cluster’s -node for a replica nothing was subscribed on)', async () => {
+    const local = new LocalConnections();
+    connect(local, 'stays', 'secret');
+    const delivered = recordDeliveries(local);
+    const gate = gatedReconciler(local, () => true);
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners } = fakeRelayServer();
+    const sub = new EventEmitter();
+    const subscriberGaps = { lost: '-node', back: 'subscribersReady', overAfterMs: 30 };
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
+    const relay = listeners.get('chat:room-event')!;
+
+    sub.emit('-node');
+    relay('secret', 'message.new', { n: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(delivered, [], 'held within the bound');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(gate.calls(), 1, 'the bound started a reconcile');
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [{ n: 1 }], 'delivered once the bound ended the gap and membership was re-read');
+    fanout.onApplicationShutdown();
+  });
+
   it('keeps holding when the subscriber dropped again during the reconcile, until the next reconnect’s run', async () => {
     const local = new LocalConnections();
     connect(local, 'stays', 'secret');

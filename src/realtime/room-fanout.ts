@@ -48,6 +48,8 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   private gaps = 0;
   private reconciling: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  /** Ends a subscriber gap whose `back` event never comes (SubscriberGaps.overAfterMs). */
+  private gapBound: NodeJS.Timeout | null = null;
   private pub: RedisClients['pub'] | null = null;
   /** An eviction was published while the publisher was not connected: it may not have reached anyone. */
   private evictionsUnsent = false;
@@ -84,7 +86,15 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     if (!redis || !this.reconciler) return;
     this.pub = redis.pub;
     const gaps = redis.subscriberGaps;
-    redis.sub.on(gaps.lost, () => this.hold());
+    redis.sub.on(gaps.lost, () => {
+      this.hold();
+      if (gaps.overAfterMs === undefined) return;
+      // Each loss restarts the bound; a run then delivers what was held unless a newer gap began.
+      if (this.gapBound) clearTimeout(this.gapBound);
+      this.gapBound = setTimeout(() => {
+        if (this.held) void this.reconcile(true);
+      }, gaps.overAfterMs).unref();
+    });
     // ioredis emits 'ready' before it re-subscribes, so the run's reads start after the gap ended.
     redis.sub.on(gaps.back, () => {
       if (this.held) void this.reconcile(true);
@@ -109,6 +119,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   onApplicationShutdown(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.gapBound) clearTimeout(this.gapBound);
   }
 
   /**

@@ -13,7 +13,16 @@ import { RedisNames } from './redis-names.js';
 export interface SubscriberGaps {
   lost: string;
   back: string;
+  /**
+   * When `back` has not come this long after `lost`, the gap counts as over. A cluster client
+   * also emits '-node' for nodes none of its subscriptions used (a replica that died), and no
+   * resubscription follows those; without this bound relayed pushes would be held for good.
+   */
+  overAfterMs?: number;
 }
+
+/** Longer than a failover takes here (cluster-node-timeout plus an election), so it rarely cuts one short. */
+const CLUSTER_GAP_OVER_AFTER_MS = 5000;
 
 /**
  * The service's Redis connections: a publisher and a subscriber (a subscribed connection cannot
@@ -35,7 +44,9 @@ export class RedisClients implements OnApplicationShutdown {
   ) {
     this.isCluster = servers.clusterNodes !== undefined;
     this.names = new RedisNames(prefix, this.isCluster);
-    this.subscriberGaps = this.isCluster ? { lost: '-node', back: 'subscribersReady' } : { lost: 'close', back: 'ready' };
+    this.subscriberGaps = this.isCluster
+      ? { lost: '-node', back: 'subscribersReady', overAfterMs: CLUSTER_GAP_OVER_AFTER_MS }
+      : { lost: 'close', back: 'ready' };
     // Auto-pipelining writes every command of one event-loop tick in one socket write: under load,
     // the relays and rate counts of many sends share a write instead of a syscall each.
     this.pub = this.open({ connectionName: `${prefix}-pub`, enableAutoPipelining: true });

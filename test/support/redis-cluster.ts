@@ -28,6 +28,8 @@ export interface LocalRedisCluster {
   client(): Cluster;
   /** The node serving `key`'s slot as master now. */
   masterOf(key: string): Promise<RedisNode>;
+  /** The live nodes that are replicas now. */
+  replicas(): Promise<RedisNode[]>;
   /** Resolves once a node other than `former` serves `key`'s slot and the cluster says ok; throws after `timeoutMs`. */
   waitForFailover(key: string, former: RedisNode, timeoutMs?: number): Promise<RedisNode>;
   stop(): Promise<void>;
@@ -179,6 +181,12 @@ export async function startRedisCluster(masters = 3): Promise<LocalRedisCluster>
     seeds: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
     client,
     masterOf: async (key) => waitFor(`the master of ${key}`, () => masterOf(key), 5000),
+    replicas: async () => {
+      const roles = await Promise.all(
+        nodes.map(async (node) => (await ask(node.port, 'CLUSTER', 'NODES'))?.split('\n').find((line) => line.includes('myself')) ?? ''),
+      );
+      return nodes.filter((_, i) => roles[i].includes('slave'));
+    },
     waitForFailover: (key, former, timeoutMs = 15_000) =>
       waitFor(
         `a new master for ${key}`,
