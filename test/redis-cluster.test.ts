@@ -230,4 +230,23 @@ describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
     assert.equal(acks.filter((a) => !seen.has(a.id)).length, 0, 'live pushes and history together hold every acked message');
     for (const inst of instances) assert.doesNotMatch(inst.output(), /uncaught|unhandled/i, inst.name);
   });
+  it('reports the users of a killed instance left once, within about 4/3 of the lease (the sweep script on the cluster)', async () => {
+    const room = 'cluster-sweep';
+    const [A, , C] = instances;
+    const watcher = await joined('ws', A, 'sweep-watcher', room);
+    await joined('io', C, 'kim', room);
+    await watcher.waitFor('presence.joined', (d) => d.roomId === room && d.userId === 'kim', 5000);
+    const killedAt = Date.now();
+    C.proc.kill('SIGKILL');
+    await C.exited;
+    await watcher.waitFor('presence.left', (d) => d.roomId === room && d.userId === 'kim', 3 * LEASE_MS);
+    const after = Date.now() - killedAt;
+    await sleep(SETTLE_MS);
+    assert.equal(watcher.pushesOf('presence.left').filter((d) => d.roomId === room && d.userId === 'kim').length, 1);
+    assert.deepEqual(
+      (await watcher.ok('presence.list', { roomId: room })).users.map((u: { userId: string }) => u.userId),
+      ['sweep-watcher'],
+    );
+    assert.ok(after < 3 * LEASE_MS, `left after ${after} ms`);
+  });
 });
