@@ -81,7 +81,11 @@ async function main(): Promise<void> {
   limitHttpServer(app.getHttpServer() as Server, config.http);
   await app.listen(config.port);
   log.info(
-    { port: config.port, database: config.database.mode, fanout: config.redis ? 'redis' : 'in-process' },
+    {
+      port: config.port,
+      database: config.database.mode,
+      fanout: config.redis ? (config.redis.clusterNodes ? 'redis-cluster' : 'redis') : 'in-process',
+    },
     config.redis
       ? 'chat service listening; fan-out through Redis'
       : 'chat service listening; REDIS_URL is not set: in-process fan-out (single instance)',

@@ -57,6 +57,11 @@ describe('start-up', () => {
   it('refuses to start in production without JWT_SECRET', () => refusal({ NODE_ENV: 'production', JWT_SECRET: undefined }, 'JWT_SECRET'));
   it('refuses a bad PORT, naming it', () => refusal({ PORT: 'not-a-port' }, 'PORT'));
   it('refuses a malformed REDIS_URL, naming it', () => refusal({ REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'));
+  it('refuses REDIS_URL together with REDIS_CLUSTER_NODES, naming both (issue 16)', () =>
+    refusal(
+      { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: 'redis://127.0.0.1:7000' },
+      'REDIS_CLUSTER_NODES: set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+    ));
 
   // Issue 13: production fails closed.
   it('refuses production without DATABASE_URL (no silent embedded database), naming it and EMBEDDED_DATABASE', async () => {

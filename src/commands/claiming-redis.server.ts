@@ -1,12 +1,14 @@
 import { hostname } from 'node:os';
 import { Logger } from '@nestjs/common';
 import { RedisContext, ServerRedis, type WritePacket } from '@nestjs/microservices';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisServers } from '../config/config.schema.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import { CommandClaims, withTimeout } from './command-claims.js';
 import { parseCommandPacket } from './command-packet.js';
 import { CommandChannels, CONTRACT_PREFIX } from './command-patterns.js';
+import { openRedis } from '../redis/redis-connection.js';
 
 /** A reply Redis does not take in this time is given up (the caller's own timeout answers it). */
 const REPLY_TIMEOUT_MS = 2000;
@@ -17,8 +19,7 @@ const REPLY_TIMEOUT_MS = 2000;
  */
 export const REFUSAL_DELAY_MS = 250;
 
-export interface ClaimingRedisServerOptions {
-  url: string;
+export type ClaimingRedisServerOptions = RedisServers & {
   /** REDIS_PREFIX: the command channels are `<prefix>.<command>`, the claim keys `<prefix>:cmd:…`. */
   prefix: string;
   /** COMMANDS_BARE_PATTERNS: also serve the contract's `chat.<command>` channels under another prefix. */
@@ -27,7 +28,7 @@ export interface ClaimingRedisServerOptions {
   /** MAX_PAYLOAD_BYTES: larger channel messages are ignored unread. */
   maxPayloadBytes: number;
   metrics?: ChatMetrics;
-}
+};
 
 /** What became of one channel message on this instance (the `outcome` label of chat_commands_total). */
 type Outcome = 'handled' | 'claimed_elsewhere' | 'refused' | 'ignored' | 'claim_failed';
@@ -40,7 +41,9 @@ type Outcome = 'handled' | 'claimed_elsewhere' | 'refused' | 'ignored' | 'claim_
  * It listens only on its own deployment's channels, `<REDIS_PREFIX>.<command>` (CommandChannels),
  * where the stock server would take every handler's pattern as a channel shared by all deployments.
  *
- * Also unlike the stock server, it connects with REDIS_URL, keeps reconnecting (and
+ * Also unlike the stock server, it connects with REDIS_URL or to the Redis Cluster of
+ * REDIS_CLUSTER_NODES (where the command channels stay classic pub/sub: callers PUBLISH with
+ * Nest's stock client, and the cluster copies those messages to every node), keeps reconnecting (and
  * re-subscribing) for as long as Redis is away instead of giving up, does not hold up the start
  * while Redis is down, and takes part in graceful shutdown through the ShutdownGate: requests in
  * flight are answered before app.close(), and new ones are left to live replicas or answered
@@ -65,14 +68,16 @@ export class ClaimingRedisServer extends ServerRedis {
 
   /** Called once for the subscriber and once for the publisher (claims and replies). */
   override async createRedisClient(): Promise<Redis> {
-    return new Redis(this.config.url, {
+    const client = openRedis(this.config, {
       connectionName: `${this.config.prefix}-commands`,
       lazyConnect: true,
-      retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
       // A SUBSCRIBE sent while Redis is away waits for it instead of failing after 20 retries (and
       // never being sent again); claims and replies have their own time bounds.
       maxRetriesPerRequest: null,
     });
+    // Nest's transport is typed for one server's client; a Cluster takes the same SUBSCRIBE,
+    // PUBLISH, SET and connection events this server uses.
+    return client as Redis;
   }
 
   /** Ready at once, with Redis or without: ioredis sends the subscriptions whenever it connects. */

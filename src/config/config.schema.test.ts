@@ -82,6 +82,7 @@ describe('loadConfig defaults', () => {
       'DATABASE_URL',
       'DATA_DIR',
       'REDIS_URL',
+      'REDIS_CLUSTER_NODES',
       'REDIS_PREFIX',
       'JWT_SECRET',
       'JWT_PUBLIC_KEY',
@@ -414,6 +415,53 @@ describe('REDIS_URL and REDIS_PREFIX', () => {
   it('refuses a bad REDIS_PREFIX, naming it', () => {
     assert.deepEqual(namedVariables(configError({ REDIS_URL: 'redis://cache', REDIS_PREFIX: 'has space' })), ['REDIS_PREFIX']);
     assert.deepEqual(namedVariables(configError({ REDIS_PREFIX: 'p'.repeat(65) })), ['REDIS_PREFIX']);
+  });
+});
+
+describe('REDIS_CLUSTER_NODES (issue 16)', () => {
+  it('parses comma-separated seed URLs, with the prefix and passwords as for REDIS_URL', () => {
+    assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: ' rediss://:pw@r1:7000 , rediss://:pw@r2:7001,', REDIS_PREFIX: 'eu-1' }).redis, {
+      clusterNodes: ['rediss://:pw@r1:7000', 'rediss://:pw@r2:7001'],
+      prefix: 'eu-1',
+      barePatterns: false,
+    });
+  });
+
+  it('leaves the single-server configuration exactly as it was', () => {
+    assert.deepEqual(loadConfig({ REDIS_URL: 'redis://cache:6379' }).redis, {
+      url: 'redis://cache:6379',
+      prefix: 'chat',
+      barePatterns: false,
+    });
+    assert.equal(loadConfig({}).redis, null);
+  });
+
+  it('refuses REDIS_URL and REDIS_CLUSTER_NODES together, naming REDIS_CLUSTER_NODES', () => {
+    const err = configError({ REDIS_URL: 'redis://cache', REDIS_CLUSTER_NODES: 'redis://r1:7000' });
+    assert.deepEqual(namedVariables(err), ['REDIS_CLUSTER_NODES']);
+    assert.match(err.problems[0], /either REDIS_URL .* or REDIS_CLUSTER_NODES .*not both/);
+  });
+
+  it('refuses a node that is not a redis:// or rediss:// URL', () => {
+    assert.deepEqual(namedVariables(configError({ REDIS_CLUSTER_NODES: 'redis://r1:7000,r2:7001' })), ['REDIS_CLUSTER_NODES']);
+    assert.deepEqual(namedVariables(configError({ REDIS_CLUSTER_NODES: 'http://r1:7000' })), ['REDIS_CLUSTER_NODES']);
+    assert.deepEqual(namedVariables(configError({ REDIS_CLUSTER_NODES: ' , ' })), ['REDIS_CLUSTER_NODES']);
+  });
+
+  it('refuses seeds that disagree on scheme or credentials (one client speaks one way to every node)', () => {
+    for (const nodes of ['redis://r1:7000,rediss://r2:7000', 'redis://:a@r1:7000,redis://:b@r2:7000']) {
+      const err = configError({ REDIS_CLUSTER_NODES: nodes });
+      assert.deepEqual(namedVariables(err), ['REDIS_CLUSTER_NODES'], nodes);
+      assert.match(err.problems[0], /same scheme .* and credentials/);
+    }
+  });
+
+  it('refuses a database other than 0 (a cluster has no others)', () => {
+    assert.match(
+      configError({ REDIS_CLUSTER_NODES: 'redis://r1:7000/2' }).problems[0],
+      /^REDIS_CLUSTER_NODES: a cluster has only database 0/,
+    );
+    assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: 'redis://r1:7000/0' }).redis?.clusterNodes, ['redis://r1:7000/0']);
   });
 });
 

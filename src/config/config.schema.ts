@@ -53,6 +53,23 @@ function apiKey(entry: string): { key: string; readOnly: boolean } {
   return { key: readOnly ? entry.slice(0, -READ_ONLY_SUFFIX.length) : entry, readOnly };
 }
 
+/**
+ * Why a list of cluster seed URLs cannot be used, or null. One cluster client speaks one way to
+ * every node (ioredis's Cluster takes one set of connection options), so the seeds must agree on
+ * scheme and credentials; a cluster has only database 0, so a path selecting another is refused.
+ */
+function clusterSeedProblem(urls: string[]): string | null {
+  const parsed = urls.map((u) => URL.parse(u));
+  // A seed that is no redis:// or rediss:// URL is already reported, once, by the list's own check.
+  const seeds = parsed.filter((u): u is URL => u !== null && ['redis:', 'rediss:'].includes(u.protocol));
+  if (seeds.length < parsed.length) return null;
+  const way = (u: URL) => `${u.protocol}${u.username}:${u.password}`;
+  if (seeds.some((u) => way(u) !== way(seeds[0]))) return 'every node must use the same scheme (redis:// or rediss://) and credentials';
+  if (seeds.some((u) => !['', '/', '/0'].includes(u.pathname))) return 'a cluster has only database 0: leave the path out';
+  if (seeds.some((u) => !u.hostname)) return 'every node needs a host';
+  return null;
+}
+
 /** Every environment variable the service reads. Empty strings count as unset. */
 const envSchema = z
   .object({
@@ -63,6 +80,8 @@ const envSchema = z
     // Production without DATABASE_URL is almost always a missing secret, not a wish for PGlite.
     EMBEDDED_DATABASE: flag.default(false),
     REDIS_URL: url(['redis:', 'rediss:']).optional(),
+    // A Redis Cluster instead of one server: seed nodes, the rest of the cluster is discovered from them.
+    REDIS_CLUSTER_NODES: commaList.pipe(z.array(url(['redis:', 'rediss:'])).min(1, 'must list at least one node')).optional(),
     REDIS_PREFIX: z
       .string()
       .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 characters of letters, digits, . _ : -')
@@ -145,6 +164,14 @@ const envSchema = z
       .optional(),
   })
   .superRefine((env, ctx) => {
+    if (env.REDIS_URL && env.REDIS_CLUSTER_NODES)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_CLUSTER_NODES'],
+        message: 'set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both',
+      });
+    const seedProblem = env.REDIS_CLUSTER_NODES && clusterSeedProblem(env.REDIS_CLUSTER_NODES);
+    if (seedProblem) ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: seedProblem });
     if (env.HTTP_REQUEST_TIMEOUT_MS < env.HTTP_HEADERS_TIMEOUT_MS)
       ctx.addIssue({ code: 'custom', path: ['HTTP_REQUEST_TIMEOUT_MS'], message: 'must not be shorter than HTTP_HEADERS_TIMEOUT_MS' });
     if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS)
@@ -188,6 +215,9 @@ const envSchema = z
 
 export type Env = z.infer<typeof envSchema>;
 
+/** Where Redis is: one server, or the seed nodes of a Redis Cluster. */
+export type RedisServers = { url: string; clusterNodes?: undefined } | { clusterNodes: string[]; url?: undefined };
+
 export interface AppConfig {
   env: Env['NODE_ENV'];
   port: number;
@@ -195,8 +225,9 @@ export interface AppConfig {
   /**
    * Every Redis name of the deployment (channels, streams, keys) starts with `prefix`.
    * `barePatterns`: also serve the contract's `chat.*` command channels (COMMANDS_BARE_PATTERNS).
+   * One server (`url`, REDIS_URL) or a cluster (`clusterNodes`, REDIS_CLUSTER_NODES' seed URLs).
    */
-  redis: { url: string; prefix: string; barePatterns: boolean } | null;
+  redis: (RedisServers & { prefix: string; barePatterns: boolean }) | null;
   jwt: {
     key: { kind: 'secret'; secret: string; isDevSecret: boolean } | { kind: 'publicKey'; pem: string } | { kind: 'jwks'; url: string };
     issuer: string | null;
@@ -280,6 +311,13 @@ export class ConfigError extends Error {
   }
 }
 
+function redisConfig(env: Env): AppConfig['redis'] {
+  const names = { prefix: env.REDIS_PREFIX, barePatterns: env.COMMANDS_BARE_PATTERNS };
+  if (env.REDIS_URL) return { url: env.REDIS_URL, ...names };
+  if (env.REDIS_CLUSTER_NODES) return { clusterNodes: env.REDIS_CLUSTER_NODES, ...names };
+  return null;
+}
+
 /** Validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
   const raw: Record<string, string> = {};
@@ -296,7 +334,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     env: env.NODE_ENV,
     port: env.PORT,
     database: env.DATABASE_URL ? { mode: 'external', url: env.DATABASE_URL } : { mode: 'embedded', dataDir: env.DATA_DIR },
-    redis: env.REDIS_URL ? { url: env.REDIS_URL, prefix: env.REDIS_PREFIX, barePatterns: env.COMMANDS_BARE_PATTERNS } : null,
+    redis: redisConfig(env),
     jwt: {
       key: env.JWT_PUBLIC_KEY
         ? { kind: 'publicKey', pem: env.JWT_PUBLIC_KEY }

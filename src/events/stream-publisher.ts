@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import type { RedisClients } from '../redis/redis-clients.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { streamFields, type ChatEventOut } from './chat-events-out.js';
 
 /** Bound on each XADD: a frozen Redis turns into a failed batch, retried later, never a hung relay. */
@@ -13,25 +13,27 @@ const COMMAND_TIMEOUT_MS = 5000;
  */
 export class StreamPublisher {
   private readonly logger = new Logger('Events');
-  private readonly client: Redis;
+  private readonly client: RedisConnection;
 
   constructor(
     redis: RedisClients,
     readonly stream: string,
     private readonly maxLen: number,
   ) {
-    this.client = redis.pub.duplicate({
-      connectionName: `${redis.prefix}-events`,
-      enableAutoPipelining: false,
-      enableOfflineQueue: false,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-    });
-    // Without a listener ioredis re-emits connection errors as uncaught; the relay warns about failed publishes.
-    this.client.on('error', (err: Error) => this.logger.debug(`stream connection: ${err.message}`));
+    this.client = redis.open(
+      {
+        connectionName: `${redis.prefix}-events`,
+        enableAutoPipelining: false,
+        enableOfflineQueue: false,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+      },
+      // The relay warns about failed publishes; each reconnection attempt is only worth a debug line.
+      (err: Error) => this.logger.debug(`stream connection: ${err.message}`),
+    );
   }
 
   /**
-   * One pipeline, in order. Resolves only when every entry was added; on any failure some entries
+   * One pipeline, in order (one key, so on a cluster the whole pipeline goes to that key's shard). Resolves only when every entry was added; on any failure some entries
    * may have been added anyway, and the caller publishes the whole batch again (same event ids).
    */
   async publish(events: ChatEventOut[]): Promise<void> {

@@ -1,12 +1,15 @@
 /**
  * The Lua scripts behind Redis presence. Each runs atomically, so of all instances exactly one
  * sees a user's count go 0 → 1 (it reports `joined`) or 1 → 0 (it reports `left`). Layout,
- * under the deployment's prefix P:
- * - P:presence:conns:{roomId}   hash connectionId → userId (connections joined to the room)
- * - P:presence:users:{roomId}   hash userId → number of that user's connections in the room
- * - P:presence:instance:{id}    set of "roomId\nconnectionId" entered through instance id
- * - P:presence:instances        zset instance id → lease expiry (ms on Redis's clock)
+ * under the deployment's presence base B (`<prefix>:presence`, on a cluster `{<prefix>}:presence`,
+ * see RedisNames):
+ * - B:conns:<roomId>   hash connectionId → userId (connections joined to the room)
+ * - B:users:<roomId>   hash userId → number of that user's connections in the room
+ * - B:instance:<id>    set of "roomId\nconnectionId" entered through instance id
+ * - B:instances        zset instance id → lease expiry (ms on Redis's clock)
  * Room ids cannot contain a newline (see chat.schemas), so the set's members split unambiguously.
+ * SWEEP builds the keys of a dead instance's rooms itself (they cannot be known in advance); on a
+ * cluster that is allowed because they hash to the same slot as its KEYS (the hash tag in B).
  */
 
 const NOW_MS = `local t = redis.call('TIME')
@@ -40,7 +43,7 @@ ${NOW_MS}
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])`;
 
 /**
- * KEYS: instances; ARGV: prefix, and an instance id to release (its own, at shutdown) or nothing
+ * KEYS: instances; ARGV: the presence base B, and an instance id to release (its own, at shutdown) or nothing
  * to drop every instance whose lease expired (at most 16 per call). Removes their connections and
  * returns what that changed as a flat list: roomId, userId, roomId, userId, ...
  */
@@ -54,13 +57,13 @@ else
 end
 local left = {}
 for _, id in ipairs(instances) do
-  local set = ARGV[1] .. ':presence:instance:' .. id
+  local set = ARGV[1] .. ':instance:' .. id
   for _, member in ipairs(redis.call('SMEMBERS', set)) do
     local sep = string.find(member, '\\n', 1, true)
     local roomId = string.sub(member, 1, sep - 1)
     local connId = string.sub(member, sep + 1)
-    local conns = ARGV[1] .. ':presence:conns:' .. roomId
-    local users = ARGV[1] .. ':presence:users:' .. roomId
+    local conns = ARGV[1] .. ':conns:' .. roomId
+    local users = ARGV[1] .. ':users:' .. roomId
     local userId = redis.call('HGET', conns, connId)
     if userId then
       redis.call('HDEL', conns, connId)

@@ -24,7 +24,7 @@ describe('RedisPresenceStore (on the local Redis, under a prefix of its own)', (
   });
 
   async function instance() {
-    const redis = new RedisClients(REDIS_URL, prefix);
+    const redis = new RedisClients({ url: REDIS_URL }, prefix);
     clients.push(redis);
     await until(() => redis.ready);
     const store = new RedisPresenceStore(redis, LEASE_MS);

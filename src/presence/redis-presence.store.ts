@@ -1,19 +1,19 @@
 import { Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { ChatError } from '../chat/chat.errors.js';
 import { PresenceStore, type PresenceChange } from '../chat/chat.ports.js';
 import type { RedisClients } from '../redis/redis-clients.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ENTER, EXIT, HEARTBEAT, SWEEP } from './presence-scripts.js';
 
 /** How long presence.list waits for Redis before answering UNAVAILABLE. */
 const LIST_TIMEOUT_MS = 1000;
 
-type PresenceRedis = Redis & {
+type PresenceRedis = RedisConnection & {
   chatPresenceEnter(conns: string, users: string, set: string, instances: string, ...argv: string[]): Promise<number>;
   chatPresenceExit(conns: string, users: string, set: string, ...argv: string[]): Promise<string | null>;
   chatPresenceHeartbeat(instances: string, instanceId: string, leaseMs: number): Promise<number>;
-  chatPresenceSweep(instances: string, prefix: string, ...instanceId: string[]): Promise<string[]>;
+  chatPresenceSweep(instances: string, base: string, ...instanceId: string[]): Promise<string[]>;
 };
 
 const member = (roomId: string, connectionId: string) => `${roomId}\n${connectionId}`;
@@ -34,7 +34,8 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
   private readonly logger = new Logger('Presence');
   readonly instanceId = randomUUID();
   private readonly redis: PresenceRedis;
-  private readonly prefix: string;
+  /** Every presence key starts with this (RedisNames: hash-tagged on a cluster). */
+  private readonly base: string;
   private readonly instances: string;
   private readonly ownSet: string;
   /** What this instance entered: "roomId\nconnectionId" → userId. The truth reconcile restores. */
@@ -50,9 +51,9 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
   ) {
     super();
     this.redis = clients.pub as PresenceRedis;
-    this.prefix = clients.prefix;
-    this.instances = `${this.prefix}:presence:instances`;
-    this.ownSet = `${this.prefix}:presence:instance:${this.instanceId}`;
+    this.base = clients.names.presence;
+    this.instances = `${this.base}:instances`;
+    this.ownSet = `${this.base}:instance:${this.instanceId}`;
     this.redis.defineCommand('chatPresenceEnter', { numberOfKeys: 4, lua: ENTER });
     this.redis.defineCommand('chatPresenceExit', { numberOfKeys: 3, lua: EXIT });
     this.redis.defineCommand('chatPresenceHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
@@ -70,7 +71,7 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (!this.clients.ready) return;
-    const released = await withTimeout(this.redis.chatPresenceSweep(this.instances, this.prefix, this.instanceId), LIST_TIMEOUT_MS);
+    const released = await withTimeout(this.redis.chatPresenceSweep(this.instances, this.base, this.instanceId), LIST_TIMEOUT_MS);
     if (released) this.reportLeft(released);
   }
 
@@ -115,7 +116,7 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
     }
     const fresh = await this.redis.chatPresenceHeartbeat(this.instances, this.instanceId, this.leaseMs);
     if (fresh === 1 || this.needsReconcile) await this.reconcile();
-    this.reportLeft(await this.redis.chatPresenceSweep(this.instances, this.prefix));
+    this.reportLeft(await this.redis.chatPresenceSweep(this.instances, this.base));
   }
 
   /** Makes this instance's entries in Redis match `local`. */
@@ -176,11 +177,11 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
   }
 
   private connsKey(roomId: string): string {
-    return `${this.prefix}:presence:conns:${roomId}`;
+    return `${this.base}:conns:${roomId}`;
   }
 
   private usersKey(roomId: string): string {
-    return `${this.prefix}:presence:users:${roomId}`;
+    return `${this.base}:users:${roomId}`;
   }
 }
 

@@ -13,6 +13,9 @@ interface Push {
   data: unknown;
 }
 
+/** The subscriber's gap events on one server (RedisClients.subscriberGaps). */
+const ONE_SERVER = { lost: 'close', back: 'ready' };
+
 let nextId = 0;
 class FakeConnection extends ChatConnection {
   readonly pushes: Push[] = [];
@@ -249,7 +252,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const fanout = new RoomFanout(local, undefined, gate.reconciler);
     const { fakeIo, listeners } = fakeRelayServer();
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter() } as unknown as RedisClients);
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     const relay = listeners.get('chat:room-event')!;
 
     sub.emit('close');
@@ -268,6 +271,54 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     fanout.onApplicationShutdown();
   });
 
+  it('on a cluster, holds from a shard subscriber’s end (-node) until every shard resubscribed (subscribersReady) and membership was re-read', async () => {
+    const local = new LocalConnections();
+    const removed = connect(local, 'removed', 'secret');
+    const delivered = recordDeliveries(local);
+    const gate = gatedReconciler(local, (u) => u !== 'removed');
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners } = fakeRelayServer();
+    const sub = new EventEmitter();
+    const subscriberGaps = { lost: '-node', back: 'subscribersReady' };
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
+    const relay = listeners.get('chat:room-event')!;
+
+    sub.emit('-node');
+    relay('secret', 'message.new', { n: 1 });
+    sub.emit('subscribersReady');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [], 'held until the reconcile ran');
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(removed.pushes, [{ event: 'room.removed', data: { roomId: 'secret' } }]);
+    assert.deepEqual(delivered, [{ n: 1 }]);
+    fanout.onApplicationShutdown();
+  });
+
+  it('ends a gap whose back event never comes after overAfterMs (a cluster’s -node for a replica nothing was subscribed on)', async () => {
+    const local = new LocalConnections();
+    connect(local, 'stays', 'secret');
+    const delivered = recordDeliveries(local);
+    const gate = gatedReconciler(local, () => true);
+    const fanout = new RoomFanout(local, undefined, gate.reconciler);
+    const { fakeIo, listeners } = fakeRelayServer();
+    const sub = new EventEmitter();
+    const subscriberGaps = { lost: '-node', back: 'subscribersReady', overAfterMs: 30 };
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
+    const relay = listeners.get('chat:room-event')!;
+
+    sub.emit('-node');
+    relay('secret', 'message.new', { n: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(delivered, [], 'held within the bound');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(gate.calls(), 1, 'the bound started a reconcile');
+    gate.release();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(delivered, [{ n: 1 }], 'delivered once the bound ended the gap and membership was re-read');
+    fanout.onApplicationShutdown();
+  });
+
   it('keeps holding when the subscriber dropped again during the reconcile, until the next reconnect’s run', async () => {
     const local = new LocalConnections();
     connect(local, 'stays', 'secret');
@@ -276,7 +327,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const fanout = new RoomFanout(local, undefined, gate.reconciler);
     const { fakeIo, listeners } = fakeRelayServer();
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter() } as unknown as RedisClients);
+    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     sub.emit('close');
     sub.emit('ready');
     await new Promise((r) => setImmediate(r));
@@ -299,7 +350,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const fanout = new RoomFanout(local, undefined, gate.reconciler);
     const { fakeIo, listeners, emitted } = fakeRelayServer();
     const pub = Object.assign(new EventEmitter(), { status: 'reconnecting' });
-    fanout.relayThrough(fakeIo, { sub: new EventEmitter(), pub } as unknown as RedisClients);
+    fanout.relayThrough(fakeIo, { sub: new EventEmitter(), pub, subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     fanout.removeUsers('secret', ['gone']);
     pub.status = 'ready';
     pub.emit('ready');

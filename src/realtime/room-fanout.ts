@@ -48,6 +48,8 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   private gaps = 0;
   private reconciling: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  /** Ends a subscriber gap whose `back` event never comes (SubscriberGaps.overAfterMs). */
+  private gapBound: NodeJS.Timeout | null = null;
   private pub: RedisClients['pub'] | null = null;
   /** An eviction was published while the publisher was not connected: it may not have reached anyone. */
   private evictionsUnsent = false;
@@ -64,9 +66,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
    * Enables the cross-instance relay; only with an adapter that spans instances (Redis). `redis`
    * holds the adapter's connections, watched for the gaps in which evictions can be lost: the
    * subscriber's (this instance missed some) and the publisher's (the others may have missed ours,
-   * while their subscribers stayed up; they are asked to reconcile when it returns).
+   * while their subscribers stayed up; they are asked to reconcile when it returns). On a cluster
+   * the subscriber's gap is one shard's failover (RedisClients.subscriberGaps).
    */
-  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub'>): void {
+  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps'>): void {
     this.relay = io;
     io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) =>
       this.deliverRelayed(() => {
@@ -82,9 +85,18 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     );
     if (!redis || !this.reconciler) return;
     this.pub = redis.pub;
-    redis.sub.on('close', () => this.hold());
+    const gaps = redis.subscriberGaps;
+    redis.sub.on(gaps.lost, () => {
+      this.hold();
+      if (gaps.overAfterMs === undefined) return;
+      // Each loss restarts the bound; a run then delivers what was held unless a newer gap began.
+      if (this.gapBound) clearTimeout(this.gapBound);
+      this.gapBound = setTimeout(() => {
+        if (this.held) void this.reconcile(true);
+      }, gaps.overAfterMs).unref();
+    });
     // ioredis emits 'ready' before it re-subscribes, so the run's reads start after the gap ended.
-    redis.sub.on('ready', () => {
+    redis.sub.on(gaps.back, () => {
       if (this.held) void this.reconcile(true);
     });
     redis.pub.on('ready', () => {
@@ -107,6 +119,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   onApplicationShutdown(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.gapBound) clearTimeout(this.gapBound);
   }
 
   /**

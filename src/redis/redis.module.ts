@@ -4,14 +4,14 @@ import type { AppConfig } from '../config/config.schema.js';
 import { RedisClients } from './redis-clients.js';
 import { RedisRoomCreationCounter, RedisUserMessageCounter } from './user-window-counter.js';
 
-/** Provides RedisClients when REDIS_URL is set, and null when the service runs on one instance. */
+/** Provides RedisClients when REDIS_URL or REDIS_CLUSTER_NODES is set, and null when the service runs on one instance. */
 @Global()
 @Module({
   providers: [
     {
       provide: RedisClients,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => (config.redis ? new RedisClients(config.redis.url, config.redis.prefix) : null),
+      useFactory: (config: AppConfig) => (config.redis ? new RedisClients(config.redis, config.redis.prefix) : null),
     },
     RedisUserMessageCounter,
     RedisRoomCreationCounter,

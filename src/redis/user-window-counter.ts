@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { RoomCreationCounter } from '../chat/chat.ports.js';
 import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
 import { RedisClients } from './redis-clients.js';
+import type { RedisConnection } from './redis-connection.js';
 
 /**
  * How long a request may wait for Redis to count it. While Redis is dying, a command can sit in
@@ -16,11 +16,12 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
-type CountingRedis = Redis & { chatCountMessage(key: string, windowMs: number): Promise<number> };
+type CountingRedis = RedisConnection & { chatCountMessage(key: string, windowMs: number): Promise<number> };
 
 /**
  * Per-user fixed windows in Redis (INCR + PEXPIRE on a key per user and window, under
- * `<REDIS_PREFIX>:<kind>:`), so a user's budget is shared by every instance. Without Redis, or
+ * `<REDIS_PREFIX>:<kind>:`), so a user's budget is shared by every instance. The script touches
+ * that one key only, so on a Redis Cluster the windows spread over the shards untagged. Without Redis, or
  * while it is unreachable or slow, each instance counts on its own: limits loosen during an outage
  * rather than refusing or delaying every request.
  */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { sleep } from './clients.js';
 import { SHARED_REDIS_URL, type Instance } from './instance.js';
 
@@ -22,11 +22,12 @@ export function uniqueStreamName(): string {
   return `chat-test-events-${randomBytes(4).toString('hex')}`;
 }
 
-/** Reads a test's events stream on the shared Redis, and deletes it at the end. */
+/** Reads a test's events stream (on the shared Redis unless given another client), and deletes it at the end. */
 export class EventsStreamReader {
-  private readonly redis = new Redis(SHARED_REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
-
-  constructor(readonly stream: string) {}
+  constructor(
+    readonly stream: string,
+    private readonly redis: Redis | Cluster = new Redis(SHARED_REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 }),
+  ) {}
 
   async read(): Promise<StreamEvent[]> {
     const entries = (await this.redis.xrange(this.stream, '-', '+')) as [string, string[]][];
