@@ -9,6 +9,7 @@ import { AppModule } from './app.module.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { ShutdownGate } from './lifecycle/shutdown-gate.js';
 import { httpLogger } from './logging/http-logger.js';
+import { TrustedProxies } from './common/trusted-proxies.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
   });
   const gate = app.get(ShutdownGate);
   app.useWebSocketAdapter(createTransportAdapter(app, config));
-  app.use(httpLogger(log));
+  app.use(httpLogger(log, new TrustedProxies(config.trustedProxies)));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
   serveApiDocs(app, config);

@@ -78,7 +78,8 @@ describe('metrics and logs', () => {
   it('logs each HTTP request with a request id and its path, never its query string', async () => {
     const A = cluster.instances[0];
     const res = await fetch(`${A.url}/v1/rooms/logged/messages?access_token=do-not-log-me`, {
-      headers: { 'X-API-Key': 'metrics-test-key-0123456789', 'X-Request-Id': 'req-42' },
+      // Not from a trusted proxy (no TRUSTED_PROXIES here): the header is the caller's word only.
+      headers: { 'X-API-Key': 'metrics-test-key-0123456789', 'X-Request-Id': 'req-42', 'X-Forwarded-For': '203.0.113.9' },
     });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-request-id'), 'req-42');
@@ -90,13 +91,38 @@ describe('metrics and logs', () => {
     const lines = A.output()
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { msg?: string; req?: { id?: string; path?: string } });
+      .map((l) => JSON.parse(l) as { msg?: string; req?: { id?: string; path?: string; remoteAddress?: string } });
     const entry = lines.find((l) => l.req?.id === 'req-42');
     assert.equal(entry?.req?.path, '/v1/rooms/logged/messages');
+    assert.equal(entry?.req?.remoteAddress, '127.0.0.1', 'a forged X-Forwarded-For is not logged as the address');
     assert.equal(A.output().includes('do-not-log-me'), false);
     assert.ok(
       lines.some((l) => l.msg === 'connection opened'),
       'connections are logged with their ids',
     );
+  });
+});
+
+describe('HTTP request logs behind a trusted load balancer (TRUSTED_PROXIES)', () => {
+  let cluster: Cluster;
+
+  before(async () => {
+    cluster = await startCluster(1, { LOG_LEVEL: 'info', API_KEYS: 'metrics-test-key-0123456789', TRUSTED_PROXIES: '127.0.0.0/8' });
+  });
+  after(() => cluster.stop());
+
+  it("logs the client's address from X-Forwarded-For, not the balancer's", async () => {
+    const A = cluster.instances[0];
+    const res = await fetch(`${A.url}/v1/rooms/behind-lb/messages`, {
+      headers: { 'X-API-Key': 'metrics-test-key-0123456789', 'X-Request-Id': 'req-lb', 'X-Forwarded-For': '203.0.113.9' },
+    });
+    assert.equal(res.status, 200);
+    await sleep(200);
+    const entry = A.output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { req?: { id?: string; remoteAddress?: string } })
+      .find((l) => l.req?.id === 'req-lb');
+    assert.equal(entry?.req?.remoteAddress, '203.0.113.9');
   });
 });

@@ -2,15 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import type { TrustedProxies } from '../common/trusted-proxies.js';
 
 /** Probes and socket.io's polling requests would drown the log; connections are logged by the adapter. */
 const QUIET = /^\/(health|metrics|socket\.io)(\/|\?|$)/;
 
 /**
  * One log line per HTTP request with a request id (the caller's X-Request-Id, or a new one,
- * echoed in the response). Only the path is logged: query strings can carry access tokens.
+ * echoed in the response). Only the path is logged: query strings can carry access tokens. The
+ * address is the client's as TRUSTED_PROXIES tells it (X-Forwarded-For from a trusted balancer),
+ * not the balancer's.
  */
-export function httpLogger(logger: Logger) {
+export function httpLogger(logger: Logger, proxies: Pick<TrustedProxies, 'clientOf'>) {
   return pinoHttp({
     logger,
     genReqId: (req, res) => {
@@ -25,7 +28,7 @@ export function httpLogger(logger: Logger) {
         id: req.id,
         method: req.method,
         path: (req.url ?? '').split('?')[0],
-        remoteAddress: req.socket?.remoteAddress ?? req.raw?.socket?.remoteAddress,
+        remoteAddress: proxies.clientOf(req.raw ?? req),
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
     },
