@@ -10,24 +10,15 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freePort } from './free-port.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HAPROXY_CFG = `${ROOT}deploy/haproxy/haproxy.cfg`;
 /** The HAProxy config names three fixed servers; unused ones point at a closed port and stay down. */
 const MAX_REPLICAS = 3;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 async function ensureDatabase(url) {
   const target = new URL(url);

@@ -549,10 +549,44 @@ describe('client library (@chat-service/client)', () => {
   });
 });
 
+type ScriptedFrame = { event: string; data: any; id?: string };
+
+/**
+ * A raw ws server standing in for the service: it greets each connection with a `session`, records
+ * every frame in `frames` and lets `respond` answer it with pushes and replies.
+ */
+async function scriptedServer(
+  frames: ScriptedFrame[],
+  respond: (
+    frame: ScriptedFrame,
+    push: (event: string, data: unknown) => void,
+    reply: (id: string | undefined, body: object) => void,
+  ) => void,
+): Promise<{ server: WebSocketServer; url: string }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  server.on('connection', (sock) => {
+    const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
+    const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
+    push('session', { userId: 'scripted-user', connectionId: 'c1' });
+    sock.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString()) as ScriptedFrame;
+      frames.push(frame);
+      respond(frame, push, reply);
+    });
+  });
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+function closeScripted(server: WebSocketServer): void {
+  for (const c of server.clients) c.terminate();
+  server.close();
+}
+
 describe('client library against a scripted ws server', () => {
   let server: WebSocketServer;
   let url: string;
-  const frames: { event: string; data: any; id?: string }[] = [];
+  const frames: ScriptedFrame[] = [];
   let sendAttempts = 0;
 
   const message = (seq: number, clientMsgId: string | null = null) => ({
@@ -566,47 +600,34 @@ describe('client library against a scripted ws server', () => {
   });
 
   before(async () => {
-    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    server.on('connection', (sock) => {
-      const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
-      const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
-      push('session', { userId: 'scripted-user', connectionId: 'c1' });
-      sock.on('message', (raw) => {
-        const frame = JSON.parse(raw.toString());
-        frames.push(frame);
-        if (frame.event === 'room.join') {
-          reply(frame.id, { ok: true, data: { roomId: 'scripted', lastSeq: 0, lastReadSeq: 0, unread: 0 } });
-          // Live pushes with a hole at seq 2 (a push lost between instances), 4 before 3.
-          push('message.new', message(1));
-          push('message.new', message(4));
-          push('message.new', message(3));
-          push('unknown.future.push', { roomId: 'scripted' });
-        } else if (frame.event === 'message.history') {
-          reply(frame.id, {
-            ok: true,
-            data: { messages: [2, 3, 4].filter((s) => s > frame.data.afterSeq).map((s) => message(s)), hasMore: false },
-          });
-        } else if (frame.event === 'message.send') {
-          sendAttempts++;
-          // 1: no answer (timeout); 2: UNAVAILABLE; 3: RATE_LIMITED; 4: stored, and pushed as well.
-          if (sendAttempts === 2) reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
-          if (sendAttempts === 3)
-            reply(frame.id, { ok: false, error: { code: 'RATE_LIMITED', message: 'slow', details: { retryAfterMs: 50 } } });
-          if (sendAttempts === 4) {
-            reply(frame.id, { ok: true, data: { ...message(5, frame.data.clientMsgId), body: frame.data.body } });
-            push('message.new', { ...message(5, frame.data.clientMsgId), body: frame.data.body });
-          }
+    ({ server, url } = await scriptedServer(frames, (frame, push, reply) => {
+      if (frame.event === 'room.join') {
+        reply(frame.id, { ok: true, data: { roomId: 'scripted', lastSeq: 0, lastReadSeq: 0, unread: 0 } });
+        // Live pushes with a hole at seq 2 (a push lost between instances), 4 before 3.
+        push('message.new', message(1));
+        push('message.new', message(4));
+        push('message.new', message(3));
+        push('unknown.future.push', { roomId: 'scripted' });
+      } else if (frame.event === 'message.history') {
+        reply(frame.id, {
+          ok: true,
+          data: { messages: [2, 3, 4].filter((s) => s > frame.data.afterSeq).map((s) => message(s)), hasMore: false },
+        });
+      } else if (frame.event === 'message.send') {
+        sendAttempts++;
+        // 1: no answer (timeout); 2: UNAVAILABLE; 3: RATE_LIMITED; 4: stored, and pushed as well.
+        if (sendAttempts === 2) reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
+        if (sendAttempts === 3)
+          reply(frame.id, { ok: false, error: { code: 'RATE_LIMITED', message: 'slow', details: { retryAfterMs: 50 } } });
+        if (sendAttempts === 4) {
+          reply(frame.id, { ok: true, data: { ...message(5, frame.data.clientMsgId), body: frame.data.body } });
+          push('message.new', { ...message(5, frame.data.clientMsgId), body: frame.data.body });
         }
-      });
-    });
+      }
+    }));
   });
 
-  after(async () => {
-    for (const c of server.clients) c.terminate();
-    server.close();
-  });
+  after(() => closeScripted(server));
 
   it('fills a live gap from the history, orders by seq, and retries a send on timeout, UNAVAILABLE and RATE_LIMITED with one clientMsgId', async () => {
     const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 300, reconnect: { minDelayMs: 20, maxDelayMs: 40 } });
@@ -637,7 +658,7 @@ describe('client library against a scripted ws server', () => {
 describe('client library against a scripted ws server: message changes', () => {
   let server: WebSocketServer;
   let url: string;
-  const frames: { event: string; data: any; id?: string }[] = [];
+  const frames: ScriptedFrame[] = [];
   const ROOM = 'scripted-changes';
 
   const state = (seq: number, modSeq: number) => ({
@@ -654,41 +675,28 @@ describe('client library against a scripted ws server: message changes', () => {
   });
 
   before(async () => {
-    server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    server.on('connection', (sock) => {
-      const push = (event: string, data: unknown) => sock.send(JSON.stringify({ event, data }));
-      const reply = (id: string | undefined, body: object) => sock.send(JSON.stringify({ id, ...body }));
-      push('session', { userId: 'scripted-user', connectionId: 'c1' });
-      sock.on('message', (raw) => {
-        const frame = JSON.parse(raw.toString());
-        frames.push(frame);
-        if (frame.event === 'room.join') {
-          // A change pushed before the join reply: the client learns where the room starts only from the reply.
-          push('message.updated', state(2, 2));
-          reply(frame.id, { ok: true, data: { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 } });
-          // modSeq 3 is lost between instances; 4 (an older state of seq 1) arrives after 5.
-          push('message.updated', state(1, 5));
-          push('message.updated', state(1, 4));
-          push('message.new', state(3, 6));
-        } else if (frame.event === 'message.changes') {
-          const all = [state(2, 3), state(1, 5), state(3, 6)].filter((m) => m.modSeq > frame.data.afterModSeq);
-          reply(frame.id, { ok: true, data: { messages: all, hasMore: false, lastModSeq: 6 } });
-        } else if (frame.event === 'message.edit') {
-          // The first attempt meets a storage outage (nothing stored), the second is stored.
-          if (frames.filter((f) => f.event === 'message.edit').length === 1)
-            reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
-          else reply(frame.id, { ok: true, data: { ...state(1, 7), body: frame.data.body } });
-        }
-      });
-    });
+    ({ server, url } = await scriptedServer(frames, (frame, push, reply) => {
+      if (frame.event === 'room.join') {
+        // A change pushed before the join reply: the client learns where the room starts only from the reply.
+        push('message.updated', state(2, 2));
+        reply(frame.id, { ok: true, data: { roomId: ROOM, lastSeq: 2, lastModSeq: 2, lastReadSeq: 0, unread: 0 } });
+        // modSeq 3 is lost between instances; 4 (an older state of seq 1) arrives after 5.
+        push('message.updated', state(1, 5));
+        push('message.updated', state(1, 4));
+        push('message.new', state(3, 6));
+      } else if (frame.event === 'message.changes') {
+        const all = [state(2, 3), state(1, 5), state(3, 6)].filter((m) => m.modSeq > frame.data.afterModSeq);
+        reply(frame.id, { ok: true, data: { messages: all, hasMore: false, lastModSeq: 6 } });
+      } else if (frame.event === 'message.edit') {
+        // The first attempt meets a storage outage (nothing stored), the second is stored.
+        if (frames.filter((f) => f.event === 'message.edit').length === 1)
+          reply(frame.id, { ok: false, error: { code: 'UNAVAILABLE', message: 'db down' } });
+        else reply(frame.id, { ok: true, data: { ...state(1, 7), body: frame.data.body } });
+      }
+    }));
   });
 
-  after(async () => {
-    for (const c of server.clients) c.terminate();
-    server.close();
-  });
+  after(() => closeScripted(server));
 
   it('drops older states, and reads message.changes from its cursor when a modSeq stays missing', async () => {
     const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 1000 });

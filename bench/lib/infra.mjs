@@ -5,10 +5,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { freePort } from '../../scripts/free-port.mjs';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GC_HOOK = pathToFileURL(fileURLToPath(new URL('./gc-hook.mjs', import.meta.url))).href;
@@ -19,15 +19,6 @@ const BASELINES = {
 export const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export async function freePort() {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
 
 /** Every child process and resource of this run, stopped once by cleanup(). */
 export class Registry {

@@ -3,11 +3,10 @@
 // and compose commands the test runs against it, each bounded in time.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../free-port.mjs';
 
 /**
  * Runs `cmd args`, resolves `{ code, out }` (stdout and stderr together); never rejects on a
@@ -43,15 +42,6 @@ export async function mustRun(cmd, args, options) {
   const r = await run(cmd, args, options);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.code}:\n${r.out.slice(-3000)}`);
   return r.out;
-}
-
-async function freePort() {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 const ipv4 = (a) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);

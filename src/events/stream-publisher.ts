@@ -33,8 +33,9 @@ export class StreamPublisher {
   }
 
   /**
-   * One pipeline, in order (one key, so on a cluster the whole pipeline goes to that key's shard). Resolves only when every entry was added; on any failure some entries
-   * may have been added anyway, and the caller publishes the whole batch again (same event ids).
+   * One pipeline, in order (one key, so on a cluster the whole pipeline goes to that key's shard).
+   * Resolves only when every entry was added; on any failure some entries may have been added
+   * anyway, and the caller publishes the whole batch again (same event ids).
    */
   async publish(events: ChatEventOut[]): Promise<void> {
     const pipeline = this.client.pipeline();
