@@ -2,6 +2,38 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
+// The layers of src (README, "How the code is laid out"); import cycles are checked by scripts/check-cycles.mjs.
+const TRANSPORT_PACKAGES = [
+  'socket.io',
+  'socket.io-*',
+  'ws',
+  '@nestjs/websockets',
+  '@nestjs/microservices',
+  '@nestjs/platform-*',
+  'express',
+  'http',
+  'node:http',
+  'https',
+  'node:https',
+];
+const INFRASTRUCTURE_LAYERS = [
+  '**/auth/**',
+  '**/metrics/**',
+  '**/redis/**',
+  '**/presence/**',
+  '**/persistence/**',
+  '**/events/**',
+  '**/lifecycle/**',
+  '**/logging/**',
+  '**/hooks/**',
+  '**/retention/**',
+  '**/tracing/**',
+];
+const TRANSPORT_LAYERS = ['**/realtime/**', '**/http/**', '**/web/**', '**/commands/**', '**/health/**'];
+const COMPOSITION = ['**/main.js', '**/app.module.js', '**/migrate.js'];
+const TESTS = ['src/**/*.test.ts', 'src/**/*.test-support.ts'];
+const LOWER_LAYER = 'A lower layer must not import an upper one (domain < infrastructure < transports < composition).';
+
 export default tseslint.config(
   { ignores: ['dist/', 'client/dist/', '.test-build/', 'node_modules/', 'data/'] },
   js.configs.recommended,
@@ -16,22 +48,56 @@ export default tseslint.config(
     },
   },
   {
-    // The chat domain knows nothing of transports: socket.io, ws and the realtime layer stay outside it.
+    // The chat domain knows nothing of transports nor of the layers that serve it: it sees only its ports.
     files: ['src/chat/**/*.ts'],
+    ignores: TESTS,
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
+            { group: TRANSPORT_PACKAGES, message: 'The chat domain must not import a transport.' },
             {
-              group: ['socket.io', 'socket.io-*', 'ws', '@nestjs/websockets', '@nestjs/microservices', '@nestjs/platform-*'],
-              message: 'The chat domain must not import a transport.',
+              group: [...TRANSPORT_LAYERS, ...INFRASTRUCTURE_LAYERS, ...COMPOSITION],
+              message: 'The chat domain depends only on its ports.',
             },
-            { group: ['**/realtime/**', '**/persistence/**'], message: 'The chat domain depends only on its ports.' },
           ],
         },
       ],
     },
+  },
+  {
+    // A unit test wires real pieces of several layers; the chat domain's tests still use no transport.
+    files: ['src/chat/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: TRANSPORT_PACKAGES, message: 'The chat domain must not import a transport.' }] },
+      ],
+    },
+  },
+  {
+    // Layers: domain (chat, common, config) < infrastructure < transports < composition. A layer imports only those below it.
+    files: ['src/common/**/*.ts', 'src/config/**/*.ts'],
+    ignores: TESTS,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: [...TRANSPORT_LAYERS, ...INFRASTRUCTURE_LAYERS, ...COMPOSITION], message: LOWER_LAYER }] },
+      ],
+    },
+  },
+  {
+    files: INFRASTRUCTURE_LAYERS.map((l) => `src/${l.slice(3, -3)}/**/*.ts`),
+    ignores: TESTS,
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: [...TRANSPORT_LAYERS, ...COMPOSITION], message: LOWER_LAYER }] }],
+    },
+  },
+  {
+    files: TRANSPORT_LAYERS.map((l) => `src/${l.slice(3, -3)}/**/*.ts`),
+    ignores: TESTS,
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: COMPOSITION, message: LOWER_LAYER }] }] },
   },
   {
     files: ['test/**/*.ts', 'src/**/*.test.ts'],

@@ -4,7 +4,8 @@
 // each baseline and the load-generator processes; runs the scenarios with service and baseline
 // interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
 // and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
-//   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles);
+//   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles),
+//   --instances N (service and baseline instances, 1-8, default 2), --redis-cluster (the service on a Redis Cluster of the bench's own);
 //   --render <results.json> re-evaluates a stored run (its file, latest.json if it is that run, docs/performance.md);
 //   --soak <minutes> [--soak-rate N] runs the soak instead (bench/scenarios/soak.mjs).
 import { execFileSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { createDatabase, Registry, ROOT, serverVersions, startBaselines, startServices } from './lib/infra.mjs';
+import { startRedisCluster } from './lib/redis-cluster.mjs';
 import { loadavg, postgresBackendsOf } from './lib/procs.mjs';
 import { evaluateTargets, renderMarkdown, serviceFanoutMax, withHeadline } from './lib/report.mjs';
 import { fmt } from './lib/measure.mjs';
@@ -35,6 +37,9 @@ const repeats = Number(option('repeats', quick ? 1 : 3));
 const workers = Number(option('workers', 4));
 const profileDir = option('profile', null);
 const soakMinutes = option('soak', null) === null ? null : Number(option('soak'));
+const instances = Number(option('instances', 2));
+const MAX_INSTANCES = 8;
+const redisCluster = flag('redis-cluster');
 const IDLE_CPU_SECONDS = 10;
 const LATEST = `${ROOT}bench/results/latest.json`;
 
@@ -189,6 +194,10 @@ async function main() {
   process.on('uncaughtException', (err) => void abort(1, `uncaught: ${err.stack ?? err}`));
   process.on('unhandledRejection', (err) => void abort(1, `unhandled rejection: ${err?.stack ?? err}`));
 
+  if (!(Number.isInteger(instances) && instances >= 1 && instances <= MAX_INSTANCES))
+    throw new Error(`--instances takes a whole number of service instances, 1 to ${MAX_INSTANCES}`);
+  if (soakMinutes !== null && (args.includes('--instances') || redisCluster))
+    throw new Error('the soak always runs 2 service instances: --instances and --redis-cluster are for the scenarios');
   if (!existsSync(`${ROOT}dist/main.js`)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench does)');
   const plan = soakMinutes === null ? null : soakPlan();
   const notes = [];
@@ -207,11 +216,21 @@ async function main() {
       : `chat bench ${quick ? '(quick)' : '(full)'}: commit ${commit}, ${cpus().length} cores, open-file limit ${fdLimit}, ${repeats} repeat(s), ${workers} load processes`,
   );
   const db = await createDatabase(registry);
-  log(`database ${db.name} created; starting 2 service instances${plan ? '' : ' and 2 instances of each baseline'}…`);
+  const cluster = redisCluster ? await startRedisCluster(registry) : null;
+  if (cluster)
+    log(`redis cluster of 3 masters on ports ${cluster.ports.join(', ')} (the service's; the baselines keep ${'127.0.0.1:6379'})`);
+  log(`database ${db.name} created; starting ${instances} service instances${plan ? '' : ` and ${instances} instances of each baseline`}…`);
   const [services, ioBase, wsBase] = await Promise.all([
-    startServices(registry, { count: 2, databaseUrl: db.url, prefix: `bench-svc-${runId}`, secret, profileDir }),
-    plan ? [] : startBaselines(registry, { kind: 'io', count: 2, prefix: `bench-io-${runId}` }),
-    plan ? [] : startBaselines(registry, { kind: 'ws', count: 2, prefix: `bench-ws-${runId}` }),
+    startServices(registry, {
+      count: instances,
+      databaseUrl: db.url,
+      prefix: `bench-svc-${runId}`,
+      secret,
+      profileDir,
+      redisCluster: cluster,
+    }),
+    plan ? [] : startBaselines(registry, { kind: 'io', count: instances, prefix: `bench-io-${runId}` }),
+    plan ? [] : startBaselines(registry, { kind: 'ws', count: instances, prefix: `bench-ws-${runId}` }),
   ]);
   log(
     `service ${services.map((s) => s.url).join(' ')}` +
@@ -229,6 +248,7 @@ async function main() {
     runId,
     pool,
     services,
+    redisCluster,
     baselines: { io: ioBase, ws: wsBase },
     pgBenchPids: postgresBackendsOf(db.name),
     log,
@@ -292,6 +312,8 @@ async function main() {
       quick,
       repeats,
       workers,
+      instances,
+      redisCluster,
       commit,
       dirty,
       startedAt: new Date(started).toISOString(),

@@ -12,6 +12,7 @@ const THREAD_PAGES = 10;
 const TYPING_PING_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 6000;
+const MODERATOR_ROLES = new Set(['owner', 'moderator']);
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -31,6 +32,7 @@ const el = {
   roomTitle: $('room-title'),
   messages: $('messages'),
   typing: $('typing'),
+  notice: $('notice'),
   composerForm: $('composer-form'),
   composer: $('composer'),
   thread: $('thread'),
@@ -59,10 +61,40 @@ const rooms = new Map();
 const typists = new Map();
 let typingSentAt = 0;
 let typingIdle = null;
+/** A send waiting out a rate limit in the shown room: when it goes out (ms), counted down in the notice. */
+let waitingUntil = null;
+let noticeTimer = null;
 
 function showError(err) {
   el.error.textContent = err ? `${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}` : '';
   el.error.hidden = !err;
+}
+
+function showWaiting(roomId, retryAfterMs) {
+  clearInterval(noticeTimer);
+  waitingUntil = Date.now() + retryAfterMs;
+  renderNotice(roomId);
+  noticeTimer = setInterval(() => renderNotice(roomId), 1000);
+}
+
+function renderNotice(roomId) {
+  const left = Math.ceil((waitingUntil - Date.now()) / 1000);
+  if (left <= 0) return clearNotice();
+  el.notice.textContent = `Sending too fast in ${roomId}: your message goes out in ${duration(left)}.`;
+  el.notice.hidden = false;
+}
+
+function clearNotice() {
+  clearInterval(noticeTimer);
+  waitingUntil = null;
+  el.notice.hidden = true;
+  el.notice.textContent = '';
+}
+
+function duration(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** The state and the banner change together, so the page never shows OPEN under a reconnect banner. */
@@ -125,7 +157,13 @@ async function start() {
     c.on('removed', (r) => {
       rooms.delete(r.roomId);
       renderRooms();
-      if (shown?.roomId === r.roomId) showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
+      if (shown?.roomId !== r.roomId) return;
+      // Out of the room: nobody is shown as online in it for this user until a new join.
+      el.presence.replaceChildren();
+      showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
+    }),
+    c.on('throttled', ({ roomId, retryAfterMs }) => {
+      if (shown?.roomId === roomId) showWaiting(roomId, retryAfterMs);
     }),
     c.on('error', showError),
   ];
@@ -139,6 +177,7 @@ function stop() {
   client = null;
   shown = null;
   closeThread();
+  clearNotice();
   rooms.clear();
   renderRooms();
   el.messages.replaceChildren();
@@ -190,7 +229,16 @@ async function join(roomId) {
   try {
     const joined = await client.join(roomId);
     closeThread();
-    shown = { roomId, states: new Map(), items: new Map(), oldest: Infinity, hasMore: true, loadingOlder: false };
+    clearNotice();
+    shown = {
+      roomId,
+      moderator: MODERATOR_ROLES.has(joined.role),
+      states: new Map(),
+      items: new Map(),
+      oldest: Infinity,
+      hasMore: true,
+      loadingOlder: false,
+    };
     rooms.set(roomId, { roomId, lastSeq: joined.lastSeq, lastReadSeq: joined.lastReadSeq, unread: joined.unread });
     el.roomTitle.textContent = roomId;
     el.messages.replaceChildren();
@@ -222,7 +270,9 @@ async function loadPresence(roomId) {
 function presenceItem(userId) {
   const li = document.createElement('li');
   li.dataset.user = userId;
-  li.textContent = userId === client?.userId ? `${userId} (you)` : userId;
+  const name = document.createElement('span');
+  name.textContent = userId === client?.userId ? `${userId} (you)` : userId;
+  li.append(name);
   return li;
 }
 
@@ -280,7 +330,8 @@ const messageActions = {
   error: showError,
 };
 
-const messageItem = (m, view) => new MessageItem(m, { me: client?.userId, view, actions: messageActions });
+const moderating = () => shown?.moderator === true;
+const messageItem = (m, view) => new MessageItem(m, { me: client?.userId, view, actions: messageActions, moderating });
 
 /** Inserts an element at its seq position in a list; `items` maps seq → MessageItem. */
 function insertBySeq(list, items, item) {
@@ -457,6 +508,8 @@ async function send(composer, parentSeq) {
   try {
     // The library retries until the service has stored it, across reconnects, without duplicates.
     const m = await client.send(roomId, body, opts);
+    // The waiting notice is over once the message is out.
+    if (shown?.roomId === roomId) clearNotice();
     if (shown?.roomId === roomId) onMessage(m);
   } catch (err) {
     showError(err);

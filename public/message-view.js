@@ -18,11 +18,13 @@ const BY_KEY = new Map(REACTIONS.map((r) => [r.key, r]));
  * panel). Its own controls (editing, the reaction picker, the delete confirmation) are local
  * state; what they decide goes to `actions` ({ edit, remove, react, openThread, error }), whose
  * promises resolve once the service answered. `update` redraws from a newer state and keeps an
- * edit in progress and the keyboard focus where they were.
+ * edit in progress and the keyboard focus where they were. `moderating()` tells whether the user
+ * moderates the room: a moderator may delete anyone's message (but edit only their own).
  */
 export class MessageItem {
-  constructor(m, { me, view, actions }) {
+  constructor(m, { me, view, actions, moderating }) {
     this.me = me;
+    this.moderating = moderating;
     this.view = view;
     this.actions = actions;
     this.editing = false;
@@ -156,7 +158,8 @@ export class MessageItem {
       count.textContent = text;
       nodes.push(count);
     }
-    if (m.senderId === this.me && !deleted && !this.editing) {
+    const mine = m.senderId === this.me;
+    if ((mine || this.moderating()) && !deleted && !this.editing) {
       if (this.confirming) {
         const ask = part('span', 'ask');
         ask.textContent = 'Delete this message?';
@@ -165,11 +168,15 @@ export class MessageItem {
           button('Delete', () => void this.remove(), { testid: 'confirm-delete', className: 'danger' }),
           button('Keep', () => this.setConfirming(false, 'message-delete'), { className: 'secondary' }),
         );
-      } else
-        nodes.push(
-          button('Edit', () => this.startEditing(), { testid: 'message-edit', className: 'secondary' }),
-          button('Delete', () => this.setConfirming(true, 'confirm-delete'), { testid: 'message-delete', className: 'secondary' }),
-        );
+      } else {
+        if (mine) nodes.push(button('Edit', () => this.startEditing(), { testid: 'message-edit', className: 'secondary' }));
+        const remove = button('Delete', () => this.setConfirming(true, 'confirm-delete'), {
+          testid: 'message-delete',
+          className: 'secondary',
+        });
+        if (!mine) remove.setAttribute('aria-label', `Delete ${m.senderId}'s message (moderator)`);
+        nodes.push(remove);
+      }
     }
     return nodes;
   }

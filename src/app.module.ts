@@ -10,6 +10,8 @@ import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { RetentionModule } from './retention/retention.module.js';
+import { TracingModule } from './tracing/tracing.module.js';
 import { DevSignInModule } from './web/dev-sign-in.module.js';
 
 @Module({})
@@ -21,6 +23,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         LifecycleModule,
+        TracingModule,
         RedisModule,
         MetricsModule,
         DatabaseModule.forRoot({
@@ -31,6 +34,7 @@ export class AppModule {
         }),
         ChatModule,
         EventsModule,
+        RetentionModule,
         HttpApiModule,
         HealthModule,
         // Commands in over Nest's Redis transport need Redis; main.ts connects their server.

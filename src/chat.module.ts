@@ -3,8 +3,11 @@ import { TokenVerifier } from './auth/token-verifier.js';
 import { ChatLimits, RoomBroadcaster, RoomCreationCounter } from './chat/chat.ports.js';
 import { ChatService } from './chat/chat.service.js';
 import { PresenceService } from './chat/presence.service.js';
+import { HooksModule } from './hooks/hooks.module.js';
 import { APP_CONFIG } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
+import { ConnectionSlots, OpenConnections } from './presence/connection-slots.js';
+import { connectionSlotsProvider } from './presence/connection-slots.provider.js';
 import { presenceStoreProvider } from './presence/presence-store.provider.js';
 import { RedisRoomCreationCounter } from './redis/user-window-counter.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
@@ -16,6 +19,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
 
 /** The chat: one service, one gateway for both transports, and the fan-out between them. */
 @Module({
+  imports: [HooksModule],
   providers: [
     ChatService,
     ChatGateway,
@@ -27,7 +31,9 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     TokenVerifier,
     PresenceService,
     presenceStoreProvider,
+    connectionSlotsProvider,
     { provide: RoomBroadcaster, useExisting: RoomFanout },
+    { provide: OpenConnections, useExisting: LocalConnections },
     { provide: RoomCreationCounter, useExisting: RedisRoomCreationCounter },
     {
       provide: ChatLimits,
@@ -35,6 +41,6 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
       useFactory: (config: AppConfig): ChatLimits => ({ ...config.limits, roomCreations: config.rateLimits.roomCreations }),
     },
   ],
-  exports: [ChatService, PresenceService, LocalConnections, RoomFanout, UserDisconnector, TokenVerifier],
+  exports: [ChatService, PresenceService, LocalConnections, ConnectionSlots, RoomFanout, UserDisconnector, TokenVerifier],
 })
 export class ChatModule {}

@@ -19,6 +19,7 @@ import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
 import { ClaimingRedisServer } from './commands/claiming-redis.server.js';
 import { servePage } from './web/serve-page.js';
+import type { TracingSdk } from './tracing/tracing-sdk.js';
 
 function readConfig(): AppConfig {
   try {
@@ -32,6 +33,9 @@ function readConfig(): AppConfig {
 
 async function main(): Promise<void> {
   const config = readConfig();
+  // First of all: spans need the global provider (and its context manager) before anything is built.
+  // Loaded only when configured, so a service without tracing does not even load the SDK.
+  const tracing: TracingSdk | null = config.tracing ? (await import('./tracing/tracing-sdk.js')).startTracing(config.tracing) : null;
   const log = createLogger(config.logLevel, config.env);
   const nestLogger = new PinoNestLogger(log);
   // Before Nest starts too (embedded database, migrations): one JSON log from the first line.
@@ -40,6 +44,13 @@ async function main(): Promise<void> {
     log.warn('JWT_SECRET is not set: using the insecure development secret (never do this in production)');
   if (config.devSignIn)
     log.warn('DEV_SIGN_IN=true: POST /dev/token gives anyone a token for any name, signed with the published development secret');
+
+  // The host only: a URL may carry credentials.
+  if (config.tracing)
+    log.info(
+      { collector: new URL(config.tracing.tracesUrl).host, serviceName: config.tracing.serviceName },
+      'tracing: exporting spans over OTLP/HTTP',
+    );
 
   let embedded: EmbeddedPostgres | null = null;
   if (config.database.mode === 'embedded') {
@@ -63,7 +74,7 @@ async function main(): Promise<void> {
   app.use(httpLogger(log, new TrustedProxies(config.trustedProxies)));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });
-  serveApiDocs(app, config);
+  if (config.apiDocs) serveApiDocs(app, config);
   servePage(app);
 
   if (config.redis) {
@@ -104,6 +115,8 @@ async function main(): Promise<void> {
     const idle = await gate.whenIdle(Math.max(timeoutMs - drainMs - 2000, 500));
     if (!idle) log.warn('requests still in flight at the drain deadline; closing anyway');
     await app.close();
+    // After the close, so the spans of the requests drained above are exported too.
+    await tracing?.shutdown().catch((err: unknown) => log.warn(`tracing: the last spans could not be exported: ${String(err)}`));
     await embedded?.stop();
     log.info({ ms: Date.now() - started }, 'stopped');
     process.exit(0);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import {
   connect,
@@ -9,13 +11,15 @@ import {
   type ConnectOptions,
   type ConnectionState,
   type Message,
+  type RoomRecovery,
   type Transport,
 } from '../client/src/index.js';
 import { RoomChanges } from '../client/src/room-changes.js';
 import { sleep } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
-import { freePort, UNLIMITED_RATES } from './support/instance.js';
+import { freePort, PROJECT_ROOT, UNLIMITED_RATES } from './support/instance.js';
 import { MESSAGE_KEYS, UNCHANGED } from './support/message-shape.js';
+import { packClient, runInPackage, type PackedClient } from './support/client-package.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 import { tokenFor } from './support/tokens.js';
 
@@ -132,7 +136,7 @@ describe('client library (@chat-service/client)', () => {
     const room = 'client-basic';
     const presence: { roomId: string; userId: string; online: boolean }[] = [];
     io.client.on('presence', (p) => presence.push(p));
-    assert.deepEqual(await io.client.join(room), { roomId: room, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0 });
+    assert.deepEqual(await io.client.join(room), { roomId: room, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0, role: 'member' });
     assert.equal((await ws.client.join(room)).lastSeq, 0);
     await until('presence of bob', () => presence.some((p) => p.userId === 'cl-bob' && p.online));
     assert.deepEqual(await io.client.presence(room), ['cl-alice', 'cl-bob']);
@@ -208,7 +212,14 @@ describe('client library (@chat-service/client)', () => {
       const bobId = `cl-ch-bob-${tag}`;
       const alice = await open(transport, A.url, aliceId);
       const bob = await open(transport, B.url, bobId);
-      assert.deepEqual(await alice.client.join(room), { roomId: room, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0 });
+      assert.deepEqual(await alice.client.join(room), {
+        roomId: room,
+        lastSeq: 0,
+        lastModSeq: 0,
+        lastReadSeq: 0,
+        unread: 0,
+        role: 'member',
+      });
       await bob.client.join(room);
       assert.equal(alice.client.lastModSeq(room), 0);
       assert.equal(alice.client.lastModSeq('not-joined'), null);
@@ -541,8 +552,219 @@ describe('client library (@chat-service/client)', () => {
     });
   }
 
+  for (const transport of ['socket.io', 'ws'] as Transport[]) {
+    const tag = transport === 'ws' ? 'ws' : 'io';
+
+    it(`${transport}: room(id) is one handle per room, with that room's requests and only its events`, async () => {
+      const live = cluster.instances[1]; // the failover test above killed instances[0]
+      const alice = await open(transport, live.url, `cl-rh-alice-${tag}`);
+      const bob = await open('ws', live.url, `cl-rh-bob-${tag}`);
+      const [mine, other] = [`client-handle-${tag}`, `client-handle-other-${tag}`];
+      const room = alice.client.room(mine);
+      assert.equal(alice.client.room(mine), room, 'the same object for the same id');
+      assert.notEqual(alice.client.room(other), room);
+      assert.equal(room.roomId, mine);
+      const seen: { event: string; roomId: string }[] = [];
+      for (const event of ['message', 'updated', 'typing', 'presence'] as const)
+        room.on(event, (p: { roomId: string }) => seen.push({ event, roomId: p.roomId }));
+
+      assert.equal((await room.join()).roomId, mine);
+      await alice.client.room(other).join();
+      for (const r of [mine, other]) await bob.client.join(r);
+      await until('presence of bob in both rooms', () => seen.some((e) => e.event === 'presence'));
+      const sent = await room.send('through the handle');
+      assert.equal(sent.roomId, mine);
+      await bob.client.send(other, 'elsewhere');
+      await bob.client.send(mine, 'to the handle');
+      await bob.client.typing(other, true);
+      await bob.client.typing(mine, true);
+      assert.equal((await room.edit(sent.seq, 'edited through the handle')).version, 2);
+      assert.equal((await room.react(sent.seq, '+1')).reactions[0].key, '+1');
+      assert.deepEqual((await room.unreact(sent.seq, '+1')).reactions, []);
+      await until('both rooms delivered to the client', () => seqsIn(alice, other).length === 1 && seqsIn(alice, mine).length === 2);
+      await until(
+        'the handle saw its typing and updates',
+        () => seen.filter((e) => e.event === 'updated').length === 3 && seen.some((e) => e.event === 'typing'),
+      );
+      assert.ok(
+        seen.every((e) => e.roomId === mine),
+        `only ${mine}: ${JSON.stringify(seen)}`,
+      );
+      assert.equal(seen.filter((e) => e.event === 'message').length, 2);
+      assert.deepEqual(
+        (await room.history()).messages.map((m) => m.body),
+        ['edited through the handle', 'to the handle'],
+      );
+      assert.ok((await room.presence()).includes(`cl-rh-bob-${tag}`));
+      assert.equal(room.lastModSeq(), alice.client.lastModSeq(mine));
+      assert.ok((await room.delete(sent.seq)).deletedAt);
+      await room.leave();
+      assert.equal(room.lastModSeq(), null, 'left');
+      alice.client.close();
+      bob.client.close();
+    });
+
+    it(`${transport}: send takes the caller's clientMsgId (stored once, validated) and an AbortSignal (before the write nothing is sent)`, async () => {
+      const w = await open(transport, cluster.instances[1].url, `cl-so-${tag}`);
+      const room = `client-send-options-${tag}`;
+      const rowsWith = async (clientMsgId: string) =>
+        (await cluster.db.query('SELECT seq FROM messages WHERE room_id = $1 AND client_msg_id = $2', [room, clientMsgId])).length;
+      const abortError = (err: unknown) => err instanceof Error && err.name === 'AbortError';
+
+      // Aborted while the client is still connecting: rejected at once, never written.
+      const early = new AbortController();
+      const waiting = w.client.send(room, 'never', { clientMsgId: `early-${tag}`, signal: early.signal });
+      assert.equal(w.client.state, 'CONNECTING');
+      early.abort();
+      await assert.rejects(waiting, abortError);
+      await assert.rejects(w.client.send(room, 'never', { clientMsgId: `pre-${tag}`, signal: AbortSignal.abort() }), abortError);
+
+      const first = await w.client.send(room, 'once', { clientMsgId: `mine-${tag}` });
+      const again = await w.client.send(room, 'once, retried', { clientMsgId: `mine-${tag}` });
+      assert.equal(first.clientMsgId, `mine-${tag}`);
+      assert.deepEqual([again.id, again.seq, again.body], [first.id, first.seq, 'once']);
+      for (const bad of ['', 'has space', 'x'.repeat(65), 42 as unknown as string])
+        await assert.rejects(
+          w.client.send(room, 'bad', { clientMsgId: bad }),
+          (err: unknown) => err instanceof TypeError && /clientMsgId/.test(err.message),
+        );
+
+      await sleep(300);
+      assert.equal(await rowsWith(`mine-${tag}`), 1);
+      assert.equal(await rowsWith(`early-${tag}`), 0, 'the aborted send was never stored');
+      assert.equal(await rowsWith(`pre-${tag}`), 0);
+      assert.equal((await w.client.history(room)).messages.length, 1);
+      w.client.close();
+    });
+
+    it(`${transport}: after a reconnect emits 'recovered' per room; a backlog beyond resume.maxPages skips ahead with discontinuity`, async () => {
+      const live = cluster.instances[1];
+      const [small, big] = [`client-rec-small-${tag}`, `client-rec-big-${tag}`];
+      const proxy = await startTcpProxy(live.port);
+      try {
+        const reader = await open(transport, proxy.url, `cl-rec-reader-${tag}`, { resume: { maxPages: 1 } });
+        const writer = await open('ws', live.url, `cl-rec-writer-${tag}`);
+        const recovered: { rooms: RoomRecovery[]; discontinuity: boolean }[] = [];
+        const bigRecovered: RoomRecovery[] = [];
+        reader.client.on('recovered', (r) => recovered.push(r));
+        reader.client.room(big).on('recovered', (r) => bigRecovered.push(r));
+        for (const r of [small, big]) {
+          await reader.client.join(r);
+          await writer.client.send(r, 'before');
+        }
+        await until('the reader has both', () => seqsIn(reader, small).length === 1 && seqsIn(reader, big).length === 1);
+
+        proxy.cut();
+        await until('the reader lost its connection', () => reader.client.state === 'CONNECTING');
+        for (let i = 0; i < 3; i++) await writer.client.send(small, `away ${i}`);
+        const AWAY = 230; // the join's 100 and one history page of 100: 30 are skipped
+        await inBatches(range(AWAY), 23, (i) => writer.client.send(big, `away ${i}`));
+        proxy.restore();
+
+        await until('recovered', () => recovered.length === 1, 30_000);
+        const byRoom = new Map(recovered[0].rooms.map((r) => [r.roomId, r]));
+        assert.deepEqual(byRoom.get(small), { roomId: small, fromSeq: 1, toSeq: 4, fromModSeq: 1, toModSeq: 4, discontinuity: false });
+        assert.deepEqual(byRoom.get(big), {
+          roomId: big,
+          fromSeq: 1,
+          toSeq: 1 + AWAY,
+          fromModSeq: 1,
+          toModSeq: 1 + AWAY,
+          discontinuity: true,
+          reason: 'maxPages',
+        });
+        assert.equal(recovered[0].discontinuity, true);
+        assert.deepEqual(bigRecovered, [byRoom.get(big)]);
+        assert.deepEqual(seqsIn(reader, small), range(4));
+        assert.deepEqual(seqsIn(reader, big), range(201), 'the join page and one history page, then the skip');
+        // Delivery goes on after the skip.
+        await writer.client.send(big, 'after the skip');
+        await until('the live message after the skip', () => seqsIn(reader, big).at(-1) === AWAY + 2);
+        assert.equal(reader.client.lastModSeq(big), AWAY + 2);
+        reader.client.close();
+        writer.client.close();
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+
+  describe('the packed package (npm pack of client/)', () => {
+    let pkg: PackedClient;
+
+    before(async () => {
+      pkg = await packClient();
+    });
+
+    after(() => pkg.remove());
+
+    it('is publishable: engines like the root, public access, repository directory, socket.io-client an optional peer', async () => {
+      const root = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { engines: unknown };
+      const m = pkg.manifest;
+      assert.deepEqual(m.engines, root.engines);
+      assert.deepEqual(m.publishConfig, { access: 'public' });
+      assert.equal(m.repository.directory, 'client');
+      assert.equal(m.sideEffects, false);
+      assert.equal(m.dependencies, undefined, 'no runtime dependencies');
+      assert.ok(m.peerDependencies['socket.io-client']);
+      assert.deepEqual(m.peerDependenciesMeta, { 'socket.io-client': { optional: true } });
+      for (const f of ['dist/index.js', 'dist/index.d.ts', 'README.md', 'src/index.ts']) assert.ok(pkg.files.includes(f), f);
+    });
+
+    it('ships source maps whose sources all resolve inside the tarball', async () => {
+      const maps = pkg.files.filter((f) => f.endsWith('.map'));
+      assert.ok(maps.includes('dist/index.js.map') && maps.includes('dist/index.d.ts.map'), 'JS and declaration maps');
+      for (const map of maps) {
+        const { sources, sourceRoot = '' } = JSON.parse(await readFile(join(pkg.root, map), 'utf8')) as {
+          sources: string[];
+          sourceRoot?: string;
+        };
+        assert.ok(sources.length > 0, map);
+        for (const source of sources) {
+          const target = posix.normalize(posix.join(posix.dirname(map), sourceRoot, source));
+          assert.ok(pkg.files.includes(target), `${map} names ${source}, which is not in the package (${target})`);
+        }
+      }
+    });
+
+    it('works over ws without socket.io-client installed, and says what to install when socket.io is asked for', async () => {
+      const url = cluster.instances[1].url; // the failover test above killed instances[0]
+      const out = await runInPackage(
+        pkg,
+        `
+        import { connect } from '@chat-service/client';
+        const [wsUrl, url, token] = process.argv.slice(2);
+        const { default: WebSocket } = await import(wsUrl);
+        const resolvable = await import('socket.io-client').then(() => true, () => false);
+        const ws = connect({ url, token, transport: 'ws', WebSocket });
+        await ws.join('client-packed');
+        const sent = await ws.send('client-packed', 'from the packed package');
+        ws.close();
+        const io = connect({ url, token, transport: 'socket.io' });
+        const error = await new Promise((resolve) => io.on('error', resolve));
+        const join = await io.join('client-packed').then(() => 'joined', (err) => err.code);
+        console.log(JSON.stringify({ resolvable, body: sent.body, error, state: io.state, join }));
+        `,
+        [url, await tokenFor('cl-packed')],
+      );
+      assert.equal(out.resolvable, false, 'socket.io-client must not be resolvable from the package');
+      assert.equal(out.body, 'from the packed package');
+      assert.equal(out.error.code, 'TRANSPORT_UNAVAILABLE');
+      assert.match(out.error.message, /npm install socket\.io-client/);
+      assert.equal(out.state, 'CLOSED');
+      assert.equal(out.join, 'CLOSED');
+    });
+  });
+
   it('rejects unusable options at once', () => {
-    assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: 't', transport: 'ws' }), /WebSocket/);
+    // Node 22 has a global WebSocket (Node 20 has none): hide it to see the refusal without one.
+    const globalWs = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket');
+    if (globalWs) delete (globalThis as { WebSocket?: unknown }).WebSocket;
+    try {
+      assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: 't', transport: 'ws' }), /WebSocket/);
+    } finally {
+      if (globalWs) Object.defineProperty(globalThis, 'WebSocket', globalWs);
+    }
     assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: '', transport: 'ws', WebSocket }), /token/);
     assert.throws(() => connect({ url: [], token: 't', transport: 'socket.io' }), /url/);
     assert.throws(() => connect({ url: 'http://127.0.0.1:1', token: 't', transport: 'carrier-pigeon' as Transport }), /transport/);
@@ -653,6 +875,22 @@ describe('client library against a scripted ws server', () => {
     );
     w.client.close();
   });
+  it("an abort after the send was written rejects at once and is not retried; the frame carried the caller's clientMsgId", async () => {
+    // The script answers no send after the fourth: this one is written and never acknowledged.
+    const w = await open('ws', url, 'scripted-user', { requestTimeoutMs: 5000 });
+    await until('open', () => w.client.state === 'OPEN');
+    const ctl = new AbortController();
+    const sending = w.client.send('scripted', 'abandoned', { clientMsgId: 'caller-chosen_1', signal: ctl.signal });
+    const written = () => frames.filter((f) => f.event === 'message.send' && f.data.clientMsgId === 'caller-chosen_1');
+    await until('the send is written', () => written().length === 1, 3000);
+    const abortedAt = Date.now();
+    ctl.abort();
+    await assert.rejects(sending, (err: unknown) => err instanceof Error && err.name === 'AbortError');
+    assert.ok(Date.now() - abortedAt < 1000, 'rejected without waiting for the reply');
+    await sleep(200);
+    assert.equal(written().length, 1);
+    w.client.close();
+  });
 });
 
 describe('client library against a scripted ws server: message changes', () => {
@@ -725,6 +963,101 @@ describe('client library against a scripted ws server: message changes', () => {
     assert.equal(frames.filter((f) => f.event === 'message.edit').length, 2, 'retried once after UNAVAILABLE');
     assert.deepEqual(w.updated.at(-1), edited);
     assert.equal(w.client.lastModSeq(ROOM), 7);
+    w.client.close();
+  });
+});
+
+describe('client library against a scripted ws server: roles, rate limits and removals', () => {
+  let server: WebSocketServer;
+  let url: string;
+  const frames: ScriptedFrame[] = [];
+  const ROOM = 'scripted-limits';
+  const RETRY_AFTER_MS = 60;
+
+  before(async () => {
+    ({ server, url } = await scriptedServer(frames, (frame, push, reply) => {
+      if (frame.event === 'room.join')
+        reply(frame.id, { ok: true, data: { roomId: ROOM, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0, role: 'moderator' } });
+      else if (frame.event === 'message.send') {
+        // Slow mode (or a rate limit) twice, then stored; after the ack the server bans the sender.
+        if (frames.filter((f) => f.event === 'message.send').length <= 2)
+          return reply(frame.id, {
+            ok: false,
+            error: { code: 'RATE_LIMITED', message: 'slow down', details: { retryAfterMs: RETRY_AFTER_MS } },
+          });
+        reply(frame.id, {
+          ok: true,
+          data: {
+            id: 'm1',
+            roomId: ROOM,
+            seq: 1,
+            senderId: 'scripted-user',
+            body: frame.data.body,
+            clientMsgId: frame.data.clientMsgId,
+            createdAt: new Date(0).toISOString(),
+            ...UNCHANGED,
+            modSeq: 1,
+          },
+        });
+        push('room.removed', { roomId: ROOM, reason: 'banned' });
+      }
+    }));
+  });
+
+  after(() => closeScripted(server));
+
+  it("answers the join's role, reports each RATE_LIMITED wait as 'throttled' before retrying, and passes room.removed's reason on", async () => {
+    const w = await open('ws', url, 'scripted-user');
+    const throttled: unknown[] = [];
+    const onRoom: unknown[] = [];
+    const removed: unknown[] = [];
+    w.client.on('throttled', (t) => throttled.push(t));
+    w.client.room(ROOM).on('throttled', (t) => onRoom.push(t));
+    w.client.on('removed', (r) => removed.push(r));
+    assert.equal((await w.client.join(ROOM)).role, 'moderator');
+    const sent = await w.client.send(ROOM, 'patient');
+    assert.equal(sent.seq, 1);
+    const wait = { roomId: ROOM, retryAfterMs: RETRY_AFTER_MS };
+    assert.deepEqual(throttled, [wait, wait]);
+    assert.deepEqual(onRoom, [wait, wait], 'the room handle hears its own');
+    assert.equal(new Set(frames.filter((f) => f.event === 'message.send').map((f) => f.data.clientMsgId)).size, 1, 'one clientMsgId');
+    await until('removed', () => removed.length === 1, 3000);
+    assert.deepEqual(removed, [{ roomId: ROOM, reason: 'banned' }]);
+    w.client.close();
+  });
+});
+
+describe('client library against a scripted ws server: recovery', () => {
+  let server: WebSocketServer;
+  let url: string;
+  const frames: ScriptedFrame[] = [];
+  const ROOM = 'scripted-recovery';
+  const info = (lastSeq: number) => ({ roomId: ROOM, lastSeq, lastModSeq: lastSeq, lastReadSeq: 0, unread: 0 });
+
+  before(async () => {
+    ({ server, url } = await scriptedServer(frames, (frame, _push, reply) => {
+      if (frame.event === 'room.join' && frame.data.sinceSeq === undefined) reply(frame.id, { ok: true, data: info(3) });
+      // The rejoin says more follow, and every history page is empty yet says so too.
+      else if (frame.event === 'room.join')
+        reply(frame.id, { ok: true, data: { ...info(9), missed: [], hasMore: true, changes: [], hasMoreChanges: false } });
+      else if (frame.event === 'message.history') reply(frame.id, { ok: true, data: { messages: [], hasMore: true } });
+    }));
+  });
+
+  after(() => closeScripted(server));
+
+  it("reports a discontinuity ('incomplete') when the service's history pages stop making progress", async () => {
+    const w = await open('ws', url, 'scripted-user', { reconnect: { minDelayMs: 20, maxDelayMs: 40 } });
+    const recovered: { rooms: RoomRecovery[]; discontinuity: boolean }[] = [];
+    w.client.on('recovered', (r) => recovered.push(r));
+    await w.client.join(ROOM);
+    for (const c of server.clients) c.terminate();
+    await until('recovered', () => recovered.length === 1, 3000);
+    assert.deepEqual(recovered[0], {
+      rooms: [{ roomId: ROOM, fromSeq: 3, toSeq: 3, fromModSeq: 3, toModSeq: 9, discontinuity: true, reason: 'incomplete' }],
+      discontinuity: true,
+    });
+    assert.equal(frames.filter((f) => f.event === 'message.history').length, 1, 'one page without progress ends the paging');
     w.client.close();
   });
 });

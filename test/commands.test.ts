@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from './support/database.js';
 import { redisPrefix, SHARED_REDIS_URL, startInstance, waitUntilReady, type Instance } from './support/instance.js';
 import { PrivateRedis } from './support/private-infra.js';
 import { tokenFor } from './support/tokens.js';
-import { ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
+import { EMPTY_ROOM, ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
 
 /** Nest's client logs every Redis reconnection attempt; the outage tests cause plenty. */
 Logger.overrideLogger(false);
@@ -143,10 +143,23 @@ describe('commands in over the Redis transport, two instances', () => {
     const created = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' } });
     assert.deepEqual(Object.keys(created).sort(), ROOM_KEYS);
     const { createdAt, ...rest } = created;
-    assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Ops', metadata: { team: 'core' }, lastSeq: 0, lastModSeq: 0 });
+    assert.deepEqual(rest, {
+      roomId,
+      visibility: 'private',
+      title: 'Ops',
+      metadata: { team: 'core' },
+      ...EMPTY_ROOM,
+    });
     assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
     const replaced = await ok(client, cmd('room.upsert'), { roomId, visibility: 'private' });
-    assert.deepEqual(replaced, { roomId, visibility: 'private', title: null, metadata: null, lastSeq: 0, lastModSeq: 0, createdAt });
+    assert.deepEqual(replaced, {
+      roomId,
+      visibility: 'private',
+      title: null,
+      metadata: null,
+      ...EMPTY_ROOM,
+      createdAt,
+    });
 
     for (const userId of ['alice', 'alice', 'bob']) {
       assert.deepEqual(await ok(client, cmd('member.add'), { roomId, userId }), { roomId, userId });

@@ -4,25 +4,14 @@
 // configuration parser.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { ConfigError, loadConfig } from '../src/config/config.schema.js';
+import { ROOT } from './support/repo-root.js';
 
 type Obj = Record<string, any>;
-
-/** The repository root: the first directory upwards with a package.json (works from .test-build/test too). */
-const ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-  return dir;
-})();
 
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 
@@ -78,6 +67,17 @@ function memoryBytes(q: string | number): number {
   assert.ok(m, `not a memory quantity: ${q}`);
   const factor = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ''] ?? 1;
   return Number(m[1]) * factor;
+}
+
+/** Paths the Ingress and the HTTPRoute must route, and the ones they must keep inside the cluster. */
+const CLIENT_PATHS = ['/socket.io/', '/ws', '/v1/rooms/lobby'];
+const INTERNAL_PATHS = ['/metrics', '/health/ready', '/health/live'];
+
+/** Exact: the whole path; a prefix (Prefix, PathPrefix, ImplementationSpecific taken as one): whole path elements. */
+function pathMatches(exact: boolean, path: string, url: string): boolean {
+  if (exact) return url === path;
+  const prefix = path.replace(/\/+$/, '');
+  return prefix === '' || url === prefix || url.startsWith(`${prefix}/`);
 }
 
 /** Whether a label selector (matchLabels or a Service selector) selects pods with these labels. */
@@ -591,16 +591,9 @@ describe('deploy/k8s manifests', () => {
 
   it('the Ingress routes the client paths only: never /metrics or /health', () => {
     const paths = (one('Ingress').spec?.rules ?? []).flatMap((r: Obj) => (r.http?.paths ?? []) as Obj[]);
-    // Exact: the whole path; Prefix (and ImplementationSpecific, taken as a prefix): whole path elements.
-    const routes = (url: string) =>
-      paths.some((p: Obj) => {
-        const path = String(p.path ?? '/');
-        if (p.pathType === 'Exact') return url === path;
-        const prefix = path.replace(/\/+$/, '');
-        return prefix === '' || url === prefix || url.startsWith(`${prefix}/`);
-      });
-    for (const url of ['/socket.io/', '/ws', '/v1/rooms/lobby']) assert.ok(routes(url), `${url} is not routed`);
-    for (const url of ['/metrics', '/health/ready', '/health/live']) assert.ok(!routes(url), `${url} is public through the Ingress`);
+    const routes = (url: string) => paths.some((p: Obj) => pathMatches(p.pathType === 'Exact', String(p.path ?? '/'), url));
+    for (const url of CLIENT_PATHS) assert.ok(routes(url), `${url} is not routed`);
+    for (const url of INTERNAL_PATHS) assert.ok(!routes(url), `${url} is public through the Ingress`);
   });
 
   it('the HPA scales 3 to 10 replicas on 70 % CPU, and the PDB allows one disruption', () => {
@@ -613,5 +606,136 @@ describe('deploy/k8s manifests', () => {
     assert.equal(cpu.resource.target.averageUtilization, 70);
     const pdb = one('PodDisruptionBudget').spec;
     assert.ok(pdb.maxUnavailable === 1 || pdb.minAvailable === 2, `PDB ${JSON.stringify(pdb)}`);
+  });
+});
+
+describe('deploy/k8s components (optional, for clusters with their CRDs)', () => {
+  const base = join(ROOT, 'deploy', 'k8s');
+  const load = (file: string) => parseAllDocuments(readFileSync(join(base, file), 'utf8')).map((d) => d.toJS() as Obj);
+  const [service] = load('service.yaml');
+  const components = readdirSync(join(base, 'components')).sort();
+  const componentObject = (kind: string): Obj => {
+    const found = components.flatMap((c) =>
+      readdirSync(join(base, 'components', c))
+        .filter((f) => f !== 'kustomization.yaml' && /\.ya?ml$/.test(f))
+        .flatMap((f) => load(`components/${c}/${f}`)),
+    );
+    const matching = found.filter((o) => o.kind === kind);
+    assert.equal(matching.length, 1, `expected one ${kind} among the components, found ${matching.length}`);
+    return matching[0];
+  };
+
+  it('are kustomize Components listing every manifest beside them, and the base lists none of them', () => {
+    assert.deepEqual(components, ['gateway-api', 'prometheus-operator']);
+    for (const c of components) {
+      const dir = join(base, 'components', c);
+      const [kustomization] = load(`components/${c}/kustomization.yaml`);
+      assert.equal(kustomization.kind, 'Component', `${c}: a Component, so an overlay adds it with components:`);
+      const files = readdirSync(dir)
+        .filter((f) => f !== 'kustomization.yaml' && /\.ya?ml$/.test(f))
+        .sort();
+      assert.deepEqual([...(kustomization.resources as string[])].sort(), files, `${c}/kustomization.yaml`);
+      for (const f of files)
+        for (const o of load(`components/${c}/${f}`)) assert.equal(o.metadata?.namespace, undefined, `${c}/${f} sets a namespace`);
+    }
+    const [baseKustomization] = load('kustomization.yaml');
+    assert.ok(!(baseKustomization.resources as string[]).some((r) => r.startsWith('components')), 'the base must apply without the CRDs');
+  });
+
+  it('build with the base in an overlay (kubectl kustomize)', (t) => {
+    // An overlay inside the repository (kustomize refuses absolute paths), in the ignored build directory.
+    const overlay = join(ROOT, '.test-build', 'kustomize-overlay');
+    mkdirSync(overlay, { recursive: true });
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        'namespace: chat',
+        'resources: [../../deploy/k8s]',
+        'components: [../../deploy/k8s/components/prometheus-operator, ../../deploy/k8s/components/gateway-api]',
+        '',
+      ].join('\n'),
+    );
+    const res = spawnSync('kubectl', ['kustomize', overlay], { encoding: 'utf8' });
+    if (res.error) {
+      t.skip('kubectl is not installed: the overlay is not built');
+      return;
+    }
+    assert.equal(res.status, 0, `kubectl kustomize failed:\n${res.stderr}`);
+    const built = parseAllDocuments(res.stdout).map((d) => d.toJS() as Obj);
+    const kinds = built.map((o) => String(o.kind)).sort();
+    for (const kind of ['ServiceMonitor', 'HTTPRoute', 'Ingress', 'Deployment', 'Job'])
+      assert.ok(kinds.includes(kind), `no ${kind} in ${kinds.join(', ')}`);
+    for (const o of built) assert.equal(o.metadata?.namespace, 'chat', `${o.kind} outside the overlay's namespace`);
+  });
+
+  it('the ServiceMonitor scrapes /metrics on a port of the Service it selects', () => {
+    const monitor = componentObject('ServiceMonitor');
+    assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.ok(selects(monitor.spec?.selector?.matchLabels, service.metadata.labels), 'the ServiceMonitor does not select the Service');
+    const endpoints = (monitor.spec.endpoints ?? []) as Obj[];
+    assert.ok(endpoints.length > 0, 'no endpoints');
+    for (const e of endpoints) {
+      assert.equal(e.path ?? '/metrics', '/metrics');
+      assert.ok(
+        (service.spec.ports as Obj[]).some((p) => p.name === e.port),
+        `endpoint port ${e.port} is not a named port of the Service`,
+      );
+    }
+    // The alert rules select the job the Operator derives from jobLabel (or the Service's name).
+    const job = monitor.spec.jobLabel ? service.metadata.labels[monitor.spec.jobLabel] : service.metadata.name;
+    assert.equal(job, 'chat-service', 'deploy/prometheus/chat-alerts.yaml selects job="chat-service"');
+  });
+
+  it('the HTTPRoute routes what the Ingress routes to the Service, without a request timeout on the long-lived paths', () => {
+    const route = componentObject('HTTPRoute');
+    assert.equal(route.apiVersion, 'gateway.networking.k8s.io/v1');
+    assert.ok((route.spec?.parentRefs ?? []).length > 0, 'no parentRefs');
+    const rules = (route.spec.rules ?? []) as Obj[];
+    for (const rule of rules) {
+      for (const b of (rule.backendRefs ?? []) as Obj[]) {
+        assert.equal(b.name, service.metadata.name);
+        assert.ok(
+          (service.spec.ports as Obj[]).some((p) => p.port === b.port),
+          `backend port ${b.port} is not a Service port`,
+        );
+      }
+    }
+    const ruleFor = (url: string) =>
+      rules.find((r) =>
+        ((r.matches ?? [{ path: { type: 'PathPrefix', value: '/' } }]) as Obj[]).some((m) =>
+          pathMatches(m.path?.type === 'Exact', String(m.path?.value ?? '/'), url),
+        ),
+      );
+    for (const url of CLIENT_PATHS) assert.ok(ruleFor(url), `${url} is not routed`);
+    for (const url of INTERNAL_PATHS) assert.equal(ruleFor(url), undefined, `${url} is public through the HTTPRoute`);
+    // Long-polls are held up to the ping interval (25 s), WebSockets for hours: no timeout ("0s") or one above the heartbeat.
+    for (const url of ['/socket.io/', '/ws']) {
+      const timeout = String(ruleFor(url)?.timeouts?.request ?? '');
+      const m = /^(\d+)(ms|s|m|h)$/.exec(timeout);
+      assert.ok(m, `${url}: no request timeout set (implementations default to as little as 15 s)`);
+      const ms = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+      assert.ok(ms === 0 || ms > HEARTBEAT_BUDGET_MS, `${url}: request timeout ${timeout} cuts long-polls and WebSockets`);
+    }
+  });
+
+  it('the migration Job is a Helm pre-install/pre-upgrade hook and an Argo CD hook ordered after the settings and before the replicas', () => {
+    const [job] = load('migrate-job.yaml');
+    const a = (job.metadata?.annotations ?? {}) as Record<string, string>;
+    const helmHooks = (a['helm.sh/hook'] ?? '').split(',').map((h) => h.trim());
+    assert.ok(helmHooks.includes('pre-install') && helmHooks.includes('pre-upgrade'), `helm.sh/hook: ${a['helm.sh/hook']}`);
+    // A Job's pod template is immutable: the previous one must go before the next is created.
+    assert.match(a['helm.sh/hook-delete-policy'] ?? '', /\bbefore-hook-creation\b/);
+    assert.ok(['PreSync', 'Sync'].includes(a['argocd.argoproj.io/hook']), `argocd.argoproj.io/hook: ${a['argocd.argoproj.io/hook']}`);
+    assert.match(a['argocd.argoproj.io/hook-delete-policy'] ?? '', /\bBeforeHookCreation\b/);
+    const wave = (o: Obj) => Number(o.metadata?.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
+    const [configMap] = load('configmap.yaml');
+    const [secret] = load('secret.yaml');
+    const [deployment] = load('deployment.yaml');
+    if (a['argocd.argoproj.io/hook'] === 'Sync') {
+      assert.ok(wave(configMap) < wave(job) && wave(secret) < wave(job), 'the Job would start before the settings it reads');
+      assert.ok(wave(job) < wave(deployment), 'the replicas would roll out before the migration');
+    }
   });
 });

@@ -70,8 +70,10 @@ describe('history paging and recovery with sinceSeq', () => {
       lastModSeq: 130,
       lastReadSeq: 0,
       unread: 130,
+      role: 'member',
       missed: [],
       hasMore: false,
+      truncated: false,
     });
     assert.deepEqual(await r.ok('room.join', { roomId: 'empty-room' }), {
       roomId: 'empty-room',
@@ -79,6 +81,7 @@ describe('history paging and recovery with sinceSeq', () => {
       lastModSeq: 0,
       lastReadSeq: 0,
       unread: 0,
+      role: 'member',
     });
   });
 });

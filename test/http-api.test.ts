@@ -10,7 +10,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { io, type Socket } from 'socket.io-client';
 import { connect, handshakeRefusal, KINDS, sleep, type IoTestClient, type TestClient, type WsTestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
-import type { Instance } from './support/instance.js';
+import { clusterEnv, redisPrefix, startInstance, type Instance } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 import { MESSAGE_KEYS, ROOM_KEYS, UNCHANGED } from './support/message-shape.js';
 import type { Method } from './support/http-api.js';
@@ -141,7 +141,8 @@ describe('HTTP API', () => {
         {
           route: 'GET /v1/rooms/{roomId}/members',
           path: `/v1/rooms/${roomId}/members`,
-          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { members: [{ userId: 'keys-member', lastReadSeq: 0 }] }]),
+          readOk: (r) =>
+            assert.deepEqual([r.status, r.body], [200, { members: [{ userId: 'keys-member', role: 'member', lastReadSeq: 0 }] }]),
         },
         {
           route: 'POST /v1/rooms/{roomId}/messages',
@@ -163,7 +164,8 @@ describe('HTTP API', () => {
         {
           route: 'GET /v1/rooms/{roomId}/changes',
           path: `/v1/rooms/${roomId}/changes?afterModSeq=0`,
-          readOk: (r) => assert.deepEqual([r.status, r.body], [200, { messages: [first.body], hasMore: false, lastModSeq: 1 }]),
+          readOk: (r) =>
+            assert.deepEqual([r.status, r.body], [200, { messages: [first.body], hasMore: false, lastModSeq: 1, truncated: false }]),
         },
         { route: 'POST /v1/users/{userId}/disconnect', path: '/v1/users/keys-member/disconnect' },
       ];
@@ -185,7 +187,9 @@ describe('HTTP API', () => {
 
       const room = await call(B, 'GET', `/v1/rooms/${roomId}`);
       assert.equal(room.body.visibility, 'private', 'the refused PUT changed nothing');
-      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [{ userId: 'keys-member', lastReadSeq: 0 }]);
+      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [
+        { userId: 'keys-member', role: 'member', lastReadSeq: 0 },
+      ]);
       assert.equal(await storedIn(roomId), 1, 'the refused POSTs stored nothing');
       assert.deepEqual(
         (await call(B, 'GET', `/v1/rooms/${roomId}/messages`)).body.messages,
@@ -255,7 +259,9 @@ describe('HTTP API', () => {
         const added = await call(i ? B : A, 'PUT', `/v1/rooms/${roomId}/members/mia`);
         assert.deepEqual([added.status, added.text], [204, ''], 'PUT member');
       }
-      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body, { members: [{ userId: 'mia', lastReadSeq: 0 }] });
+      assert.deepEqual((await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body, {
+        members: [{ userId: 'mia', role: 'member', lastReadSeq: 0 }],
+      });
       for (let i = 0; i < 2; i++) {
         const removed = await call(i ? A : B, 'DELETE', `/v1/rooms/${roomId}/members/mia`);
         assert.deepEqual([removed.status, removed.text], [204, ''], 'DELETE member');
@@ -278,6 +284,32 @@ describe('HTTP API', () => {
       }
       assertError(await call(A, 'GET', '/v1/rooms/bad%20room/members'), 400, 'VALIDATION_FAILED', 'GET members, bad roomId', ['roomId']);
       assert.equal((await call(A, 'GET', '/v1/rooms/members-missing')).status, 404, 'member routes created no room');
+    });
+
+    it('roles: PUT member { role } sets it (204), a PUT without a role keeps it, a bad role is 400 and changes nothing', async () => {
+      const roomId = 'roles-room';
+      await createRoom(roomId, 'public');
+      const roles = async () => (await call(B, 'GET', `/v1/rooms/${roomId}/members`)).body.members;
+      assert.equal((await call(A, 'PUT', `/v1/rooms/${roomId}/members/owen`, { body: { role: 'owner' } })).status, 204);
+      assert.equal((await call(A, 'PUT', `/v1/rooms/${roomId}/members/mod`, { body: { role: 'moderator' } })).status, 204);
+      assert.equal((await call(A, 'PUT', `/v1/rooms/${roomId}/members/mem`)).status, 204);
+      const expected = [
+        { userId: 'mem', role: 'member', lastReadSeq: 0 },
+        { userId: 'mod', role: 'moderator', lastReadSeq: 0 },
+        { userId: 'owen', role: 'owner', lastReadSeq: 0 },
+      ];
+      assert.deepEqual(await roles(), expected);
+      assert.equal((await call(B, 'PUT', `/v1/rooms/${roomId}/members/mod`)).status, 204, 'no role: kept');
+      assert.equal((await call(B, 'PUT', `/v1/rooms/${roomId}/members/mod`, { body: {} })).status, 204, 'empty body: kept');
+      assert.deepEqual(await roles(), expected);
+      for (const role of ['admin', 'Owner', '', 1, null])
+        assertError(await call(A, 'PUT', `/v1/rooms/${roomId}/members/mod`, { body: { role } }), 400, 'VALIDATION_FAILED', `role ${role}`, [
+          'role',
+        ]);
+      assertError(await call(A, 'PUT', `/v1/rooms/${roomId}/members/mod`, { raw: '[]' }), 400, 'VALIDATION_FAILED', 'array body');
+      assert.deepEqual(await roles(), expected, 'refused PUTs changed nothing');
+      assert.equal((await call(A, 'PUT', `/v1/rooms/${roomId}/members/mod`, { body: { role: 'member' } })).status, 204);
+      assert.equal((await roles())[1].role, 'member', 'a role can be taken back');
     });
   });
 
@@ -516,16 +548,30 @@ describe('HTTP API', () => {
 
       const all = await changes(B, roomId, '?afterModSeq=0');
       assert.equal(all.status, 200, all.text);
-      assert.deepEqual(all.body, { messages: [third, edited, tomb], hasMore: false, lastModSeq: 5 }, 'latest states, by modSeq');
+      assert.deepEqual(
+        all.body,
+        { messages: [third, edited, tomb], hasMore: false, lastModSeq: 5, truncated: false },
+        'latest states, by modSeq',
+      );
       const first = await changes(A, roomId, '?afterModSeq=0&limit=2');
       assert.deepEqual([first.body.messages.map((m: any) => m.modSeq), first.body.hasMore, first.body.lastModSeq], [[3, 4], true, 5]);
       const rest = await changes(A, roomId, '?afterModSeq=4&limit=2');
-      assert.deepEqual(rest.body, { messages: [tomb], hasMore: false, lastModSeq: 5 });
-      assert.deepEqual((await changes(A, roomId, '?afterModSeq=5')).body, { messages: [], hasMore: false, lastModSeq: 5 });
-      assert.deepEqual((await changes(A, roomId, '?afterModSeq=99')).body, { messages: [], hasMore: false, lastModSeq: 5 });
+      assert.deepEqual(rest.body, { messages: [tomb], hasMore: false, lastModSeq: 5, truncated: false });
+      assert.deepEqual((await changes(A, roomId, '?afterModSeq=5')).body, {
+        messages: [],
+        hasMore: false,
+        lastModSeq: 5,
+        truncated: false,
+      });
+      assert.deepEqual((await changes(A, roomId, '?afterModSeq=99')).body, {
+        messages: [],
+        hasMore: false,
+        lastModSeq: 5,
+        truncated: false,
+      });
 
       const missing = await changes(B, 'changes-no-room', '?afterModSeq=0');
-      assert.deepEqual([missing.status, missing.body], [200, { messages: [], hasMore: false, lastModSeq: 0 }]);
+      assert.deepEqual([missing.status, missing.body], [200, { messages: [], hasMore: false, lastModSeq: 0, truncated: false }]);
       assert.equal((await call(A, 'GET', '/v1/rooms/changes-no-room')).status, 404, 'reading changes creates no room');
 
       for (const [query, fields] of [
@@ -659,7 +705,9 @@ describe('HTTP API', () => {
         history.body.messages.map((m: any) => m.senderId),
         ['system', 'system'],
       );
-      assert.deepEqual((await call(A, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [{ userId: 'sys-member', lastReadSeq: 0 }]);
+      assert.deepEqual((await call(A, 'GET', `/v1/rooms/${roomId}/members`)).body.members, [
+        { userId: 'sys-member', role: 'member', lastReadSeq: 0 },
+      ]);
     });
 
     it('a token whose sub is "system" is refused at the handshake with UNAUTHORIZED on every transport', async () => {
@@ -762,6 +810,15 @@ describe('HTTP API', () => {
   });
 
   describe('OpenAPI', () => {
+    it('is not served in production unless API_DOCS=true', async () => {
+      const prod = await startInstance('P', { ...clusterEnv(cluster.db.url, redisPrefix()), NODE_ENV: 'production' });
+      try {
+        for (const path of ['/docs', '/docs-json']) assert.equal((await fetch(`${prod.url}${path}`)).status, 404, path);
+      } finally {
+        await prod.stop();
+      }
+    });
+
     /** The routes Nest mapped, from its "Mapped {/path, METHOD} route" log lines, in OpenAPI's path syntax. */
     function mappedRoutes(inst: Instance): string[] {
       const routes = new Set<string>();
@@ -786,6 +843,15 @@ describe('HTTP API', () => {
       assert.ok(mapped.length >= V1_ROUTES.length + 3, `found the mapped routes in the log: ${mapped.join(', ')}`);
       assert.deepEqual(documented, mapped);
       for (const route of [...V1_ROUTES, 'GET /health/live', 'GET /health/ready']) assert.ok(documented.includes(route), route);
+
+      // Generated clients name their methods after operationIds: each one unique and plain camelCase.
+      const operationIds = Object.values(doc.paths as Record<string, Record<string, { operationId: string }>>).flatMap((ops) =>
+        Object.values(ops).map((op) => op.operationId),
+      );
+      assert.equal(new Set(operationIds).size, operationIds.length, `unique: ${operationIds.join(', ')}`);
+      for (const id of operationIds) assert.match(id, /^[a-z][a-zA-Z]+$/);
+      assert.equal(doc.paths['/v1/rooms/{roomId}/messages'].post.operationId, 'postMessage');
+      assert.equal(doc.paths['/v1/rooms/{roomId}/messages/{seq}'].patch.operationId, 'editMessage');
     });
 
     it('documents the X-API-Key scheme on every /v1 route, the error body and statuses, the schemas and the Idempotency-Key header', async () => {
@@ -800,7 +866,7 @@ describe('HTTP API', () => {
       const statuses: Record<string, string[]> = {
         'PUT /v1/rooms/{roomId}': ['200', '201', '400', '401', '403', '413', '503'],
         'GET /v1/rooms/{roomId}': ['200', '400', '401', '404', '503'],
-        'PUT /v1/rooms/{roomId}/members/{userId}': ['204', '400', '401', '403', '404', '503'],
+        'PUT /v1/rooms/{roomId}/members/{userId}': ['204', '400', '401', '403', '404', '413', '503'],
         'DELETE /v1/rooms/{roomId}/members/{userId}': ['204', '400', '401', '403', '404', '503'],
         'GET /v1/rooms/{roomId}/members': ['200', '400', '401', '404', '503'],
         'POST /v1/rooms/{roomId}/messages': ['200', '201', '400', '401', '403', '413', '503'],
@@ -868,16 +934,18 @@ describe('HTTP API', () => {
       const room = (await call(B, 'GET', '/v1/rooms/doc-room')).body;
       assert.deepEqual(props('Room'), Object.keys(room).sort());
       assert.deepEqual(props('HistoryPage'), ['hasMore', 'messages']);
-      assert.deepEqual(props('ChangesPage'), ['hasMore', 'lastModSeq', 'messages']);
+      assert.deepEqual(props('ChangesPage'), ['hasMore', 'lastModSeq', 'messages', 'truncated']);
       assert.deepEqual(props('MessageVersionList'), ['versions']);
       const versions = (await call(B, 'GET', `/v1/rooms/doc-room/messages/${message.seq}/versions`)).body;
       assert.deepEqual(props('MessageVersion'), Object.keys(versions.versions[0]).sort());
       assert.ok(schemas.Error.properties.code.enum.includes('CONFLICT'));
       assert.deepEqual(props('MemberList'), ['members']);
-      assert.deepEqual(props('Member'), ['lastReadSeq', 'userId']);
+      assert.deepEqual(props('Member'), ['lastReadSeq', 'role', 'userId']);
       assert.deepEqual(props('DisconnectAccepted'), ['userId']);
+      assert.deepEqual(props('MemberSettings'), ['role']);
+      assert.deepEqual(schemas.MemberSettings.properties.role.enum, ['owner', 'moderator', 'member']);
       // Request bodies come from the zod schemas that validate them.
-      assert.deepEqual(props('RoomSettings'), ['metadata', 'title', 'visibility']);
+      assert.deepEqual(props('RoomSettings'), ['metadata', 'retentionDays', 'title', 'visibility']);
       assert.deepEqual(schemas.RoomSettings.required, ['visibility']);
       assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'mentions', 'parentSeq', 'senderId', 'system']);
       assert.deepEqual(schemas.PostUserMessage.required.sort(), ['body', 'senderId']);

@@ -7,6 +7,9 @@ import { EventsStreamReader, firstAppearances } from './support/events-stream.js
 import { eventsStreamOf, redisPrefix, UNLIMITED_RATES } from './support/instance.js';
 import { tokenFor } from './support/tokens.js';
 import { UNCHANGED } from './support/message-shape.js';
+import { apiCall } from './support/http-api.js';
+
+const API_KEY = 'message-changes-api-key-0123456789';
 
 type State = Map<number, any>;
 
@@ -60,7 +63,7 @@ describe('message changes: edits, deletes, reactions, threads, mentions (two ins
   };
 
   before(async () => {
-    cluster = await startCluster(2, { ...UNLIMITED_RATES, REDIS_PREFIX: prefix });
+    cluster = await startCluster(2, { ...UNLIMITED_RATES, REDIS_PREFIX: prefix, API_KEYS: API_KEY });
   });
   after(() => cluster.stop());
 
@@ -180,7 +183,7 @@ describe('message changes: edits, deletes, reactions, threads, mentions (two ins
     assert.equal(newRoom.error?.code, 'VALIDATION_FAILED');
     assert.deepEqual(
       await alice.ok('message.changes', { roomId: 'changes-threads-none', afterModSeq: 0 }),
-      { messages: [], hasMore: false, lastModSeq: 0 },
+      { messages: [], hasMore: false, lastModSeq: 0, truncated: false },
       'a refused reply creates no room',
     );
 
@@ -207,6 +210,58 @@ describe('message changes: edits, deletes, reactions, threads, mentions (two ins
     const deletedRoot = await alice.request('message.send', { roomId: room, body: 'x', parentSeq: second.seq });
     assert.equal(deletedRoot.error?.code, 'VALIDATION_FAILED');
   });
+
+  for (const visibility of ['public', 'private'] as const)
+    it(`roles (${visibility} room): a moderator or owner deletes anyone's message but edits only their own; a member deletes only their own`, async () => {
+      const room = `changes-roles-${visibility}`;
+      const api = (method: 'PUT', path: string, body?: unknown) => apiCall(cluster.instances[0], method, path, { body, key: API_KEY });
+      assert.equal((await api('PUT', `/v1/rooms/${room}`, { visibility })).status, 201);
+      for (const [userId, role] of [
+        ['r-owner', 'owner'],
+        ['r-mod', 'moderator'],
+        ['r-mem', 'member'],
+        ['r-author', undefined],
+      ] as const)
+        assert.equal((await api('PUT', `/v1/rooms/${room}/members/${userId}`, role ? { role } : undefined)).status, 204);
+      const author = await client(`${room}-author`, 'ws', 0, 'r-author');
+      const owner = await client(`${room}-owner`, 'io', 1, 'r-owner');
+      const mod = await client(`${room}-mod`, 'ws', 1, 'r-mod');
+      const mem = await client(`${room}-mem`, 'io-polling', 0, 'r-mem');
+      for (const c of [author, owner, mod, mem]) await c.ok('room.join', { roomId: room });
+      const [first, second] = [
+        await author.ok('message.send', { roomId: room, body: 'one' }),
+        await author.ok('message.send', { roomId: room, body: 'two' }),
+      ];
+
+      assert.equal((await mem.request('message.delete', { roomId: room, seq: first.seq })).error?.code, 'FORBIDDEN', 'a member');
+      for (const m of [mod, owner])
+        assert.equal(
+          (await m.request('message.edit', { roomId: room, seq: first.seq, body: 'theirs' })).error?.code,
+          'FORBIDDEN',
+          'no edit',
+        );
+      const byMod = await mod.ok('message.delete', { roomId: room, seq: first.seq });
+      assert.ok(byMod.deletedAt, 'the moderator deleted it');
+      const byOwner = await owner.ok('message.delete', { roomId: room, seq: second.seq });
+      assert.ok(byOwner.deletedAt, 'the owner deleted it');
+      for (const [c, seq] of [
+        [author, first.seq],
+        [mem, second.seq],
+      ] as const)
+        assert.equal(
+          (await c.waitFor('message.updated', (m) => m.seq === seq && m.deletedAt !== null)).body,
+          '',
+          'the tombstone reaches members',
+        );
+      const stored = await fullRead(author, room);
+      assert.deepEqual(
+        [...stored.values()].map((m) => [m.seq, m.deletedAt !== null, m.body]),
+        [
+          [first.seq, true, ''],
+          [second.seq, true, ''],
+        ],
+      );
+    });
 
   it('answers NOT_FOUND for a room that does not exist, and creates nothing', async () => {
     const alice = await client('n-alice', 'io-polling', 0, 'alice');

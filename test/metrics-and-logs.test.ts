@@ -45,7 +45,12 @@ describe('metrics and logs', () => {
     assert.equal(sample(b, 'chat_fanout_lag_seconds_count'), 1, 'one message relayed to B');
     assert.equal(sample(a, 'chat_ack_latency_seconds_count{event="message.send"}'), 1);
     assert.equal(sample(a, 'chat_errors_total{code="UNKNOWN_EVENT"}'), 1);
-    assert.ok((sample(a, 'chat_db_pool_connections{state="total"}') ?? 0) >= 1);
+    const inUse = sample(a, 'chat_db_pool_open_connections{state="in_use"}') ?? NaN;
+    const idle = sample(a, 'chat_db_pool_open_connections{state="idle"}') ?? NaN;
+    assert.ok(inUse >= 0 && idle >= 0 && inUse + idle >= 1, `pool: ${inUse} in use, ${idle} idle`);
+    assert.equal(inUse + idle, sample(a, 'chat_db_pool_connections{state="total"}'), 'the split adds up to the deprecated total');
+    assert.equal(sample(a, 'chat_db_pool_max_connections'), 10, 'DB_POOL_SIZE by default');
+    assert.equal(sample(a, 'chat_db_pool_waiting_requests'), 0);
     for (const name of ['nodejs_eventloop_lag_seconds', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) {
       assert.ok(sample(a, name) !== undefined, `${name} exported`);
     }

@@ -5,7 +5,7 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import type { Instance } from './support/instance.js';
 import { apiCall, type Method } from './support/http-api.js';
 import { tokenFor } from './support/tokens.js';
-import { ROOM_KEYS } from './support/message-shape.js';
+import { EMPTY_ROOM, ROOM_KEYS } from './support/message-shape.js';
 
 const API_KEY = 'private-rooms-e2e-key-0123456789';
 const SECOND_API_KEY = 'private-rooms-e2e-key-second-abcdef';
@@ -84,7 +84,13 @@ describe('private rooms and membership', () => {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       assert.deepEqual(Object.keys(created.body).sort(), ROOM_KEYS);
       const { createdAt, ...rest } = created.body;
-      assert.deepEqual(rest, { roomId, visibility: 'private', title: 'Design review', metadata, lastSeq: 0, lastModSeq: 0 });
+      assert.deepEqual(rest, {
+        roomId,
+        visibility: 'private',
+        title: 'Design review',
+        metadata,
+        ...EMPTY_ROOM,
+      });
       assert.ok(isIso(createdAt), `createdAt ${createdAt}`);
 
       const again = await api(B, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'private', title: 'Design review', metadata } });
@@ -93,7 +99,14 @@ describe('private rooms and membership', () => {
 
       const replaced = await api(A, 'PUT', `/v1/rooms/${roomId}`, { body: { visibility: 'public' } });
       assert.equal(replaced.status, 200, JSON.stringify(replaced.body));
-      assert.deepEqual(replaced.body, { roomId, visibility: 'public', title: null, metadata: null, lastSeq: 0, lastModSeq: 0, createdAt });
+      assert.deepEqual(replaced.body, {
+        roomId,
+        visibility: 'public',
+        title: null,
+        metadata: null,
+        ...EMPTY_ROOM,
+        createdAt,
+      });
 
       const read = await api(B, 'GET', `/v1/rooms/${roomId}`);
       assert.equal(read.status, 200);
@@ -114,7 +127,7 @@ describe('private rooms and membership', () => {
       assert.equal(r.body.error.code, 'NOT_FOUND');
     });
 
-    it('member PUT and DELETE answer 204 and are idempotent; GET members lists { userId, lastReadSeq }', async () => {
+    it('member PUT and DELETE answer 204 and are idempotent; GET members lists { userId, role, lastReadSeq }', async () => {
       const roomId = 'membership-room';
       await createRoom(roomId, 'private');
       assert.deepEqual((await api(A, 'GET', `/v1/rooms/${roomId}/members`)).body, { members: [] });
@@ -132,8 +145,8 @@ describe('private rooms and membership', () => {
       assert.deepEqual(
         [...listed.body.members].sort((x: any, y: any) => x.userId.localeCompare(y.userId)),
         [
-          { userId: 'alice', lastReadSeq: 0 },
-          { userId: 'bob', lastReadSeq: 0 },
+          { userId: 'alice', role: 'member', lastReadSeq: 0 },
+          { userId: 'bob', role: 'member', lastReadSeq: 0 },
         ],
       );
       for (const [inst, user] of [
@@ -145,7 +158,9 @@ describe('private rooms and membership', () => {
         assert.equal(r.status, 204, `DELETE ${user}`);
         assert.equal(r.body, null);
       }
-      assert.deepEqual((await api(A, 'GET', `/v1/rooms/${roomId}/members`)).body, { members: [{ userId: 'bob', lastReadSeq: 0 }] });
+      assert.deepEqual((await api(A, 'GET', `/v1/rooms/${roomId}/members`)).body, {
+        members: [{ userId: 'bob', role: 'member', lastReadSeq: 0 }],
+      });
     });
 
     it('member routes on a room that does not exist answer 404 NOT_FOUND and create nothing', async () => {
@@ -301,7 +316,7 @@ describe('private rooms and membership', () => {
       await waitForMessage(members, posted.body.id);
       assert.equal(await storedIn(roomId), 1);
       const listed = await api(A, 'GET', `/v1/rooms/${roomId}/members`);
-      assert.deepEqual(listed.body.members, [{ userId: 'erin', lastReadSeq: 0 }], 'posting made nobody a member');
+      assert.deepEqual(listed.body.members, [{ userId: 'erin', role: 'member', lastReadSeq: 0 }], 'posting made nobody a member');
     });
   });
 

@@ -50,7 +50,7 @@ describe('read state', () => {
       await post(roomId, 5);
       const reader = await client(A, kind, 'alice');
       const joinReply = await reader.ok('room.join', { roomId });
-      assert.deepEqual(joinReply, { roomId, lastSeq: 5, lastModSeq: 5, lastReadSeq: 0, unread: 5 });
+      assert.deepEqual(joinReply, { roomId, lastSeq: 5, lastModSeq: 5, lastReadSeq: 0, unread: 5, role: 'member' });
       const ownElsewhere = await client(B, 'io-polling', 'alice', [roomId]);
       const other = await client(B, kind === 'io' ? 'ws' : 'io', 'bob', [roomId]);
       const ownNotJoined = await client(B, 'ws', 'alice');
@@ -77,7 +77,7 @@ describe('read state', () => {
       const again = await client(B, kind, 'alice');
       assert.deepEqual(
         await again.ok('room.join', { roomId }),
-        { roomId, lastSeq: 7, lastModSeq: 7, lastReadSeq: 5, unread: 2 },
+        { roomId, lastSeq: 7, lastModSeq: 7, lastReadSeq: 5, unread: 2, role: 'member' },
         'survives reconnects',
       );
       const withMissed = await again.ok('room.join', { roomId, sinceSeq: 5 });
@@ -147,8 +147,8 @@ describe('read state', () => {
     assert.deepEqual(await watcher.waitFor('receipt', (r) => r.roomId === roomId), { roomId, userId: 'erin', seq: 2 });
     assert.deepEqual((await api(B, 'GET', `/v1/rooms/${roomId}/members`)).body, {
       members: [
-        { userId: 'erin', lastReadSeq: 2 },
-        { userId: 'frank', lastReadSeq: 0 },
+        { userId: 'erin', role: 'member', lastReadSeq: 2 },
+        { userId: 'frank', role: 'member', lastReadSeq: 0 },
       ],
     });
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
-import { connect, sleep, type Kind, type TestClient } from './support/clients.js';
+import { connect, handshakeRefusal, sleep, type Kind, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { EventsStreamReader, uniqueStreamName } from './support/events-stream.js';
 import { redisPrefix, UNLIMITED_RATES, type Instance } from './support/instance.js';
@@ -24,6 +24,13 @@ async function handledCount(inst: Instance, pattern: string): Promise<number> {
   const line = text
     .split('\n')
     .find((l) => l.startsWith('chat_commands_total{') && l.includes(`pattern="${pattern}"`) && l.includes('outcome="handled"'));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+/** Relayed message.new this instance received from others (chat_fanout_lag_seconds observes each one). */
+async function relayedMessages(inst: Instance): Promise<number> {
+  const text = await (await fetch(`${inst.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const line = text.split('\n').find((l) => l.startsWith('chat_fanout_lag_seconds_count'));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
@@ -117,6 +124,19 @@ describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
     assert.equal(new Set(events.filter((e) => e.type === 'message.created' && ids.has(e.data.id)).map((e) => e.data.id)).size, ids.size);
   });
 
+  it('relays a room’s messages only to the instances with members in it: the third instance receives none of them', async () => {
+    const room = 'cluster-pair';
+    const sender = await joined('ws', instances[0], 'pair-sender', room);
+    const member = await joined('io', instances[1], 'pair-member', room);
+    const before = await Promise.all(instances.map(relayedMessages));
+    const acks: { id: unknown }[] = [];
+    for (let i = 0; i < 5; i++) acks.push(await sender.ok('message.send', { roomId: room, body: `pair ${i}` }));
+    await Promise.all(acks.map((m) => member.waitFor('message.new', (p) => p.id === m.id, 5000)));
+    await sleep(SETTLE_MS);
+    const grown = (await Promise.all(instances.map(relayedMessages))).map((n, i) => n - before[i]);
+    assert.deepEqual(grown, [0, acks.length, 0], 'relayed message.new received by instance 1, 2, 3');
+  });
+
   it('pushes presence.joined once and presence.left once per user, whichever instances its connections are on', async () => {
     const room = 'cluster-presence';
     const [A, B, C] = instances;
@@ -165,6 +185,57 @@ describe('on a Redis Cluster of 3 masters and 3 replicas, 3 instances', () => {
       );
     } finally {
       await client.close();
+    }
+  });
+
+  it('holds the per-user message rate and the connection cap over 2 instances of another deployment on the cluster', async () => {
+    const RATE = 6;
+    const WINDOW_MS = 60_000;
+    const limited = await startCluster(2, {
+      REDIS_URL: undefined,
+      REDIS_CLUSTER_NODES: redis.seeds,
+      REDIS_PREFIX: redisPrefix(),
+      // No kills here: a longer lease keeps a slot counting while a busy host delays a beat.
+      PRESENCE_LEASE_MS: '6000',
+      MAX_CONNECTIONS_PER_USER: '2',
+      RATE_LIMIT_USER_MESSAGES: String(RATE),
+      RATE_LIMIT_USER_WINDOW_MS: String(WINDOW_MS),
+    });
+    try {
+      const [A, B] = limited.instances;
+      const token = await tokenFor('capped');
+      const clients = [limited.track(await connect('ws', A.url, token)), limited.track(await connect('io', B.url, token))];
+      const capLog = () =>
+        limited.instances
+          .map((i) =>
+            i
+              .output()
+              .split('\n')
+              .filter((l) => l.includes('ConnectionCap'))
+              .join('\n'),
+          )
+          .join('\n');
+      assert.equal(await handshakeRefusal('ws', A.url, token), 'HTTP 429', `a third connection on A; cap log:\n${capLog()}`);
+      assert.equal(await handshakeRefusal('io', B.url, token), 'LIMIT_EXCEEDED', `a third connection on B; cap log:\n${capLog()}`);
+
+      for (const c of clients) await c.ok('room.join', { roomId: 'cluster-limits' });
+      // Fixed windows: start the sends well inside one, so they are all counted in the same window.
+      const intoWindow = Date.now() % WINDOW_MS;
+      if (intoWindow > WINDOW_MS - 10_000) await sleep(WINDOW_MS - intoWindow + 50);
+      const replies = [];
+      for (let i = 0; i < 2 * RATE; i++)
+        replies.push(await clients[i % 2].request('message.send', { roomId: 'cluster-limits', body: `limited ${i}` }));
+      assert.equal(
+        replies.filter((r) => r.ok).length,
+        RATE,
+        `exactly ${RATE} of ${replies.length} sends over both instances were accepted`,
+      );
+      assert.deepEqual(
+        replies.filter((r) => !r.ok).map((r) => r.error?.code),
+        Array(RATE).fill('RATE_LIMITED'),
+      );
+    } finally {
+      await limited.stop();
     }
   });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { Webhook } from 'standardwebhooks';
 import { verifyWebhook } from '../src/events/webhook-signature.js';
 import { sleep } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
@@ -24,6 +25,8 @@ interface Received {
   body: string;
   at: number;
   valid: boolean;
+  /** Whether the Standard Webhooks headers verify with that project's own library. */
+  validStandard: boolean;
 }
 
 /**
@@ -31,6 +34,21 @@ interface Received {
  * event, /down always 500, /hang never answers. Every request is recorded with whether its
  * signature verified.
  */
+const standard = new Webhook(Buffer.from(SECRET).toString('base64'));
+
+function verifiesAsStandard(headers: IncomingHttpHeaders, body: string): boolean {
+  try {
+    standard.verify(body, {
+      'webhook-id': str(headers['webhook-id']) ?? '',
+      'webhook-timestamp': str(headers['webhook-timestamp']) ?? '',
+      'webhook-signature': str(headers['webhook-signature']) ?? '',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 class Receiver {
   readonly received: Received[] = [];
   private readonly hanging = new Set<ServerResponse>();
@@ -46,7 +64,7 @@ class Receiver {
         { timestamp: str(headers['x-chat-timestamp']), signature: str(headers['x-chat-signature']) },
         body,
       );
-      this.received.push({ path, headers, body, at: Date.now(), valid });
+      this.received.push({ path, headers, body, at: Date.now(), valid, validStandard: verifiesAsStandard(headers, body) });
       if (path === '/hang') return void this.hanging.add(res);
       const attemptsSoFar = this.from(path).filter((r) => r.headers['x-chat-event-id'] === headers['x-chat-event-id']).length;
       const status = path === '/ok' ? 202 : path === '/flaky' ? (attemptsSoFar > FLAKY_FAILURES ? 200 : 503) : 500;
@@ -140,6 +158,8 @@ describe('webhooks', () => {
     );
     for (const r of ok) {
       assert.equal(r.valid, true, 'the signature verifies');
+      assert.equal(r.validStandard, true, 'the Standard Webhooks signature verifies with the standardwebhooks library');
+      assert.equal(r.headers['webhook-id'], JSON.parse(r.body).id);
       assert.equal(r.headers['content-type'], 'application/json');
       assert.equal(r.headers['x-chat-event-id'], JSON.parse(r.body).id);
       assert.match(str(r.headers['x-chat-signature'])!, /^sha256=[0-9a-f]{64}$/);

@@ -187,11 +187,16 @@ export const SERVICE_RATES = {
   DB_POOL_SIZE: '20',
 };
 
-export async function startServices(registry, { count, databaseUrl, prefix, secret, profileDir }) {
+/**
+ * `redisCluster` (from startRedisCluster): the instances use it (REDIS_CLUSTER_NODES) instead of
+ * the local Redis server.
+ */
+export async function startServices(registry, { count, databaseUrl, prefix, secret, profileDir, redisCluster = null }) {
   const gcDir = `${tmpdir()}/chat-bench-gc-${randomBytes(4).toString('hex')}`;
   mkdirSync(gcDir, { recursive: true });
   registry.onCleanup(() => rmSync(gcDir, { recursive: true, force: true }));
-  registry.onCleanup(() => execFileSync('redis-cli', ['-u', REDIS_URL, 'DEL', `${prefix}.events`], { stdio: 'ignore' }));
+  // A cluster of the bench's own goes with its data; the shared server keeps only what is not the bench's.
+  if (!redisCluster) registry.onCleanup(() => execFileSync('redis-cli', ['-u', REDIS_URL, 'DEL', `${prefix}.events`], { stdio: 'ignore' }));
   const instances = [];
   for (let i = 0; i < count; i++) {
     const port = await freePort();
@@ -201,7 +206,7 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
       LOG_LEVEL: 'warn',
       PORT: String(port),
       DATABASE_URL: databaseUrl,
-      REDIS_URL,
+      ...(redisCluster ? { REDIS_CLUSTER_NODES: redisCluster.seeds } : { REDIS_URL }),
       REDIS_PREFIX: prefix,
       // The outbox relay's stream: the bench's own, removed at the end (see startServices).
       EVENTS_STREAM: `${prefix}.events`,
@@ -209,6 +214,8 @@ export async function startServices(registry, { count, databaseUrl, prefix, secr
       BENCH_GC_DIR: gcDir,
       ...SERVICE_RATES,
     };
+    // The service refuses both at once; the caller's environment may carry REDIS_URL.
+    if (redisCluster) delete env.REDIS_URL;
     const inst = new Instance(registry, {
       name: `service${i + 1}`,
       port,

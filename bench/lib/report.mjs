@@ -400,7 +400,7 @@ function fanoutSection(fo) {
   const lines = [
     '## a. Fan-out',
     '',
-    `${c.clients} clients over 2 instances (each room split across both), rooms of ${c.roomSize}, ${c.senders} senders (members of their rooms), ` +
+    `${c.clients} clients over ${c.instances ?? 2} instances (each room split across ${(c.instances ?? 2) > 2 ? 'a pair of them' : 'both'})${c.redisCluster ? ', the service on a Redis Cluster of 3 masters' : ''}, rooms of ${c.roomSize}, ${c.senders} senders (members of their rooms), ` +
       `${c.warmMs / 1000} s warm-up then ${c.measureMs / 1000} s measured per step. Offered = delivered messages/s asked for ` +
       `(send rate × ${c.roomSize}). Latency is publish→receive (send time in the body, one monotonic clock). ` +
       `A side stops after two steps in a row with p99 over ${P99_LIMIT_MS} ms (or one delivering under half the offered rate); ` +
@@ -700,11 +700,12 @@ export function renderMarkdown(results) {
       'storing the message in Postgres before the ack; the baselines store nothing.',
     '',
     '**Run it:** `npm run bench` (full: 3 repeats, about 35 minutes) or `npm run bench -- --quick` (a smoke of about two minutes: small sizes, 1 repeat). It builds the service, ' +
-      'creates a scratch database `bench_<random>` on the local Postgres (dropped at the end), starts 2 service instances, 2 of each baseline and ' +
+      'creates a scratch database `bench_<random>` on the local Postgres (dropped at the end), starts ' +
+      `${meta.instances ?? 2} service instances${meta.redisCluster ? ' (on a Redis Cluster of its own)' : ''}, ${meta.instances ?? 2} of each baseline and ` +
       `${meta.workers} load-generator processes, runs the scenarios with service and baseline interleaved step by step, and writes ` +
       '`bench/results/<date>-<commit>.json` (`…-quick.json` for a quick run), `bench/results/latest.json` and this file. Options: `--only a,b,c,d`, ' +
       '`--repeats N`, `--workers N`, `--profile <dir>` (V8 CPU profiles of the service instances; `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile` ' +
-      'summarises them); `--render <results.json>` rewrites this file from a stored run. `--soak <minutes>` (at most 240; `--soak-rate N`) is a separate run: ' +
+      'summarises them), `--instances N`, `--redis-cluster` (bench/README.md); `--render <results.json>` rewrites this file from a stored run. `--soak <minutes>` (at most 240; `--soak-rate N`) is a separate run: ' +
       'see "e. Soak" and the method below.',
     '',
     '**Where the time goes and what stands in the way of the targets not met:** [performance-analysis.md](performance-analysis.md) (profiles, written by hand).',

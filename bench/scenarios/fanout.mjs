@@ -1,4 +1,4 @@
-// Scenario a, fan-out: clients over 2 instances in rooms of `roomSize`, `senders` of them sending;
+// Scenario a, fan-out: clients over the instances (2, or --instances N) in rooms of `roomSize`, `senders` of them sending;
 // rising steps of delivered messages/s until p99 passes 100 ms. For the service every message is
 // persisted and acked; the baseline of the same transport does the same broadcast without storage.
 import { Histogram, nowUs } from '../lib/hist.mjs';
@@ -7,6 +7,16 @@ import { fmt, noisyNote, pgUsPerMessage, QUIET_MS, validity } from '../lib/measu
 import { instancesOf, measureStep, mergeCounts, setupGroup, sideOrder, teardownGroup, TRANSPORT_NAME } from './common.mjs';
 
 export const P99_LIMIT_MS = 100;
+
+/**
+ * Each room spread over 2 instances, so half of every delivery crosses Redis: with 2 instances
+ * over both (every other member on each), with more over a pair of them (room r on 2r and 2r + 1,
+ * modulo the count), so that the load per instance and per room stays the same as instances are
+ * added, and an instance has members in only some of the rooms (--instances N).
+ */
+function instanceOf(room, slot, count) {
+  return (2 * room + (slot % 2)) % count;
+}
 
 function specsFor(ctx, side, transport, repeat, cfg) {
   const urls = instancesOf(ctx, side, transport).map((i) => i.url);
@@ -21,12 +31,12 @@ function specsFor(ctx, side, transport, repeat, cfg) {
   const specs = [];
   for (let i = 0; i < rooms * cfg.roomSize; i++) {
     const j = senderOf.get(i);
+    const r = Math.floor(i / cfg.roomSize);
     specs.push({
       worker: j !== undefined ? j % W : i % W,
       userId: `fo-${side}-${transport}-r${repeat}-u${i}`,
-      // each room spread over both instances: half of every delivery crosses Redis
-      url: urls[j !== undefined ? j % urls.length : i % urls.length],
-      room: `fo-${transport}-r${repeat}-${ctx.runId}-${Math.floor(i / cfg.roomSize)}`,
+      url: urls[instanceOf(r, j ?? i, urls.length)],
+      room: `fo-${transport}-r${repeat}-${ctx.runId}-${r}`,
       sender: j !== undefined,
     });
   }
@@ -97,7 +107,7 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
 
 export async function fanout(ctx) {
   const cfg = ctx.sizes.fanout;
-  const out = { config: { ...cfg }, steps: [], setups: [] };
+  const out = { config: { ...cfg, instances: ctx.services.length, redisCluster: ctx.redisCluster }, steps: [], setups: [] };
   await warmMetrics(ctx.services);
   for (let repeat = 1; repeat <= ctx.repeats; repeat++) {
     for (const transport of ['io', 'ws']) {

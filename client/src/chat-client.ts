@@ -1,3 +1,4 @@
+import { abortable, abortReason, throwIfAborted, type AbortSignalLike } from './abort.js';
 import { backoffDelay } from './backoff.js';
 import type { CloseKind, Connection, ConnectionHandlers, Reply } from './connection.js';
 import { Emitter } from './emitter.js';
@@ -5,8 +6,9 @@ import { ChatRequestError } from './errors.js';
 import { clearTimer, globalWebSocket, pageHref, parseUrl, randomId, setTimer, sleep, type TimerHandle } from './host.js';
 import { tokenExpiresAt } from './jwt.js';
 import { RoomChanges } from './room-changes.js';
+import { RoomHandleImpl } from './room-handle.js';
 import { RoomStream } from './room-stream.js';
-import { SocketIoConnection } from './socketio-connection.js';
+import { loadSocketIo, SocketIoConnection, type Io } from './socketio-connection.js';
 import type {
   ChangesPage,
   ChatClient,
@@ -15,7 +17,11 @@ import type {
   ConnectionState,
   HistoryOptions,
   Message,
+  RoomEvents,
+  RoomHandle,
   RoomInfo,
+  RoomRecovery,
+  SendOptions,
 } from './types.js';
 import { WsConnection, type WebSocketConstructor } from './ws-connection.js';
 
@@ -34,6 +40,8 @@ const PAGE = 100;
 const MAX_AUTH_FAILURES = 3;
 /** setTimeout holds at most 2^31-1 ms; longer waits are taken in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The protocol's clientMsgId (docs/protocol.md, field rules). */
+const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 interface JoinedRoom {
   stream: RoomStream;
@@ -41,7 +49,7 @@ interface JoinedRoom {
   /** States (not creations) seen before the first join answered: applied once it tells where the room starts. */
   early: Message[];
   /** The join (resync) running on connection `syncGen`, shared by join() and the resync after `session`. */
-  sync: Promise<RoomInfo> | null;
+  sync: Promise<SyncResult> | null;
   syncGen: number;
   filling: boolean;
   catchingUp: boolean;
@@ -52,6 +60,12 @@ interface JoinedRoom {
  * delivered is a duplicate; any other source may carry a newer state of it.
  */
 type Source = 'creation' | 'state';
+
+/** A join's answer, and for a rejoin what it recovered (null for a first join). */
+interface SyncResult {
+  info: RoomInfo;
+  recovery: RoomRecovery | null;
+}
 
 type JoinReply = RoomInfo & {
   missed?: Message[];
@@ -72,6 +86,8 @@ export class ChatClientImpl implements ChatClient {
   private readonly events = new Emitter<ChatClientEvents>();
   private readonly urls: string[];
   private readonly WebSocketCtor: WebSocketConstructor | null;
+  /** socket.io-client, loaded on the first socket.io connection (null for the ws transport). */
+  private io: Promise<Io> | null = null;
   private readonly timeoutMs: number;
   private readonly minDelayMs: number;
   private readonly maxDelayMs: number;
@@ -91,6 +107,10 @@ export class ChatClientImpl implements ChatClient {
   private refreshTimer: TimerHandle = null;
   private readonly openWaiters = new Set<OpenWaiter>();
   private readonly joined = new Map<string, JoinedRoom>();
+  /** room(id) handles, kept for the client's lifetime so that the same id gives the same object (and its listeners). */
+  private readonly handles = new Map<string, RoomHandleImpl>();
+  private readonly maxResumePages: number;
+  private sessions = 0;
 
   constructor(private readonly options: ConnectOptions) {
     if (options.transport !== 'socket.io' && options.transport !== 'ws')
@@ -103,6 +123,7 @@ export class ChatClientImpl implements ChatClient {
     this.timeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.minDelayMs = options.reconnect?.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
     this.maxDelayMs = Math.max(this.minDelayMs, options.reconnect?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS);
+    this.maxResumePages = options.resume?.maxPages ?? Infinity;
     this.WebSocketCtor = null;
     if (options.transport === 'ws') {
       const Ctor = options.WebSocket ?? globalWebSocket();
@@ -129,6 +150,12 @@ export class ChatClientImpl implements ChatClient {
     return this.events.on(event, fn);
   }
 
+  room(roomId: string): RoomHandle {
+    let handle = this.handles.get(roomId);
+    if (!handle) this.handles.set(roomId, (handle = new RoomHandleImpl(this, roomId)));
+    return handle;
+  }
+
   async join(roomId: string): Promise<RoomInfo> {
     let room = this.joined.get(roomId);
     if (!room) {
@@ -148,7 +175,7 @@ export class ChatClientImpl implements ChatClient {
       if (this.joined.get(roomId) !== room) throw new ChatRequestError('CLOSED', `left ${roomId} before the join completed`);
       await this.whenOpen(Infinity);
       try {
-        return await this.sync(room);
+        return (await this.sync(room)).info;
       } catch (err) {
         if (isTransient(err)) continue;
         const retryIn = this.retryDelay(err, ++failures);
@@ -168,8 +195,12 @@ export class ChatClientImpl implements ChatClient {
     await this.call('room.leave', { roomId });
   }
 
-  async send(roomId: string, body: string, opts: { parentSeq?: number; mentions?: string[] } = {}): Promise<Message> {
-    const clientMsgId = randomId();
+  async send(roomId: string, body: string, opts: SendOptions = {}): Promise<Message> {
+    const clientMsgId = opts.clientMsgId ?? randomId();
+    if (typeof clientMsgId !== 'string' || !CLIENT_MSG_ID.test(clientMsgId))
+      throw new TypeError('clientMsgId must be 1–64 characters from [A-Za-z0-9_-]');
+    const { signal } = opts;
+    throwIfAborted(signal);
     const data: Record<string, unknown> = { roomId, body, clientMsgId };
     if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
     if (opts.mentions !== undefined) data.mentions = opts.mentions;
@@ -178,7 +209,7 @@ export class ChatClientImpl implements ChatClient {
     for (let failures = 0; ;) {
       let reply: Reply;
       try {
-        reply = await this.rawRequest('message.send', data, Infinity);
+        reply = await this.rawRequest('message.send', data, Infinity, signal);
       } catch (err) {
         if (isTransient(err)) continue;
         throw err;
@@ -192,7 +223,8 @@ export class ChatClientImpl implements ChatClient {
       const err = new ChatRequestError(reply.error.code, reply.error.message, reply.error.details);
       const retryIn = this.retryDelay(err, ++failures);
       if (retryIn === null) throw err;
-      await sleep(retryIn);
+      if (err.code === 'RATE_LIMITED') this.emitRoom('throttled', roomId, { roomId, retryAfterMs: retryIn });
+      await abortable(sleep(retryIn), signal);
     }
   }
 
@@ -295,11 +327,18 @@ export class ChatClientImpl implements ChatClient {
       closed: (kind, detail) => gen === this.gen && this.onClosed(kind, detail),
     };
     this.setState('CONNECTING');
+    const WebSocketCtor = this.WebSocketCtor;
+    if (WebSocketCtor !== null) return this.attach(() => new WsConnection(WebSocketCtor, url, this.token, this.timeoutMs, handlers));
+    this.io ??= loadSocketIo();
+    this.io.then(
+      (io) => gen === this.gen && !this.closed && this.attach(() => new SocketIoConnection(io, url, this.token, this.timeoutMs, handlers)),
+      (err: unknown) => gen === this.gen && !this.closed && this.giveUp('TRANSPORT_UNAVAILABLE', errorText(err)),
+    );
+  }
+
+  private attach(create: () => Connection): void {
     try {
-      this.conn =
-        this.WebSocketCtor !== null
-          ? new WsConnection(this.WebSocketCtor, url, this.token, this.timeoutMs, handlers)
-          : new SocketIoConnection(url, this.token, this.timeoutMs, handlers);
+      this.conn = create();
     } catch (err) {
       // e.g. a browser refusing ws:// from an https page: report it and keep retrying like any failure.
       this.conn = null;
@@ -318,7 +357,8 @@ export class ChatClientImpl implements ChatClient {
     this.scheduleRefresh();
     for (const w of this.openWaiters) w.resolve();
     this.openWaiters.clear();
-    for (const room of this.joined.values()) void this.resync(room);
+    if (++this.sessions > 1) void this.recover();
+    else for (const room of this.joined.values()) void this.resync(room);
   }
 
   private onClosed(kind: CloseKind, detail: string): void {
@@ -432,27 +472,25 @@ export class ChatClientImpl implements ChatClient {
 
   // --- requests ---
 
-  /** Resolves once the connection is OPEN; rejects with TIMEOUT after waitMs, or CLOSED. */
-  private whenOpen(waitMs: number): Promise<void> {
+  /** Resolves once the connection is OPEN; rejects with TIMEOUT after waitMs, CLOSED, or the abort reason. */
+  private whenOpen(waitMs: number, signal?: AbortSignalLike): Promise<void> {
     if (this.closed) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     if (this.currentState === 'OPEN' && this.conn) return Promise.resolve();
     return new Promise((resolve, reject) => {
       let timer: TimerHandle = null;
-      const waiter: OpenWaiter = {
-        resolve: () => {
-          clearTimer(timer);
-          resolve();
-        },
-        reject: (err) => {
-          clearTimer(timer);
-          reject(err);
-        },
+      const settle = (err?: unknown) => {
+        clearTimer(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.openWaiters.delete(waiter);
+        if (err === undefined) resolve();
+        else reject(err);
       };
+      const onAbort = () => settle(abortReason(signal!));
+      const waiter: OpenWaiter = { resolve: () => settle(), reject: settle };
       if (Number.isFinite(waitMs))
-        timer = setTimer(() => {
-          this.openWaiters.delete(waiter);
-          reject(new ChatRequestError('TIMEOUT', `not connected within ${waitMs} ms`));
-        }, waitMs);
+        timer = setTimer(() => settle(new ChatRequestError('TIMEOUT', `not connected within ${waitMs} ms`)), waitMs);
+      signal?.addEventListener('abort', onAbort);
       this.openWaiters.add(waiter);
     });
   }
@@ -462,11 +500,15 @@ export class ChatClientImpl implements ChatClient {
     this.openWaiters.clear();
   }
 
-  /** One attempt: waits up to waitMs for an open connection, then for the reply. */
-  private async rawRequest(event: string, data: unknown, waitMs: number): Promise<Reply> {
-    await this.whenOpen(waitMs);
+  /**
+   * One attempt: waits up to waitMs for an open connection, then for the reply. An abort before
+   * the request is written sends nothing; after it, only the wait for the reply ends.
+   */
+  private async rawRequest(event: string, data: unknown, waitMs: number, signal?: AbortSignalLike): Promise<Reply> {
+    await this.whenOpen(waitMs, signal);
+    throwIfAborted(signal);
     if (!this.conn) throw new ChatRequestError('DISCONNECTED', 'not connected');
-    return this.conn.request(event, data, this.timeoutMs);
+    return abortable(this.conn.request(event, data, this.timeoutMs), signal);
   }
 
   /** A request whose error reply becomes a ChatRequestError. */
@@ -510,7 +552,7 @@ export class ChatClientImpl implements ChatClient {
   // --- rooms: joins, resume, ordering ---
 
   /** Joins `room` on the current connection; one run per connection, shared by all callers. */
-  private sync(room: JoinedRoom): Promise<RoomInfo> {
+  private sync(room: JoinedRoom): Promise<SyncResult> {
     if (room.sync && room.syncGen === this.gen) return room.sync;
     const gen = this.gen;
     const run = this.runSync(room, gen);
@@ -526,7 +568,7 @@ export class ChatClientImpl implements ChatClient {
     return run;
   }
 
-  private async runSync(room: JoinedRoom, gen: number): Promise<RoomInfo> {
+  private async runSync(room: JoinedRoom, gen: number): Promise<SyncResult> {
     const conn = this.conn;
     if (gen !== this.gen || !conn || this.currentState !== 'OPEN') throw new ChatRequestError('DISCONNECTED', 'not connected');
     const { roomId } = room.stream;
@@ -537,15 +579,24 @@ export class ChatClientImpl implements ChatClient {
     // Only a rejoin catches up on changes: the first join starts at the room's current state.
     if (since !== null && sinceMod !== null) data.sinceModSeq = sinceMod;
     const join = okData(await conn.request('room.join', data, this.timeoutMs)) as JoinReply;
+    let recovery: RoomRecovery | null = null;
     if (since === null) {
       room.stream.start(join.lastSeq);
       // A service from before message changes answers no lastModSeq: the client then tracks none.
       if (typeof join.lastModSeq === 'number') room.changes.reach(join.lastModSeq);
       for (const m of room.early.splice(0)) this.absorb(room, m, 'state');
     } else {
+      let reason: RoomRecovery['reason'];
       for (const m of join.missed ?? []) this.absorb(room, m, 'state');
-      // Page on until caught up; each page moves upTo on, so this ends.
-      for (let more = join.hasMore === true; more;) {
+      // Page on until caught up (each page moves upTo on, so this ends) or out of the page budget.
+      for (let more = join.hasMore === true, pages = 0; more; pages++) {
+        if (pages >= this.maxResumePages) {
+          // Too far behind: start over at the room's newest message, like a first join.
+          reason = 'maxPages';
+          room.stream.skipTo(join.lastSeq);
+          if (typeof join.lastModSeq === 'number') room.changes.reach(join.lastModSeq);
+          break;
+        }
         const before = room.stream.upTo;
         const page = okData(await conn.request('message.history', { roomId, afterSeq: before, limit: PAGE }, this.timeoutMs)) as {
           messages: Message[];
@@ -553,20 +604,31 @@ export class ChatClientImpl implements ChatClient {
         };
         for (const m of page.messages) this.absorb(room, m, 'state');
         more = page.hasMore && room.stream.upTo !== before;
+        if (page.hasMore && !more) reason = 'incomplete';
       }
-      if (data.sinceModSeq !== undefined && Array.isArray(join.changes)) {
+      if (reason !== 'maxPages' && data.sinceModSeq !== undefined && Array.isArray(join.changes)) {
         const first = { messages: join.changes, hasMore: join.hasMoreChanges === true, lastModSeq: join.lastModSeq ?? 0 };
-        await this.applyChanges(
+        const complete = await this.applyChanges(
           room,
           first,
           async (afterModSeq) =>
             okData(await conn.request('message.changes', { roomId, afterModSeq, limit: PAGE }, this.timeoutMs)) as ChangesPage,
         );
+        if (!complete) reason ??= 'incomplete';
       }
+      recovery = {
+        roomId,
+        fromSeq: since,
+        toSeq: room.stream.upTo ?? since,
+        fromModSeq: sinceMod,
+        toModSeq: room.changes.upTo,
+        discontinuity: reason !== undefined,
+      };
+      if (reason) recovery.reason = reason;
     }
     // The join belongs to the connection it ran on: a newer one must join again.
     if (gen !== this.gen) throw new ChatRequestError('DISCONNECTED', 'the connection changed during the join');
-    return roomInfo(join);
+    return { info: roomInfo(join), recovery };
   }
 
   /**
@@ -574,25 +636,45 @@ export class ChatClientImpl implements ChatClient {
    * modSeq of the one before, so this ends; reaching the end means every change up to the last
    * page's lastModSeq is applied.
    */
-  private async applyChanges(room: JoinedRoom, first: ChangesPage, next: (afterModSeq: number) => Promise<ChangesPage>): Promise<void> {
+  private async applyChanges(room: JoinedRoom, first: ChangesPage, next: (afterModSeq: number) => Promise<ChangesPage>): Promise<boolean> {
     for (let page = first; ;) {
       for (const m of page.messages) this.absorb(room, m, 'state');
-      if (!page.hasMore) return room.changes.reach(page.lastModSeq);
+      if (!page.hasMore) {
+        room.changes.reach(page.lastModSeq);
+        return true;
+      }
       const last = page.messages.at(-1);
-      if (!last) return;
+      if (!last) return false; // hasMore without a message to page on from: the service's pages stopped
       page = await next(last.modSeq);
     }
   }
 
-  /** The rejoin after a reconnect; failures that retrying cannot fix are reported. */
-  private async resync(room: JoinedRoom): Promise<void> {
+  /**
+   * The rejoins after a reconnect; once all settled on this connection, 'recovered' tells per room
+   * what came back (rooms the server removed are left out: 'removed' said so).
+   */
+  private async recover(): Promise<void> {
     const gen = this.gen;
-    for (let failures = 0; gen === this.gen && this.joined.get(room.stream.roomId) === room;) {
+    const results = await Promise.all([...this.joined.values()].map((room) => this.resync(room)));
+    if (gen !== this.gen || this.closed) return; // dropped again: the next session recovers from where this one got to
+    const rooms = results.filter((r): r is RoomRecovery => r !== null);
+    for (const r of rooms) this.handles.get(r.roomId)?.events.emit('recovered', r);
+    this.events.emit('recovered', { rooms, discontinuity: rooms.some((r) => r.discontinuity) });
+  }
+
+  /**
+   * Rejoins one room; failures that retrying cannot fix are reported. Resolves with what was
+   * recovered, or null: a first join (the room was joined while disconnected), a room removed or
+   * left meanwhile, or a connection that dropped again.
+   */
+  private async resync(room: JoinedRoom): Promise<RoomRecovery | null> {
+    const gen = this.gen;
+    const { roomId } = room.stream;
+    for (let failures = 0; gen === this.gen && this.joined.get(roomId) === room;) {
       try {
-        await this.sync(room);
-        return;
+        return (await this.sync(room)).recovery;
       } catch (err) {
-        if (isTransient(err)) return; // the next session resyncs again
+        if (isTransient(err)) return null; // the next session resyncs again
         const retryIn = this.retryDelay(err, ++failures);
         if (retryIn !== null) {
           await sleep(retryIn);
@@ -601,12 +683,28 @@ export class ChatClientImpl implements ChatClient {
         const code = err instanceof ChatRequestError ? err.code : 'INTERNAL';
         if (code === 'FORBIDDEN') {
           // The room became private, or this user lost its membership, while disconnected.
-          this.joined.delete(room.stream.roomId);
-          this.events.emit('removed', { roomId: room.stream.roomId });
-        } else this.events.emit('error', { code, message: `rejoining ${room.stream.roomId} failed: ${errorText(err)}` });
-        return;
+          this.joined.delete(roomId);
+          this.emitRoom('removed', roomId, { roomId });
+          return null;
+        }
+        this.events.emit('error', { code, message: `rejoining ${roomId} failed: ${errorText(err)}` });
+        const at = room.stream.upTo;
+        if (at === null) return null;
+        const modSeq = room.changes.upTo;
+        return { roomId, fromSeq: at, toSeq: at, fromModSeq: modSeq, toModSeq: modSeq, discontinuity: true, reason: 'failed' };
       }
     }
+    return null;
+  }
+
+  /** Emits a room's event to the client's listeners and to its room(id) handle's. */
+  private emitRoom<K extends keyof RoomEvents & keyof ChatClientEvents>(
+    event: K,
+    roomId: string,
+    payload: RoomEvents[K] & ChatClientEvents[K],
+  ): void {
+    this.events.emit(event, payload);
+    this.handles.get(roomId)?.events.emit(event, payload);
   }
 
   /**
@@ -622,7 +720,8 @@ export class ChatClientImpl implements ChatClient {
       if (source === 'state' && tracked) room.early.push(m);
       else room.stream.accept(m);
     } else if (m.seq > room.stream.upTo) room.stream.accept(m);
-    else if (source === 'state' && tracked && room.changes.take(m) && this.joined.get(m.roomId) === room) this.events.emit('updated', m);
+    else if (source === 'state' && tracked && room.changes.take(m) && this.joined.get(m.roomId) === room)
+      this.emitRoom('updated', m.roomId, m);
     if (room.stream.hasGap) this.scheduleFill(room);
     if (room.changes.hasGap) this.scheduleCatchUp(room);
   }
@@ -630,7 +729,7 @@ export class ChatClientImpl implements ChatClient {
   /** Only the room's current entry speaks: a join still running for a room left (and maybe rejoined) stays silent. */
   private deliver(room: JoinedRoom, m: Message): void {
     if (typeof m.modSeq === 'number') room.changes.take(m);
-    if (this.joined.get(m.roomId) === room) this.events.emit('message', m);
+    if (this.joined.get(m.roomId) === room) this.emitRoom('message', m.roomId, m);
   }
 
   /** Fetches the messages missing behind a gap, unless a join is already catching the room up. */
@@ -698,17 +797,17 @@ export class ChatClientImpl implements ChatClient {
       }
       case 'presence.joined':
       case 'presence.left':
-        this.events.emit('presence', { roomId: roomId!, userId: String(d.userId), online: event === 'presence.joined' });
+        this.emitRoom('presence', roomId!, { roomId: roomId!, userId: String(d.userId), online: event === 'presence.joined' });
         break;
       case 'typing':
-        this.events.emit('typing', { roomId: roomId!, userId: String(d.userId), typing: d.typing === true });
+        this.emitRoom('typing', roomId!, { roomId: roomId!, userId: String(d.userId), typing: d.typing === true });
         break;
       case 'receipt':
-        this.events.emit('receipt', { roomId: roomId!, userId: String(d.userId), seq: Number(d.seq) });
+        this.emitRoom('receipt', roomId!, { roomId: roomId!, userId: String(d.userId), seq: Number(d.seq) });
         break;
       case 'room.removed':
         this.joined.delete(roomId!);
-        this.events.emit('removed', { roomId: roomId! });
+        this.emitRoom('removed', roomId!, typeof d.reason === 'string' ? { roomId: roomId!, reason: d.reason } : { roomId: roomId! });
         break;
       case 'error':
         this.events.emit('error', { code: String(d.code ?? 'INTERNAL'), message: String(d.message ?? '') });
@@ -726,6 +825,7 @@ function okData(reply: Reply): unknown {
 function roomInfo(r: RoomInfo): RoomInfo {
   const info: RoomInfo = { roomId: r.roomId, lastSeq: r.lastSeq, lastReadSeq: r.lastReadSeq, unread: r.unread };
   if (typeof r.lastModSeq === 'number') info.lastModSeq = r.lastModSeq;
+  if (r.role === 'owner' || r.role === 'moderator' || r.role === 'member') info.role = r.role;
   return info;
 }
 

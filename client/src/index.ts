@@ -1,6 +1,7 @@
 import { ChatClientImpl } from './chat-client.js';
 import type { ChatClient, ConnectOptions } from './types.js';
 
+export type { AbortSignalLike } from './abort.js';
 export { ChatRequestError } from './errors.js';
 export type {
   ChangesPage,
@@ -13,7 +14,13 @@ export type {
   Message,
   ProtocolErrorCode,
   Reaction,
+  Role,
+  RoomEvents,
+  RoomHandle,
   RoomInfo,
+  RoomRecovery,
+  RoomRemoval,
+  SendOptions,
   Transport,
 } from './types.js';
 

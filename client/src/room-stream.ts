@@ -35,6 +35,14 @@ export class RoomStream {
     this.drain();
   }
 
+  /** Gives up on the messages up to `seq` (a rejoin too far behind): delivery goes on after it. */
+  skipTo(seq: number): void {
+    if (this.upTo === null || seq <= this.upTo) return;
+    this.upTo = seq;
+    for (const s of this.early.keys()) if (s <= seq) this.early.delete(s);
+    this.drain();
+  }
+
   /** True while messages wait behind a missing seq. */
   get hasGap(): boolean {
     return this.early.size > 0;

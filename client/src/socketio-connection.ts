@@ -1,7 +1,28 @@
-import { io, type Socket } from 'socket.io-client';
+import type { io as IoFunction, Socket } from 'socket.io-client';
 import { isReply, PendingReplies, type CloseKind, type Connection, type ConnectionHandlers, type Reply } from './connection.js';
 import { ChatRequestError } from './errors.js';
 import { clearTimer, parseUrl, setTimer } from './host.js';
+
+export type Io = typeof IoFunction;
+
+let loading: Promise<Io> | null = null;
+
+/**
+ * Loads socket.io-client on first use: it is an optional peer dependency, so a ws-only user need
+ * not install it. Rejects with a TypeError saying what to install when it is missing.
+ */
+export function loadSocketIo(): Promise<Io> {
+  loading ??= import('socket.io-client').then(
+    (mod) => mod.io,
+    (err: unknown) => {
+      loading = null; // installed later (or a flaky network for a browser's import): try again next time
+      throw new TypeError(
+        `the socket.io transport needs the socket.io-client package (npm install socket.io-client), or use transport: 'ws' (${err instanceof Error ? err.message : String(err)})`,
+      );
+    },
+  );
+  return loading;
+}
 
 /**
  * One socket.io connection attempt. socket.io's own reconnection is off: the chat client drives
@@ -15,6 +36,7 @@ export class SocketIoConnection implements Connection {
   private sawUnauthorized = false;
 
   constructor(
+    io: Io,
     baseUrl: string,
     token: string,
     handshakeTimeoutMs: number,

@@ -1,3 +1,5 @@
+import type { AbortSignalLike } from './abort.js';
+
 export type Transport = 'socket.io' | 'ws';
 
 /** OPEN once the server's `session` push arrived; CONNECTING during the handshake and while retrying. */
@@ -58,6 +60,17 @@ export interface RoomInfo {
   lastModSeq?: number;
   lastReadSeq: number;
   unread: number;
+  /** The user's role in the room, as join() answers it (rooms() does not carry it). */
+  role?: Role;
+}
+
+/** A member's role in a room; owners and moderators may delete any message. */
+export type Role = 'owner' | 'moderator' | 'member';
+
+/** Why the server took this client out of a room (room.removed): membership removed, banned, kicked. */
+export interface RoomRemoval {
+  roomId: string;
+  reason?: string;
 }
 
 /** One page of message changes: messages whose latest change is after the cursor, ascending by modSeq. */
@@ -77,6 +90,60 @@ export interface HistoryOptions {
   parentSeq?: number;
   /** 1–100, default 50. */
   limit?: number;
+}
+
+/** Options of send(). */
+export interface SendOptions {
+  /** Makes the message a reply in the thread rooted at this seq. */
+  parentSeq?: number;
+  /** User ids mentioned (0–50). */
+  mentions?: string[];
+  /**
+   * The idempotency key (1–64 characters from [A-Za-z0-9_-]); generated when left out. Give each
+   * composed message its own and reuse it only to retry that message: the service stores a
+   * (room, sender, clientMsgId) once and answers a repeat with the stored message.
+   */
+  clientMsgId?: string;
+  /**
+   * Aborting rejects the send with the signal's reason (an AbortError unless abort() was given
+   * one). Before the request was written nothing is sent; after that the service may still store
+   * the message, and it still arrives as 'message': send again with the same clientMsgId to learn
+   * its stored state without storing it twice.
+   */
+  signal?: AbortSignalLike;
+}
+
+/** What the rejoin after a reconnect recovered for one room (the 'recovered' event). */
+export interface RoomRecovery {
+  roomId: string;
+  /** The last seq delivered before the reconnect. */
+  fromSeq: number;
+  /** The seq up to which the room is delivered now. */
+  toSeq: number;
+  /** lastModSeq(roomId) before and after; null where the service tracks no changes. */
+  fromModSeq: number | null;
+  toModSeq: number | null;
+  /**
+   * True when messages or changes between fromSeq and toSeq may be missing: the room was moved on
+   * to its newest message because the backlog exceeded resume.maxPages (reason 'maxPages'), the
+   * service's pages stopped making progress ('incomplete'), or the rejoin failed ('failed'; an
+   * 'error' was emitted and the next reconnect tries again). Reload what is shown with history().
+   */
+  discontinuity: boolean;
+  reason?: 'maxPages' | 'incomplete' | 'failed';
+}
+
+/** The events of one room; a RoomHandle emits them for its room only. */
+export interface RoomEvents {
+  message: Message;
+  updated: Message;
+  presence: { roomId: string; userId: string; online: boolean };
+  typing: { roomId: string; userId: string; typing: boolean };
+  receipt: { roomId: string; userId: string; seq: number };
+  removed: RoomRemoval;
+  /** A send waits before its next attempt: the service answered RATE_LIMITED (slow mode, a rate limit). */
+  throttled: { roomId: string; retryAfterMs: number };
+  recovered: RoomRecovery;
 }
 
 export interface ConnectOptions {
@@ -100,18 +167,20 @@ export interface ConnectOptions {
   WebSocket?: unknown;
   /** How long one request waits for its reply, and a handshake for `session` (ms, default 10000). */
   requestTimeoutMs?: number;
+  /**
+   * The rejoin after a reconnect reads at most `maxPages` history pages (100 messages each) per room
+   * beyond the join's own first page (default: no limit). A room with a longer backlog moves on to
+   * its newest message and reports discontinuity in 'recovered'.
+   */
+  resume?: { maxPages?: number };
 }
 
-export interface ChatClientEvents {
+/** Every room's events (as a RoomHandle has them for one room), the connection's, and one `recovered` for all rooms. */
+export interface ChatClientEvents extends Omit<RoomEvents, 'recovered'> {
   state: ConnectionState;
   reconnecting: { attempt: number; delayMs: number };
   session: { userId: string; connectionId: string };
-  message: Message;
-  updated: Message;
-  presence: { roomId: string; userId: string; online: boolean };
-  typing: { roomId: string; userId: string; typing: boolean };
-  receipt: { roomId: string; userId: string; seq: number };
-  removed: { roomId: string };
+  recovered: { rooms: RoomRecovery[]; discontinuity: boolean };
   error: { code: string; message: string };
 }
 
@@ -134,8 +203,18 @@ export interface ChatClient {
   on(event: 'presence', fn: (p: { roomId: string; userId: string; online: boolean }) => void): () => void;
   on(event: 'typing', fn: (t: { roomId: string; userId: string; typing: boolean }) => void): () => void;
   on(event: 'receipt', fn: (r: { roomId: string; userId: string; seq: number }) => void): () => void;
-  on(event: 'removed', fn: (r: { roomId: string }) => void): () => void;
+  /** Taken out of a room by the server (membership removed); `reason` when the server gives one. */
+  on(event: 'removed', fn: (r: RoomRemoval) => void): () => void;
+  /** A send was answered RATE_LIMITED and is retried after retryAfterMs (slow mode or a rate limit). */
+  on(event: 'throttled', fn: (t: { roomId: string; retryAfterMs: number }) => void): () => void;
   on(event: 'error', fn: (e: { code: string; message: string }) => void): () => void;
+  /**
+   * After a reconnect, once every joined room's rejoin settled (including its catch-up pages):
+   * per room what was recovered, and `discontinuity` when any room could not recover completely.
+   */
+  on(event: 'recovered', fn: (r: { rooms: RoomRecovery[]; discontinuity: boolean }) => void): () => void;
+  /** The handle of one room: its requests and its events only. The same object for the same roomId. */
+  room(roomId: string): RoomHandle;
   /**
    * Joins a room. The room is rejoined after every reconnect with sinceSeq = the last delivered
    * seq and sinceModSeq = lastModSeq(roomId): the messages missed meanwhile are emitted as
@@ -145,10 +224,11 @@ export interface ChatClient {
   join(roomId: string): Promise<RoomInfo>;
   leave(roomId: string): Promise<void>;
   /**
-   * Sends with a generated clientMsgId, retried until acknowledged (across reconnects); stored once.
-   * `parentSeq` makes it a reply in that thread; `mentions` lists user ids (0–50).
+   * Sends with opts.clientMsgId (or a generated one), retried until acknowledged (across
+   * reconnects); stored once. A clientMsgId not of 1–64 [A-Za-z0-9_-] rejects with a TypeError,
+   * and nothing is sent. See SendOptions for parentSeq, mentions and signal.
    */
-  send(roomId: string, body: string, opts?: { parentSeq?: number; mentions?: string[] }): Promise<Message>;
+  send(roomId: string, body: string, opts?: SendOptions): Promise<Message>;
   /**
    * Replaces the body (sender only). Omitted mentions stay; with expectedVersion ≠ the stored version: CONFLICT.
    * edit, delete, react and unreact are retried after UNAVAILABLE and RATE_LIMITED (nothing was stored), not after a timeout.
@@ -176,4 +256,23 @@ export interface ChatClient {
   /** One rooms.list page: up to `limit` (1–1000, default 1000) rooms after `afterRoomId`; `hasMore` when more follow. */
   roomsPage(opts?: { limit?: number; afterRoomId?: string }): Promise<{ rooms: RoomInfo[]; hasMore: boolean }>;
   close(): void;
+}
+
+/** One room of a ChatClient (client.room(roomId)): the client's requests for that room, and its events only. */
+export interface RoomHandle {
+  readonly roomId: string;
+  on<K extends keyof RoomEvents>(event: K, fn: (payload: RoomEvents[K]) => void): () => void;
+  join(): Promise<RoomInfo>;
+  leave(): Promise<void>;
+  send(body: string, opts?: SendOptions): Promise<Message>;
+  history(opts?: HistoryOptions): Promise<{ messages: Message[]; hasMore: boolean }>;
+  changes(opts: { afterModSeq: number; limit?: number }): Promise<ChangesPage>;
+  edit(seq: number, body: string, opts?: { mentions?: string[]; expectedVersion?: number }): Promise<Message>;
+  delete(seq: number): Promise<Message>;
+  react(seq: number, key: string): Promise<Message>;
+  unreact(seq: number, key: string): Promise<Message>;
+  presence(): Promise<string[]>;
+  typing(typing: boolean): Promise<void>;
+  markRead(seq: number): Promise<number>;
+  lastModSeq(): number | null;
 }

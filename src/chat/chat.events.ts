@@ -75,6 +75,8 @@ export interface ChangesPage {
   hasMore: boolean;
   /** The room's counter when the page was read. */
   lastModSeq: number;
+  /** Changes after the cursor may be gone with messages below the room's floor; the page starts at the floor. */
+  truncated: boolean;
 }
 
 export interface MessageVersion {
@@ -92,11 +94,20 @@ export interface Room {
   metadata: Record<string, unknown> | null;
   lastSeq: number;
   lastModSeq: number;
+  /** Days messages are kept; null: forever. */
+  retentionDays: number | null;
+  /** Every message with a lower seq is gone (retention); 1 until something is removed. */
+  floorSeq: number;
   createdAt: string;
 }
 
+/** A member's standing in a room; owners and moderators are the room's moderators. */
+export const ROLES = ['owner', 'moderator', 'member'] as const;
+export type Role = (typeof ROLES)[number];
+
 export interface Member {
   userId: string;
+  role: Role;
   lastReadSeq: number;
 }
 
@@ -113,10 +124,16 @@ export interface JoinResult {
   unread: number;
   missed?: Message[];
   hasMore?: boolean;
+  /** With sinceSeq: messages after it are gone (below the room's floor); `missed` starts at the floor. */
+  truncated?: boolean;
   lastModSeq: number;
+  /** The user's role in the room (owners and moderators may delete any message). */
+  role: Role;
   /** With sinceModSeq: the first page of message.changes after it. */
   changes?: Message[];
   hasMoreChanges?: boolean;
+  /** With sinceModSeq: as message.changes' `truncated`. */
+  changesTruncated?: boolean;
 }
 
 /** A room in `rooms.list`, with the user's read position. */

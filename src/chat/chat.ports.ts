@@ -1,4 +1,4 @@
-import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Room, RoomsPage, Visibility } from './chat.events.js';
+import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Role, Room, RoomsPage, Visibility } from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
@@ -17,6 +17,11 @@ export interface PageQuery {
   /** Only this thread's replies. */
   parentSeq?: number;
   limit: number;
+}
+
+/** A page as stored, with the room's floor read in the same snapshot (1 for a room that does not exist). */
+export interface StoredPage extends HistoryPage {
+  floorSeq: number;
 }
 
 export interface ChangesQuery {
@@ -53,6 +58,8 @@ export interface RoomsQuery {
 export interface RoomAccess {
   visibility: Visibility;
   isMember: boolean;
+  /** The user's role in the room: `member` without a membership row. */
+  role: Role;
   lastSeq: number;
   lastModSeq: number;
   /** The user's read position in the room (0 before any message.read). */
@@ -67,6 +74,7 @@ export interface RoomInput {
   visibility: Visibility;
   title: string | null;
   metadata: Record<string, unknown> | null;
+  retentionDays: number | null;
 }
 
 /** `bad_parent`: parentSeq is not a top-level, live message of the room (nothing stored). */
@@ -120,12 +128,15 @@ export abstract class ChatStore {
   abstract roomExists(roomId: string): Promise<boolean>;
   /** Access to a room, or null when it does not exist. */
   abstract roomAccess(roomId: string, userId: string): Promise<RoomAccess | null>;
-  abstract page(query: PageQuery): Promise<HistoryPage>;
+  abstract page(query: PageQuery): Promise<StoredPage>;
   /** Creates or replaces a room's settings; reports the visibility it had before (null: it is new). */
   abstract upsertRoom(input: RoomInput): Promise<{ room: Room; previous: Visibility | null }>;
   abstract getRoom(roomId: string): Promise<Room | null>;
-  /** Adds or removes a member; null when the room does not exist, else whether anything changed. */
-  abstract setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null>;
+  /**
+   * Adds (with `role`, or keeping the role it has: a new member is a `member`) or removes a member;
+   * null when the room does not exist, else whether membership changed (a new role alone is not).
+   */
+  abstract setMember(roomId: string, userId: string, member: boolean, role?: Role): Promise<{ changed: boolean } | null>;
   /** The members, or null when the room does not exist. */
   abstract listMembers(roomId: string): Promise<Member[] | null>;
   /**
@@ -138,7 +149,29 @@ export abstract class ChatStore {
    * now, by roomId; `hasMore` when rooms follow the page.
    */
   abstract listRooms(query: RoomsQuery): Promise<RoomsPage>;
+  /**
+   * Erases what the user left: their messages become tombstones, their reactions, read state,
+   * memberships, mutes and bans go. In bounded transactions, each under one room's lock, so a
+   * user with many messages never holds a room long; `onChanged` runs after each one commits.
+   * Counts what this call removed (zeros when nothing was left).
+   */
+  abstract eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureCounts>;
+  /** Everything stored about the user, read page by page (bounded memory; the consumer sets the pace). */
+  abstract exportUser(userId: string): AsyncIterable<UserExportLine>;
 }
+
+export interface ErasureCounts {
+  messagesDeleted: number;
+  reactionsRemoved: number;
+  roomsLeft: number;
+}
+
+/** One line of a user's export (GET /v1/users/{userId}/export). */
+export type UserExportLine =
+  | ({ type: 'message' } & Message)
+  | { type: 'reaction'; roomId: string; seq: number; key: string }
+  | { type: 'membership'; roomId: string; role: Role }
+  | { type: 'read'; roomId: string; lastReadSeq: number };
 
 /** Live delivery to every connection that joined a room, on every instance. */
 export abstract class RoomBroadcaster {
@@ -155,7 +188,8 @@ export abstract class RoomBroadcaster {
 export interface RoomSubscriber {
   /** Throws LIMIT_EXCEEDED when joining would pass the connection's room cap; checked before anything is stored. */
   assertCanJoin(roomId: string): void;
-  join(roomId: string): void;
+  /** Resolves once the room's pushes from every instance reach the subscriber (its relay subscription is confirmed). */
+  join(roomId: string): Promise<void>;
   leave(roomId: string): void;
 }
 
@@ -205,4 +239,29 @@ export abstract class PresenceStore {
   /** The users present in the room, sorted; throws ChatError UNAVAILABLE when it cannot tell. */
   abstract list(roomId: string): Promise<string[]>;
   abstract onChange(listener: (change: PresenceChange) => void): void;
+}
+
+/** What the pre-send hook is asked: a message (or an edit) from a socket, before it is stored. */
+export interface PresendRequest {
+  type: 'message.send' | 'message.edit';
+  roomId: string;
+  senderId: string;
+  body: string;
+  mentions: string[];
+  parentSeq: number | null;
+  /** The edited message's seq (edits only). */
+  seq?: number;
+}
+
+/** The hook's valid answers. */
+export type PresendAnswer = { action: 'allow' } | { action: 'modify'; body: string } | { action: 'reject'; reason: string | null };
+
+/**
+ * The pre-send hook (PRESEND_HOOK_URL), when one is configured. ask() never throws: null is "no
+ * valid answer" (none in time, no slot free, a bad answer, a modified body `acceptBody` refuses),
+ * and `failOpen` says whether the message is then stored as sent.
+ */
+export abstract class PresendHook {
+  abstract readonly failOpen: boolean;
+  abstract ask(request: PresendRequest, acceptBody: (body: string) => boolean): Promise<PresendAnswer | null>;
 }

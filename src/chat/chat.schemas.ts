@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { storableJsonIssue, storableTextIssue } from '../common/safe-text.js';
 import { ChatError } from './chat.errors.js';
+import { ROLES } from './chat.events.js';
 
 const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -69,6 +70,9 @@ const reactionKey = storable(z.string()).refine((k) => {
   return n >= 1 && n <= 32 && !NOT_IN_KEY.test(k);
 }, 'must be 1-32 characters, none of them white space or control characters');
 const MAX_METADATA_BYTES = 16 * 1024;
+/** A room's retentionDays: at least a day, at most 100 years. */
+const MIN_RETENTION_DAYS = 1;
+const MAX_RETENTION_DAYS = 36_500;
 
 export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage?: number }) {
   const maxPage = limits.maxHistoryPage ?? MAX_PAGE;
@@ -134,6 +138,7 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
         .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, 'must be at most 16 KiB as JSON')
         .nullable()
         .default(null),
+      retentionDays: z.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).nullable().default(null),
     }),
     roomRef: z.object({ roomId }),
     read: z.object({ roomId, seq }),
@@ -142,7 +147,7 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
       limit: z.number().int().min(1).max(MAX_ROOMS_PAGE).default(MAX_ROOMS_PAGE),
       afterRoomId: roomId.optional(),
     }),
-    member: z.object({ roomId, userId }),
+    member: z.object({ roomId, userId, role: z.enum(ROLES).optional() }),
     history: z
       .object({
         roomId,

@@ -60,13 +60,15 @@ function makeRoom(overrides: Partial<Room> = {}): Room {
     metadata: null,
     lastSeq: 0,
     lastModSeq: 0,
+    retentionDays: null,
+    floorSeq: 1,
     createdAt: '2024-01-01T00:00:00.000Z',
     ...overrides,
   };
 }
 
 function access(visibility: Visibility, isMember: boolean, lastSeq = 0, lastReadSeq = 0): RoomAccess {
-  return { visibility, isMember, lastSeq, lastModSeq: lastSeq, lastReadSeq };
+  return { visibility, isMember, role: 'member', lastSeq, lastModSeq: lastSeq, lastReadSeq };
 }
 
 interface FakeBehaviour {
@@ -77,7 +79,7 @@ interface FakeBehaviour {
   page?: (query: PageQuery) => Promise<HistoryPage>;
   upsertRoom?: (input: RoomInput) => Promise<{ room: Room; previous: Visibility | null }>;
   getRoom?: (roomId: string) => Promise<Room | null>;
-  setMember?: (roomId: string, userId: string, member: boolean) => Promise<{ changed: boolean } | null>;
+  setMember?: ChatStore['setMember'];
   listMembers?: (roomId: string) => Promise<Member[] | null>;
   markRead?: (roomId: string, userId: string, seq: number) => Promise<ReadResult>;
   listRooms?: (query: RoomsQuery) => Promise<RoomsPage>;
@@ -150,7 +152,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   });
   const page = mock.fn<ChatStore['page']>(async (query) => {
     calls.push(`page:${query.roomId}`);
-    return behaviour.page ? behaviour.page(query) : { messages: [], hasMore: false };
+    return { floorSeq: 1, ...(behaviour.page ? await behaviour.page(query) : { messages: [], hasMore: false }) };
   });
   const upsertRoom = mock.fn<ChatStore['upsertRoom']>(async (input) => {
     calls.push(`upsertRoom:${input.roomId}`);
@@ -161,9 +163,9 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     calls.push(`getRoom:${roomId}`);
     return behaviour.getRoom ? behaviour.getRoom(roomId) : makeRoom({ roomId });
   });
-  const setMember = mock.fn<ChatStore['setMember']>(async (roomId, userId, member) => {
-    calls.push(`setMember:${roomId}:${userId}:${member}`);
-    return behaviour.setMember ? behaviour.setMember(roomId, userId, member) : { changed: true };
+  const setMember = mock.fn<ChatStore['setMember']>(async (roomId, userId, member, role) => {
+    calls.push(`setMember:${roomId}:${userId}:${member}${role ? `:${role}` : ''}`);
+    return behaviour.setMember ? behaviour.setMember(roomId, userId, member, role) : { changed: true };
   });
   const listMembers = mock.fn<ChatStore['listMembers']>(async (roomId) => {
     calls.push(`listMembers:${roomId}`);
@@ -183,7 +185,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
   });
   const changes = mock.fn<ChatStore['changes']>(async (query) => {
     calls.push(`changes:${query.roomId}:${query.afterModSeq}`);
-    return { messages: [], hasMore: false, lastModSeq: 0 };
+    return { messages: [], hasMore: false, lastModSeq: 0, truncated: false };
   });
   const versions = mock.fn<ChatStore['versions']>(async () => null);
   const created = new Map<string, number>();
@@ -221,6 +223,9 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     change,
     changes,
     versions,
+    // Erasure and export are the store's work; the e2e tests (test/user-erasure.test.ts) cover them.
+    eraseUser: mock.fn<ChatStore['eraseUser']>(async () => ({ messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0 })),
+    exportUser: mock.fn<ChatStore['exportUser']>(async function* () {}),
   };
   const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers };
   const service = new ChatService(
@@ -238,6 +243,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),
     join: mock.fn<RoomSubscriber['join']>((roomId) => {
       calls.push(`subscribe:${roomId}`);
+      return Promise.resolve();
     }),
     leave: mock.fn<RoomSubscriber['leave']>((roomId) => {
       calls.push(`unsubscribe:${roomId}`);
@@ -579,7 +585,7 @@ describe('ChatService.join', () => {
     const h = setup({ openRoom: async () => access('public', false, 15), roomAccess: async () => access('public', false, 17) });
     const subscriber = h.subscriber();
     const result = await h.service.join(USER, { roomId: ROOM }, subscriber);
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17, lastModSeq: 17, lastReadSeq: 0, unread: 17 });
+    assert.deepEqual(result, { roomId: ROOM, lastSeq: 17, lastModSeq: 17, role: 'member', lastReadSeq: 0, unread: 17 });
     assert.equal(Object.hasOwn(result, 'missed'), false);
     assert.equal(Object.hasOwn(result, 'hasMore'), false);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`]);
@@ -594,7 +600,17 @@ describe('ChatService.join', () => {
     const missed = [makeMessage({ id: 'a', seq: 6 }), makeMessage({ id: 'b', seq: 7 })];
     const h = setup({ roomAccess: async () => access('public', false, 7), page: async () => ({ messages: missed, hasMore: true }) });
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 5 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 7, lastModSeq: 7, lastReadSeq: 0, unread: 7, missed, hasMore: true });
+    assert.deepEqual(result, {
+      roomId: ROOM,
+      lastSeq: 7,
+      lastModSeq: 7,
+      lastReadSeq: 0,
+      unread: 7,
+      role: 'member',
+      missed,
+      hasMore: true,
+      truncated: false,
+    });
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, afterSeq: 5, limit: 100 }]);
     assert.deepEqual(h.calls, [`openRoom:${ROOM}`, `subscribe:${ROOM}`, `roomAccess:${ROOM}`, `page:${ROOM}`]);
   });
@@ -618,7 +634,17 @@ describe('ChatService.join', () => {
   it('with sinceSeq on an empty room returns missed [] and hasMore false with lastSeq 0', async () => {
     const h = setup();
     const result = await h.service.join(USER, { roomId: ROOM, sinceSeq: 0 }, h.subscriber());
-    assert.deepEqual(result, { roomId: ROOM, lastSeq: 0, lastModSeq: 0, lastReadSeq: 0, unread: 0, missed: [], hasMore: false });
+    assert.deepEqual(result, {
+      roomId: ROOM,
+      lastSeq: 0,
+      lastModSeq: 0,
+      lastReadSeq: 0,
+      role: 'member',
+      unread: 0,
+      missed: [],
+      hasMore: false,
+      truncated: false,
+    });
   });
 
   it('refuses a bad roomId or sinceSeq without subscribing or touching the store', async () => {
@@ -644,6 +670,7 @@ describe('ChatService.join', () => {
       roomId: ROOM,
       lastSeq: 4,
       lastModSeq: 4,
+      role: 'member',
       lastReadSeq: 0,
       unread: 4,
     });
@@ -745,7 +772,7 @@ describe('ChatService.history', () => {
     const page: HistoryPage = { messages: [makeMessage({ seq: 3 })], hasMore: true };
     const h = setup({ page: async () => page });
     const result = await h.service.history(USER, { roomId: ROOM });
-    assert.equal(result, page);
+    assert.deepEqual(result, page);
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, limit: 50 }]);
   });
 
@@ -822,7 +849,7 @@ describe('ChatService.history', () => {
   it('serves a member of a private room', async () => {
     const page: HistoryPage = { messages: [makeMessage()], hasMore: false };
     const h = setup({ roomAccess: async () => access('private', true, 1), page: async () => page });
-    assert.equal(await h.service.history(USER, { roomId: ROOM }), page);
+    assert.deepEqual(await h.service.history(USER, { roomId: ROOM }), page);
   });
 
   it('refuses a non-member of a private room with FORBIDDEN without reading the page', async () => {
@@ -842,7 +869,7 @@ describe('ChatService.history', () => {
   it('skips the access check for a trusted caller (userId null), even on a private room', async () => {
     const page: HistoryPage = { messages: [makeMessage()], hasMore: true };
     const h = setup({ roomAccess: async () => access('private', false), page: async () => page });
-    assert.equal(await h.service.history(null, { roomId: ROOM, limit: 10 }), page);
+    assert.deepEqual(await h.service.history(null, { roomId: ROOM, limit: 10 }), page);
     assert.equal(h.roomAccess.mock.callCount(), 0);
     assert.deepEqual(h.calls, [`page:${ROOM}`]);
     assert.deepEqual(h.page.mock.calls[0]?.arguments, [{ roomId: ROOM, limit: 10 }]);
@@ -929,8 +956,8 @@ describe('ChatService.upsertRoom validation', () => {
     assert.deepEqual(
       h.upsertRoom.mock.calls.map((c) => c.arguments[0]),
       [
-        { roomId: ROOM, visibility: 'public', title: 't'.repeat(200), metadata: { a: [1, { b: null }] } },
-        { roomId: ROOM, visibility: 'private', title: null, metadata: null },
+        { roomId: ROOM, visibility: 'public', title: 't'.repeat(200), metadata: { a: [1, { b: null }] }, retentionDays: null },
+        { roomId: ROOM, visibility: 'private', title: null, metadata: null, retentionDays: null },
       ],
     );
   });
@@ -939,8 +966,8 @@ describe('ChatService.upsertRoom validation', () => {
     const h = setup();
     await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', lastSeq: 99, createdAt: 'then' });
     const passed = h.upsertRoom.mock.calls[0]?.arguments[0];
-    assert.deepEqual(passed, { roomId: ROOM, visibility: 'public', title: null, metadata: null });
-    assert.deepEqual(Object.keys(passed ?? {}).sort(), ['metadata', 'roomId', 'title', 'visibility']);
+    assert.deepEqual(passed, { roomId: ROOM, visibility: 'public', title: null, metadata: null, retentionDays: null });
+    assert.deepEqual(Object.keys(passed ?? {}).sort(), ['metadata', 'retentionDays', 'roomId', 'title', 'visibility']);
   });
 });
 
@@ -974,8 +1001,8 @@ describe('ChatService.upsertRoom outcome', () => {
       const h = setup({
         upsertRoom: async (input) => ({ room: makeRoom(input), previous }),
         listMembers: async () => [
-          { userId: 'alice', lastReadSeq: 0 },
-          { userId: 'bob', lastReadSeq: 3 },
+          { userId: 'alice', role: 'member', lastReadSeq: 0 },
+          { userId: 'bob', role: 'member', lastReadSeq: 3 },
         ],
       });
       await h.service.upsertRoom({ roomId: ROOM, visibility: next });
@@ -1030,8 +1057,8 @@ describe('ChatService.getRoom and listMembers', () => {
 
   it('listMembers returns the stored members', async () => {
     const members: Member[] = [
-      { userId: 'a', lastReadSeq: 0 },
-      { userId: 'b', lastReadSeq: 4 },
+      { userId: 'a', role: 'owner', lastReadSeq: 0 },
+      { userId: 'b', role: 'member', lastReadSeq: 4 },
     ];
     const h = setup({ listMembers: async () => members });
     assert.equal(await h.service.listMembers({ roomId: ROOM }), members);
@@ -1060,8 +1087,21 @@ describe('ChatService.addMember', () => {
   it('adds the member and resolves with nothing, taking nobody out', async () => {
     const h = setup();
     assert.equal(await h.service.addMember({ roomId: ROOM, userId: USER }), undefined);
-    assert.deepEqual(h.setMember.mock.calls[0]?.arguments, [ROOM, USER, true]);
+    assert.deepEqual(h.setMember.mock.calls[0]?.arguments, [ROOM, USER, true, undefined]);
     assert.deepEqual(h.calls, [`setMember:${ROOM}:${USER}:true`]);
+  });
+
+  it('passes a role on, and refuses one that is not owner, moderator or member', async () => {
+    const h = setup();
+    await h.service.addMember({ roomId: ROOM, userId: USER, role: 'moderator' });
+    assert.deepEqual(h.setMember.mock.calls[0]?.arguments, [ROOM, USER, true, 'moderator']);
+    for (const role of ['admin', 'MODERATOR', null, 3])
+      await assert.rejects(h.service.addMember({ roomId: ROOM, userId: USER, role }), (err: ChatError) => {
+        assert.equal(err.code, 'VALIDATION_FAILED');
+        assert.deepEqual(err.details?.fields, ['role']);
+        return true;
+      });
+    assert.equal(h.setMember.mock.callCount(), 1, 'nothing stored for a refused role');
   });
 
   it('is idempotent: an unchanged membership still succeeds', async () => {
@@ -1129,6 +1169,7 @@ describe('ChatService read state', () => {
     assert.deepEqual(await h.service.join(USER, { roomId: ROOM }, h.subscriber()), {
       roomId: ROOM,
       lastSeq: 10,
+      role: 'member',
       lastModSeq: 10,
       lastReadSeq: 4,
       unread: 6,

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   SERVER_EVENTS,
   SYSTEM_SENDER_ID,
@@ -16,18 +16,23 @@ import {
 import {
   ChatLimits,
   ChatStore,
+  PresendHook,
   RoomBroadcaster,
   RoomCreationCounter,
   type ChangeResult,
+  type ErasureCounts,
   type MessageChange,
   type NewMessage,
+  type PresendRequest,
   type RoomSubscriber,
   type TypingSubscriber,
+  type UserExportLine,
 } from './chat.ports.js';
 import { ChatError } from './chat.errors.js';
 import { allow, checkAccess, forbidden, notFound } from './room-access.js';
 import {
   createSchemas,
+  userRef,
   isSystemPost,
   MAX_CHANGES_PAGE,
   MAX_PAGE,
@@ -62,6 +67,8 @@ export class ChatService {
     private readonly broadcaster: RoomBroadcaster,
     limits: ChatLimits,
     private readonly creations: RoomCreationCounter,
+    /** The pre-send hook (PRESEND_HOOK_URL), asked about every message and edit from a socket; null without one. */
+    @Optional() @Inject(PresendHook) private readonly presend: PresendHook | null = null,
   ) {
     this.schemas = createSchemas(limits);
     this.roomCreations = limits.roomCreations;
@@ -85,7 +92,8 @@ export class ChatService {
       opened = await this.store.openRoom(roomId, userId);
     }
     allow(opened);
-    subscriber.join(roomId);
+    // Awaited before the read, so that a message committed after the read reaches it live.
+    await subscriber.join(roomId);
     try {
       const access = allow(await this.store.roomAccess(roomId, userId));
       const result: JoinResult = {
@@ -93,21 +101,22 @@ export class ChatService {
         lastSeq: access.lastSeq,
         ...readPosition(access.lastSeq, access.lastReadSeq),
         lastModSeq: access.lastModSeq,
+        role: access.role,
       };
       if (sinceSeq !== undefined) {
-        const { messages, hasMore } = fitPage(
-          await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE }),
-          true,
-          this.pageBudgetBytes,
-        );
+        const stored = await this.store.page({ roomId, afterSeq: sinceSeq, limit: MAX_PAGE });
+        const { messages, hasMore } = fitPage(stored, true, this.pageBudgetBytes);
         result.lastSeq = Math.max(access.lastSeq, messages.at(-1)?.seq ?? 0);
-        Object.assign(result, readPosition(result.lastSeq, access.lastReadSeq), { missed: messages, hasMore });
+        // Messages sinceSeq + 1 … floorSeq − 1 are gone (retention): `missed` starts at the floor.
+        const truncated = sinceSeq < stored.floorSeq - 1;
+        Object.assign(result, readPosition(result.lastSeq, access.lastReadSeq), { missed: messages, hasMore, truncated });
       }
       if (sinceModSeq !== undefined) {
         const page = await this.changesPage({ roomId, afterModSeq: sinceModSeq, limit: MAX_CHANGES_PAGE });
         result.lastModSeq = Math.max(result.lastModSeq, page.lastModSeq);
         result.changes = page.messages;
         result.hasMoreChanges = page.hasMore;
+        result.changesTruncated = page.truncated;
       }
       return result;
     } catch (err) {
@@ -178,6 +187,16 @@ export class ChatService {
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
     const message = newMessage(input, senderId);
+    // Without a hook a send builds no request and waits on nothing: every message passes here.
+    if (this.presend)
+      message.body = await this.screened(this.presend, {
+        type: 'message.send',
+        roomId: message.roomId,
+        senderId,
+        body: message.body,
+        mentions: message.mentions,
+        parentSeq: message.parentSeq,
+      });
     // The store tells a missing room in the append itself (the lookup its batch makes anyway), so
     // a send to an existing room, nearly all of them, costs nothing for the budget.
     for (;;) {
@@ -208,7 +227,8 @@ export class ChatService {
 
   /** Edits a message: over a socket only its sender's; `userId` null (a trusted service) any. */
   async edit(userId: string | null, data: unknown): Promise<Message> {
-    const { roomId, seq, body, mentions, expectedVersion } = parseInput(this.schemas.edit, data);
+    const { roomId, seq, body: asked, mentions, expectedVersion } = parseInput(this.schemas.edit, data);
+    const body = userId === null || !this.presend ? asked : await this.screenedEdit(this.presend, userId, roomId, seq, asked, mentions);
     return this.change(roomId, seq, userId, { kind: 'edit', body, mentions, expectedVersion });
   }
 
@@ -222,6 +242,48 @@ export class ChatService {
   async react(userId: string, data: unknown, add: boolean): Promise<Message> {
     const { roomId, seq, key } = parseInput(this.schemas.reaction, data);
     return this.change(roomId, seq, userId, { kind: 'reaction', key, add });
+  }
+
+  /**
+   * The body to store for a socket's edit after the pre-send hook. An edit the store will refuse
+   * anyway (no such message, someone else's, deleted) is not worth asking about: it goes on to
+   * that refusal. The stored message gives the hook its parentSeq (and mentions when the edit keeps them).
+   */
+  private async screenedEdit(
+    hook: PresendHook,
+    userId: string,
+    roomId: string,
+    seq: number,
+    body: string,
+    mentions?: string[],
+  ): Promise<string> {
+    const [stored] = (await this.store.page({ roomId, afterSeq: seq - 1, limit: 1 })).messages;
+    if (!stored || stored.seq !== seq || stored.senderId !== userId || stored.deletedAt !== null) return body;
+    return this.screened(hook, {
+      type: 'message.edit',
+      roomId,
+      senderId: userId,
+      body,
+      mentions: mentions ?? stored.mentions,
+      parentSeq: stored.parentSeq,
+      seq,
+    });
+  }
+
+  /**
+   * The one place the pre-send hook is asked: the body to store (the sent one, or the hook's
+   * modified one, validated like any body), or the refusal. No valid answer stores the message as
+   * sent with PRESEND_HOOK_FAIL_OPEN=true, else answers UNAVAILABLE (nothing stored).
+   */
+  private async screened(hook: PresendHook, request: PresendRequest): Promise<string> {
+    const answer = await hook.ask(request, (body) => this.schemas.send.shape.body.safeParse(body).success);
+    if (!answer) {
+      if (hook.failOpen) return request.body;
+      throw new ChatError('UNAVAILABLE', 'the pre-send hook gave no valid answer, try again');
+    }
+    if (answer.action === 'reject')
+      throw new ChatError('FORBIDDEN', answer.reason ?? 'rejected by the pre-send hook', { reason: 'rejected', message: answer.reason });
+    return answer.action === 'modify' ? answer.body : request.body;
   }
 
   /** The room's messages whose latest change is after `afterModSeq`, by modSeq: catch-up on every change. */
@@ -242,14 +304,15 @@ export class ChatService {
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
     const query = parseInput(this.schemas.history, data);
     if (userId !== null) await checkAccess(this.store, query.roomId, userId);
-    return fitPage(await this.store.page(query), query.afterSeq !== undefined, this.pageBudgetBytes);
+    const { messages, hasMore } = await this.store.page(query);
+    return fitPage({ messages, hasMore }, query.afterSeq !== undefined, this.pageBudgetBytes);
   }
 
   /** A changes page cut to the page budget (then `hasMore: true`; the client pages on from the last modSeq it got). */
   private async changesPage(query: Parameters<ChatStore['changes']>[0]): Promise<ChangesPage> {
     const page = await this.store.changes(query);
     const { messages, hasMore } = fitPage({ messages: page.messages, hasMore: page.hasMore }, true, this.pageBudgetBytes);
-    return { messages, hasMore, lastModSeq: page.lastModSeq };
+    return { messages, hasMore, lastModSeq: page.lastModSeq, truncated: page.truncated };
   }
 
   /** Stores a change; every message it changed is pushed as message.updated once it commits. */
@@ -258,6 +321,23 @@ export class ChatService {
       for (const message of changed) this.broadcaster.publish(roomId, SERVER_EVENTS.messageUpdated, message);
     });
     return changeOutcome(roomId, seq, result);
+  }
+
+  /**
+   * Erases a user's data (trusted callers only); every message it changed is pushed as
+   * message.updated after its batch commits. Closing the user's connections is the transport's part.
+   */
+  async eraseUser(data: unknown): Promise<ErasureCounts> {
+    const { userId } = parseInput(userRef, data);
+    return this.store.eraseUser(userId, (roomId, changed) => {
+      for (const message of changed) this.broadcaster.publish(roomId, SERVER_EVENTS.messageUpdated, message);
+    });
+  }
+
+  /** Validates the user id at once (before anything is sent), then reads the export as the consumer pulls it. */
+  exportUser(data: unknown): AsyncIterable<UserExportLine> {
+    const { userId } = parseInput(userRef, data);
+    return this.store.exportUser(userId);
   }
 
   /**
@@ -284,8 +364,8 @@ export class ChatService {
   }
 
   async addMember(data: unknown): Promise<void> {
-    const { roomId, userId } = parseInput(this.schemas.member, data);
-    if (!(await this.store.setMember(roomId, userId, true))) notFound(roomId);
+    const { roomId, userId, role } = parseInput(this.schemas.member, data);
+    if (!(await this.store.setMember(roomId, userId, true, role))) notFound(roomId);
   }
 
   /**

@@ -45,9 +45,11 @@ describe('loadConfig defaults', () => {
       redis: null,
       jwt: { key: { kind: 'secret', secret: DEV_JWT_SECRET, isDevSecret: true }, issuer: null, audience: null },
       apiKeys: [],
+      apiDocs: true,
       devSignIn: false,
       events: { stream: 'chat.events', maxLen: 1_000_000 },
       webhooks: null,
+      presendHook: null,
       allowedOrigins: null,
       limits: {
         maxMessageLength: 4000,
@@ -65,11 +67,13 @@ describe('loadConfig defaults', () => {
       },
       db: { poolSize: 10, timeoutMs: 2000, appendLingerMs: 0 },
       heartbeat: { intervalMs: 25000, timeoutMs: 20000 },
+      retention: { intervalMs: 3_600_000 },
       presence: { leaseMs: 15000 },
       shutdown: { drainMs: 1000, timeoutMs: 10000 },
       http: { headersTimeoutMs: 10000, requestTimeoutMs: 30000, maxConnections: 20000 },
       handshakes: { connectTimeoutMs: 5000, maxUnauthenticated: 1000, perSecond: 100, burst: 1000 },
       trustedProxies: [],
+      tracing: null,
       logLevel: 'info',
     });
   });
@@ -101,6 +105,7 @@ describe('loadConfig defaults', () => {
       'SHUTDOWN_DRAIN_MS',
       'HEARTBEAT_INTERVAL_MS',
       'HEARTBEAT_TIMEOUT_MS',
+      'RETENTION_INTERVAL_MS',
       'PRESENCE_LEASE_MS',
       'MAX_BUFFERED_BYTES',
       'RATE_LIMIT_PER_SECOND',
@@ -541,6 +546,11 @@ describe('limits and log level', () => {
     assert.equal(config.logLevel, 'debug');
   });
 
+  it('runs retention hourly unless RETENTION_INTERVAL_MS says otherwise', () => {
+    assert.deepEqual(loadConfig({}).retention, { intervalMs: 3_600_000 });
+    assert.deepEqual(loadConfig({ RETENTION_INTERVAL_MS: '500' }).retention, { intervalMs: 500 });
+  });
+
   it('reads the storage, heartbeat and shutdown bounds', () => {
     const config = loadConfig({
       DB_POOL_SIZE: '4',
@@ -731,6 +741,20 @@ describe('production fails closed (issue 13)', () => {
   });
 });
 
+describe('API_DOCS', () => {
+  it('serves /docs by default outside production, not in production unless asked for', () => {
+    assert.equal(loadConfig({}).apiDocs, true);
+    assert.equal(loadConfig({ NODE_ENV: 'test' }).apiDocs, true);
+    assert.equal(loadConfig({ API_DOCS: 'false' }).apiDocs, false);
+    assert.equal(loadConfig({ ...PRODUCTION, JWT_SECRET: SECRET }).apiDocs, false);
+    assert.equal(loadConfig({ ...PRODUCTION, JWT_SECRET: SECRET, API_DOCS: 'true' }).apiDocs, true);
+  });
+
+  it('accepts only true or false', () => {
+    assert.deepEqual(namedVariables(configError({ API_DOCS: 'yes' })), ['API_DOCS']);
+  });
+});
+
 describe('DEV_SIGN_IN (issue 13)', () => {
   it('is off unless asked for', () => {
     assert.equal(loadConfig({}).devSignIn, false);
@@ -753,5 +777,95 @@ describe('DEV_SIGN_IN (issue 13)', () => {
         /signs with the published development secret only: unset (JWT_SECRET|JWKS_URL|JWT_PUBLIC_KEY) or DEV_SIGN_IN/,
       );
     }
+  });
+});
+
+describe('PRESEND_HOOK_*', () => {
+  const PRESEND_HOOK_URL = 'https://moderation.example.com/presend';
+  const WEBHOOK_SECRET = 'webhook-secret-0123456789';
+
+  it('is off without PRESEND_HOOK_URL', () => {
+    assert.equal(loadConfig({}).presendHook, null);
+  });
+
+  it('reads the URL and the secret, with defaults: 1000 ms, fail closed, 64 in flight and 4 waiting per slot', () => {
+    assert.deepEqual(loadConfig({ PRESEND_HOOK_URL, WEBHOOK_SECRET }).presendHook, {
+      url: PRESEND_HOOK_URL,
+      secret: WEBHOOK_SECRET,
+      timeoutMs: 1000,
+      failOpen: false,
+      concurrency: 64,
+      queue: 256,
+    });
+    const tuned = loadConfig({
+      PRESEND_HOOK_URL,
+      PRESEND_HOOK_TIMEOUT_MS: '250',
+      PRESEND_HOOK_FAIL_OPEN: 'true',
+      PRESEND_HOOK_CONCURRENCY: '2',
+    }).presendHook;
+    assert.deepEqual(tuned, { url: PRESEND_HOOK_URL, secret: null, timeoutMs: 250, failOpen: true, concurrency: 2, queue: 8 });
+  });
+
+  it('refuses to start in production with the hook and no WEBHOOK_SECRET (its requests would be unsigned)', () => {
+    assert.deepEqual(namedVariables(configError({ ...PRODUCTION, JWT_SECRET: SECRET, PRESEND_HOOK_URL })), ['WEBHOOK_SECRET']);
+    assert.equal(loadConfig({ ...PRODUCTION, JWT_SECRET: SECRET, PRESEND_HOOK_URL, WEBHOOK_SECRET }).presendHook?.secret, WEBHOOK_SECRET);
+  });
+
+  for (const [name, value] of [
+    ['PRESEND_HOOK_URL', 'ftp://example.com/x'],
+    ['PRESEND_HOOK_URL', 'not a url'],
+    ['PRESEND_HOOK_TIMEOUT_MS', '9'],
+    ['PRESEND_HOOK_TIMEOUT_MS', '60001'],
+    ['PRESEND_HOOK_FAIL_OPEN', 'yes'],
+    ['PRESEND_HOOK_CONCURRENCY', '0'],
+    ['PRESEND_HOOK_CONCURRENCY', '10001'],
+  ]) {
+    it(`refuses ${name}=${value}, naming it`, () => {
+      assert.deepEqual(namedVariables(configError({ PRESEND_HOOK_URL, [name]: value })), [name]);
+    });
+  }
+});
+
+describe('tracing (OTEL_*)', () => {
+  it('is off without an endpoint, whatever else is set', () => {
+    assert.equal(loadConfig({ OTEL_SERVICE_NAME: 'chat-eu' }).tracing, null);
+  });
+
+  it('appends v1/traces to OTEL_EXPORTER_OTLP_ENDPOINT, after its path and without doubling a slash', () => {
+    assert.deepEqual(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing, {
+      tracesUrl: 'http://collector:4318/v1/traces',
+      serviceName: 'chat',
+    });
+    assert.equal(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example/ingest/' }).tracing?.tracesUrl,
+      'https://otel.example/ingest/v1/traces',
+    );
+  });
+
+  it('uses OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, in preference to the general endpoint', () => {
+    const tracing = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:9999/custom',
+      OTEL_SERVICE_NAME: 'chat-eu',
+    }).tracing;
+    assert.deepEqual(tracing, { tracesUrl: 'http://traces:9999/custom', serviceName: 'chat-eu' });
+  });
+
+  it('is off with OTEL_SDK_DISABLED=true even with an endpoint', () => {
+    assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing, null);
+    assert.notEqual(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'false' }).tracing, null);
+  });
+
+  it('refuses an endpoint that is no http(s) URL and an OTEL_SDK_DISABLED that is no boolean, naming them', () => {
+    const err = configError({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'grpc://x',
+      OTEL_SDK_DISABLED: 'yes',
+    });
+    assert.deepEqual(namedVariables(err).sort(), [
+      'OTEL_EXPORTER_OTLP_ENDPOINT',
+      'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+      'OTEL_SDK_DISABLED',
+    ]);
   });
 });

@@ -46,6 +46,12 @@ const origin = z
   }, 'each entry must be an origin such as https://chat.example.com')
   .transform((v) => new URL(v).origin);
 
+/**
+ * Hook calls that may wait for a slot, per slot of PRESEND_HOOK_CONCURRENCY: enough to ride out a
+ * burst, while a hook that stopped answering fails sends at once instead of piling them up.
+ */
+const PRESEND_QUEUE_PER_SLOT = 4;
+
 const READ_ONLY_SUFFIX = ':read';
 
 function apiKey(entry: string): { key: string; readOnly: boolean } {
@@ -100,6 +106,8 @@ const envSchema = z
     JWT_ISSUER: z.string().min(1).optional(),
     // POST /dev/token hands a token for any name to anyone: only on request, never by default.
     DEV_SIGN_IN: flag.default(false),
+    // The OpenAPI document and Swagger UI describe every route to anyone: in production only on request.
+    API_DOCS: flag.optional(),
     JWT_AUDIENCE: z.string().min(1).optional(),
     // `key` may call every route; `key:read` only reads (GET).
     API_KEYS: commaList
@@ -126,6 +134,10 @@ const envSchema = z
     WEBHOOK_CONCURRENCY_PER_URL: int(1, 32).default(8),
     WEBHOOK_CIRCUIT_FAILURES: int(1, 1000).default(5),
     WEBHOOK_CIRCUIT_COOLDOWN_MS: int(100, 3_600_000).default(30_000),
+    PRESEND_HOOK_URL: url(['https:', 'http:']).optional(),
+    PRESEND_HOOK_TIMEOUT_MS: int(10, 60_000).default(1000),
+    PRESEND_HOOK_FAIL_OPEN: flag.default(false),
+    PRESEND_HOOK_CONCURRENCY: int(1, 10_000).default(64),
     ALLOWED_ORIGINS: commaList.pipe(z.array(origin)).optional(),
     MAX_MESSAGE_LENGTH: int(1, 100_000).default(4000),
     MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
@@ -136,6 +148,7 @@ const envSchema = z
     SHUTDOWN_TIMEOUT_MS: int(1000, 300_000).default(10_000),
     SHUTDOWN_DRAIN_MS: int(0, 300_000).default(1000),
     HEARTBEAT_INTERVAL_MS: int(100, 300_000).default(25_000),
+    RETENTION_INTERVAL_MS: int(100, 86_400_000).default(3_600_000),
     HEARTBEAT_TIMEOUT_MS: int(100, 300_000).default(20_000),
     // Presence leases (with Redis): a dead instance's users leave within about 4/3 of this, so at most ~27 s.
     PRESENCE_LEASE_MS: int(1000, 20_000).default(15_000),
@@ -159,6 +172,11 @@ const envSchema = z
     MAX_UNAUTHENTICATED_SESSIONS: int(1, 1_000_000).default(1000),
     HANDSHAKE_RATE_PER_SECOND: int(1, 1_000_000).default(100),
     HANDSHAKE_BURST: int(1, 10_000_000).default(1000),
+    // Tracing (OpenTelemetry, OTLP over HTTP): on only when an endpoint is set; the SDK's standard names.
+    OTEL_EXPORTER_OTLP_ENDPOINT: url(['https:', 'http:']).optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(['https:', 'http:']).optional(),
+    OTEL_SDK_DISABLED: flag.default(false),
+    OTEL_SERVICE_NAME: z.string().trim().min(1).max(256).default('chat'),
     TRUSTED_PROXIES: commaList
       .pipe(z.array(z.string().refine(isProxyEntry, 'each entry must be an IP address or a CIDR subnet')))
       .optional(),
@@ -191,6 +209,13 @@ const envSchema = z
             : `signs with the published development secret only: unset ${realKeys.join(', ')} or DEV_SIGN_IN`,
       });
     if (env.NODE_ENV !== 'production') return;
+    // Fail closed: an unsigned hook request could be forged by anyone who can reach the receiver.
+    if (env.PRESEND_HOOK_URL && !env.WEBHOOK_SECRET)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WEBHOOK_SECRET'],
+        message: 'required when PRESEND_HOOK_URL is set and NODE_ENV=production (it signs every hook request)',
+      });
     if (!env.DATABASE_URL && !env.EMBEDDED_DATABASE)
       ctx.addIssue({
         code: 'custom',
@@ -235,6 +260,8 @@ export interface AppConfig {
   };
   /** HTTP API keys; a read-only key may only call GET routes. */
   apiKeys: { key: string; readOnly: boolean }[];
+  /** GET /docs (Swagger UI) and /docs-json: API_DOCS, by default on except with NODE_ENV=production. */
+  apiDocs: boolean;
   /** POST /dev/token: DEV_SIGN_IN=true outside production, with the development secret only (validated above). */
   devSignIn: boolean;
   /** The outbox relay's Redis Stream (when Redis is configured): EVENTS_STREAM, by default `<REDIS_PREFIX>.events`. */
@@ -259,6 +286,13 @@ export interface AppConfig {
       cooldownMs: number;
     };
   } | null;
+  /**
+   * The pre-send hook (PRESEND_HOOK_URL): every message.send and message.edit from a socket is
+   * asked there first. `secret` null: requests go unsigned (refused in production, warned at start).
+   * `concurrency` requests in flight at once; up to `queue` more wait for a slot, within the same
+   * `timeoutMs`.
+   */
+  presendHook: { url: string; secret: string | null; timeoutMs: number; failOpen: boolean; concurrency: number; queue: number } | null;
   allowedOrigins: string[] | null;
   limits: {
     maxMessageLength: number;
@@ -286,6 +320,8 @@ export interface AppConfig {
     appendLingerMs: number;
   };
   heartbeat: { intervalMs: number; timeoutMs: number };
+  /** How often the leader removes messages past their room's retentionDays. */
+  retention: { intervalMs: number };
   /** Each instance's presence lease in Redis, renewed every leaseMs/3. */
   presence: { leaseMs: number };
   shutdown: { drainMs: number; timeoutMs: number };
@@ -302,6 +338,11 @@ export interface AppConfig {
   handshakes: { connectTimeoutMs: number; maxUnauthenticated: number; perSecond: number; burst: number };
   /** Load balancers whose X-Forwarded-For names the client, for limits per address. */
   trustedProxies: string[];
+  /**
+   * OpenTelemetry spans of each message send, exported over OTLP/HTTP (JSON) to `tracesUrl`; null
+   * (the default) when no endpoint is set or OTEL_SDK_DISABLED=true: no SDK is started at all.
+   */
+  tracing: { tracesUrl: string; serviceName: string } | null;
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -350,6 +391,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     },
     apiKeys: env.API_KEYS ?? [],
     devSignIn: env.DEV_SIGN_IN,
+    apiDocs: env.API_DOCS ?? env.NODE_ENV !== 'production',
     events: { stream: env.EVENTS_STREAM ?? `${env.REDIS_PREFIX}.events`, maxLen: env.EVENTS_STREAM_MAXLEN },
     webhooks: env.WEBHOOK_URLS?.length
       ? {
@@ -363,6 +405,16 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
             failures: env.WEBHOOK_CIRCUIT_FAILURES,
             cooldownMs: env.WEBHOOK_CIRCUIT_COOLDOWN_MS,
           },
+        }
+      : null,
+    presendHook: env.PRESEND_HOOK_URL
+      ? {
+          url: env.PRESEND_HOOK_URL,
+          secret: env.WEBHOOK_SECRET ?? null,
+          timeoutMs: env.PRESEND_HOOK_TIMEOUT_MS,
+          failOpen: env.PRESEND_HOOK_FAIL_OPEN,
+          concurrency: env.PRESEND_HOOK_CONCURRENCY,
+          queue: env.PRESEND_HOOK_CONCURRENCY * PRESEND_QUEUE_PER_SLOT,
         }
       : null,
     allowedOrigins: env.ALLOWED_ORIGINS ?? null,
@@ -382,6 +434,7 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
     },
     db: { poolSize: env.DB_POOL_SIZE, timeoutMs: env.DB_TIMEOUT_MS, appendLingerMs: env.DB_APPEND_LINGER_MS },
     heartbeat: { intervalMs: env.HEARTBEAT_INTERVAL_MS, timeoutMs: env.HEARTBEAT_TIMEOUT_MS },
+    retention: { intervalMs: env.RETENTION_INTERVAL_MS },
     presence: { leaseMs: env.PRESENCE_LEASE_MS },
     shutdown: { drainMs: env.SHUTDOWN_DRAIN_MS, timeoutMs: env.SHUTDOWN_TIMEOUT_MS },
     http: {
@@ -396,8 +449,20 @@ export function loadConfig(source: NodeJS.ProcessEnv): AppConfig {
       burst: env.HANDSHAKE_BURST,
     },
     trustedProxies: env.TRUSTED_PROXIES ?? [],
+    tracing: tracingConfig(env),
     logLevel: env.LOG_LEVEL,
   };
+}
+
+/**
+ * As the OTLP exporter specification has it: the traces endpoint is used as given, the general one
+ * gets the signal's path `v1/traces` appended (after its own path, if any).
+ */
+function tracingConfig(env: Env): AppConfig['tracing'] {
+  if (env.OTEL_SDK_DISABLED) return null;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base && `${base.replace(/\/+$/, '')}/v1/traces`);
+  return tracesUrl ? { tracesUrl, serviceName: env.OTEL_SERVICE_NAME } : null;
 }
 
 /** The one signature algorithm accepted for a public key: RS256 for RSA, ES256 for P-256; null for anything else. */

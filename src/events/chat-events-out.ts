@@ -15,6 +15,8 @@ export const EVENT_TYPES = {
   messageUpdated: 'message.updated',
   /** data: the tombstone. */
   messageDeleted: 'message.deleted',
+  /** data: { roomId, floorSeq }; messages below floorSeq are gone (retention). Written by RetentionJob (SQL), which spells the name itself. */
+  roomTruncated: 'room.truncated',
 } as const;
 
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];

@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RedisClients } from '../redis/redis-clients.js';
 import { EventRelay } from './event-relay.js';
-import { AdvisoryLockLeadership, SoleInstanceLeadership } from './leadership.js';
+import { ELECTIONS, leadershipFor } from './leadership.js';
 import { countBacklog, OutboxRelay } from './outbox-relay.js';
 import { StreamPublisher } from './stream-publisher.js';
 import { WebhookDispatcher } from './webhook-dispatcher.js';
@@ -26,10 +26,7 @@ import { WebhookDispatcher } from './webhook-dispatcher.js';
         const webhooks = config.webhooks ? new WebhookDispatcher(config.webhooks, metrics) : null;
         const relay = stream || webhooks ? new OutboxRelay(stream, config.webhooks?.urls ?? null, metrics) : null;
         // The embedded database is single-instance and serves one connection: no election, the pool's connection.
-        const leadership =
-          config.database.mode === 'embedded'
-            ? new SoleInstanceLeadership(db)
-            : new AdvisoryLockLeadership((db.options as { url: string }).url);
+        const leadership = leadershipFor(config, db, ELECTIONS.relay);
         const eventRelay = new EventRelay({ leadership, relay, webhooks, stream });
         metrics.watchEventsWith({ leading: () => eventRelay.isLeader, backlog: () => countBacklog(db) });
         if (webhooks) metrics.watchWebhookCircuitsWith(() => webhooks.openCircuitsByHost());

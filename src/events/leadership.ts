@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
+import type { AppConfig } from '../config/config.schema.js';
 import { pause, retryDelayMs } from './retry-delay.js';
 
 /** The relay's database access while this instance leads. */
@@ -18,24 +19,41 @@ export interface Leadership {
   acquire(stop: AbortSignal): Promise<LeaderSession | null>;
 }
 
-/** Any fixed 64-bit key other than the migration lock's; every replica takes the same one. */
-const RELAY_LOCK_KEY = 7_418_236_002;
-/** How often a follower asks for the lock: the bound on a takeover after the leader's process dies. */
-const FOLLOWER_RETRY_MS = 1000;
+/** One leader election: its advisory-lock key, the name its lock connection shows, how often a follower asks. */
+export interface Election {
+  /** A fixed 64-bit key other than the migration lock's; every replica takes the same one. */
+  key: number;
+  name: string;
+  retryMs: number;
+}
+
+export const ELECTIONS = {
+  /** The events relay: a follower asks every second, the bound on a takeover after the leader's process dies. */
+  relay: { key: 7_418_236_002, name: 'chat-events-relay', retryMs: 1000 },
+  /** Retention: hourly work, so a takeover may take 10 s. */
+  retention: { key: 7_418_236_003, name: 'chat-retention', retryMs: 10_000 },
+} as const satisfies Record<string, Election>;
+
+/** The election for this deployment: the embedded database serves one instance, which always leads. */
+export function leadershipFor(config: AppConfig, db: DataSource, election: Election): Leadership {
+  return config.database.mode === 'embedded'
+    ? new SoleInstanceLeadership(db)
+    : new AdvisoryLockLeadership((db.options as { url: string }).url, election);
+}
 
 /**
  * Leader election with a Postgres session advisory lock held on a connection of its own (not the
  * pool's). Postgres releases the lock when that session ends: at once when the leader's process
  * dies (its socket closes), within about 11 s when its host vanishes (server-side TCP keepalives
- * set below). Followers keep a connection and retry the lock every second. The leader also runs
- * its relay queries on the locked connection, so when that connection fails they fail too.
+ * set below). Followers keep a connection and retry the lock every `retryMs`. The leader also runs
+ * its queries on the locked connection, so when that connection fails they fail too.
  */
 export class AdvisoryLockLeadership implements Leadership {
-  private readonly logger = new Logger('Events');
+  private readonly logger = new Logger('Leadership');
 
   constructor(
     private readonly url: string,
-    private readonly retryMs = FOLLOWER_RETRY_MS,
+    private readonly election: Election,
   ) {}
 
   async acquire(stop: AbortSignal): Promise<LeaderSession | null> {
@@ -43,28 +61,29 @@ export class AdvisoryLockLeadership implements Leadership {
       const client = this.newClient();
       const lost = new AbortController();
       client.on('error', (err) => {
-        this.logger.debug(`relay lock connection: ${err.message}`);
+        this.logger.debug(`${this.election.name} lock connection: ${err.message}`);
         lost.abort(err);
       });
-      client.on('end', () => lost.abort(new Error('relay lock connection closed')));
+      client.on('end', () => lost.abort(new Error(`${this.election.name} lock connection closed`)));
       try {
         await client.connect();
         while (!stop.aborted && !lost.signal.aborted) {
-          const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [RELAY_LOCK_KEY]))
+          const [{ locked }] = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [this.election.key]))
             .rows;
           if (locked) return session(client, lost.signal);
           failures = 0;
-          await pause(this.retryMs, stop);
+          await pause(this.election.retryMs, stop);
         }
         // A connection dropped while following: reconnect, but never in a tight loop.
         if (lost.signal.aborted) failures++;
       } catch (err) {
         failures++;
         // Logged once per outage; the service's own pool reports database trouble too.
-        if (failures === 1) this.logger.warn(`cannot reach the database for the relay lock: ${(err as Error).message}; retrying`);
+        if (failures === 1)
+          this.logger.warn(`cannot reach the database for the ${this.election.name} lock: ${(err as Error).message}; retrying`);
       }
       await close(client);
-      if (failures > 0) await pause(retryDelayMs(failures, this.retryMs, 5000), stop);
+      if (failures > 0) await pause(retryDelayMs(failures, this.election.retryMs, 5000), stop);
     }
     return null;
   }
@@ -72,7 +91,7 @@ export class AdvisoryLockLeadership implements Leadership {
   private newClient(): pg.Client {
     return new pg.Client({
       connectionString: this.url,
-      application_name: 'chat-events-relay',
+      application_name: this.election.name,
       connectionTimeoutMillis: 2000,
       // Bounds every relay query; any failure ends the leadership and the connection.
       query_timeout: 5000,

@@ -6,7 +6,7 @@ import { webhookBody } from './chat-events-out.js';
 import type { LeaderSession } from './leadership.js';
 import { pause, retryDelayMs } from './retry-delay.js';
 import { type CircuitChange, UrlCircuits } from './webhook-circuits.js';
-import { signWebhook } from './webhook-signature.js';
+import { signWebhook, standardWebhookHeaders } from './webhook-signature.js';
 
 type WebhookConfig = NonNullable<AppConfig['webhooks']>;
 
@@ -165,6 +165,7 @@ export class WebhookDispatcher {
           'x-chat-timestamp': timestamp,
           'x-chat-signature': signWebhook(this.config.secret, timestamp, body),
           'x-chat-attempt': String(delivery.attempts + 1),
+          ...standardWebhookHeaders(this.config.secret, delivery.event_id, timestamp, body),
         },
         body,
         redirect: 'manual',

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { signWebhook, verifyWebhook } from './webhook-signature.js';
+import { Webhook } from 'standardwebhooks';
+import { signWebhook, standardWebhookHeaders, verifyWebhook } from './webhook-signature.js';
 
 const SECRET = 'webhook-secret-0123456789';
 const BODY = '{"id":"e1","type":"member.added","roomId":"r","data":{"roomId":"r","userId":"u"}}';
@@ -38,5 +39,29 @@ describe('webhook signatures', () => {
     assert.equal(verifyWebhook(SECRET, { timestamp: undefined, signature }, BODY, { nowSec: NOW }), false);
     assert.equal(verifyWebhook(SECRET, { timestamp: TS, signature: undefined }, BODY, { nowSec: NOW }), false);
     assert.equal(verifyWebhook(SECRET, { timestamp: `${TS}.5`, signature }, BODY, { nowSec: NOW }), false);
+  });
+
+  describe('Standard Webhooks headers', () => {
+    const library = new Webhook(Buffer.from(SECRET).toString('base64'));
+    const headers = (body = BODY) => standardWebhookHeaders(SECRET, 'e1', String(Math.floor(Date.now() / 1000)), body);
+
+    it('are webhook-id, webhook-timestamp and v1,<base64 HMAC-SHA256 of "id.timestamp.body">', () => {
+      const expected = createHmac('sha256', SECRET).update(`e1.${TS}.${BODY}`).digest('base64');
+      assert.deepEqual(standardWebhookHeaders(SECRET, 'e1', TS, BODY), {
+        'webhook-id': 'e1',
+        'webhook-timestamp': TS,
+        'webhook-signature': `v1,${expected}`,
+      });
+    });
+
+    it('verify with the standardwebhooks library given whsec_ + base64(WEBHOOK_SECRET)', () => {
+      assert.deepEqual(library.verify(BODY, headers()), JSON.parse(BODY));
+      assert.deepEqual(new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(BODY, headers()), JSON.parse(BODY));
+    });
+
+    it("fail the library's verification for a tampered body or another secret", () => {
+      assert.throws(() => library.verify(BODY.replace('"u"', '"mallory"'), headers()));
+      assert.throws(() => new Webhook(Buffer.from(`${SECRET}x`).toString('base64')).verify(BODY, headers()));
+    });
   });
 });

@@ -8,6 +8,18 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  */
 export const SIGNATURE_PREFIX = 'sha256=';
 
+/**
+ * The same request signed as Standard Webhooks (standardwebhooks.com) specify, so receivers can
+ * use its verifier libraries: `webhook-id` (the event id, the same on every retry),
+ * `webhook-timestamp` (Unix seconds) and `webhook-signature`, which is `v1,` and the base64
+ * HMAC-SHA256 of `${id}.${timestamp}.${body}` keyed by the UTF-8 bytes of WEBHOOK_SECRET. Those
+ * libraries take the key base64-encoded behind `whsec_`: `whsec_` + base64(WEBHOOK_SECRET).
+ */
+export function standardWebhookHeaders(secret: string, id: string, timestamp: string, body: string): Record<string, string> {
+  const signature = createHmac('sha256', secret).update(`${id}.${timestamp}.${body}`).digest('base64');
+  return { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` };
+}
+
 export function signWebhook(secret: string, timestamp: string, body: string): string {
   return SIGNATURE_PREFIX + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
 }

@@ -29,7 +29,7 @@ export class HealthController {
   @Get('live')
   @ApiOperation({ summary: 'Liveness: 200 while the process serves (no key)' })
   @ApiOkResponse({ type: LivenessModel })
-  live() {
+  healthLive() {
     return { status: 'ok' };
   }
 
@@ -38,7 +38,7 @@ export class HealthController {
   // @HealthCheck() documents the 200 and 503 answers (terminus's report) in the OpenAPI document.
   @HealthCheck()
   @ApiOperation({ summary: 'Readiness: 200 when Postgres and (when configured) Redis answer and the instance is not draining (no key)' })
-  async ready(@Res({ passthrough: true }) res: Response) {
+  async healthReady(@Res({ passthrough: true }) res: Response) {
     const checks: HealthIndicatorFunction[] = [
       () => this.flag('shutdown', !this.gate.draining, 'draining'),
       this.db.pingCheck('postgres').withTimeout(1500),

@@ -7,6 +7,7 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
 import {
+  ROLES,
   SYSTEM_SENDER_ID,
   type ChangesPage,
   type HistoryPage,
@@ -15,6 +16,7 @@ import {
   type MessageVersion,
   type PresenceList,
   type Reaction,
+  type Role,
   type Room,
   type Visibility,
 } from '../chat/chat.events.js';
@@ -86,6 +88,12 @@ export class ChangesPageModel implements ChangesPage {
   hasMore!: boolean;
   @ApiProperty({ type: 'integer', minimum: 0, description: "The room's modSeq when the page was read; 0 for a room that does not exist" })
   lastModSeq!: number;
+  @ApiProperty({
+    description:
+      'Messages whose latest change was after afterModSeq were removed by retention (below the floor): those changes are ' +
+      'gone, and the page starts at the floor',
+  })
+  truncated!: boolean;
 }
 
 @ApiSchema({ name: 'MessageVersion' })
@@ -123,6 +131,14 @@ export class RoomModel implements Room {
   lastSeq!: number;
   @ApiProperty({ type: 'integer', minimum: 0, description: "modSeq of the room's latest change; 0 for a room without messages" })
   lastModSeq!: number;
+  @ApiProperty({ type: 'integer', nullable: true, minimum: 1, maximum: 36500, description: 'Days messages are kept; null: forever' })
+  retentionDays!: number | null;
+  @ApiProperty({
+    type: 'integer',
+    minimum: 1,
+    description: 'Every message with a lower seq was removed by retention; 1 until something is removed',
+  })
+  floorSeq!: number;
   @ApiProperty({ format: 'date-time' })
   createdAt!: string;
 }
@@ -131,6 +147,8 @@ export class RoomModel implements Room {
 export class MemberModel implements Member {
   @ApiProperty({ minLength: 1, maxLength: 128 })
   userId!: string;
+  @ApiProperty({ enum: ROLES, description: 'Owners and moderators moderate the room' })
+  role!: Role;
   @ApiProperty({ type: 'integer', minimum: 0 })
   lastReadSeq!: number;
 }
@@ -186,4 +204,16 @@ export class ErrorResponseModel {
   ok!: false;
   @ApiProperty({ type: ErrorModel })
   error!: ErrorModel;
+}
+
+@ApiSchema({ name: 'Erasure' })
+export class ErasureModel {
+  @ApiProperty({ minimum: 0, description: 'Messages this call turned into tombstones' })
+  messagesDeleted!: number;
+
+  @ApiProperty({ minimum: 0, description: "The user's reactions this call removed" })
+  reactionsRemoved!: number;
+
+  @ApiProperty({ minimum: 0, description: 'Rooms whose membership or read state of the user this call removed' })
+  roomsLeft!: number;
 }

@@ -27,7 +27,8 @@ export function buildApiDocument(app: INestApplication, config: AppConfig): Open
     .setVersion('1')
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'One of API_KEYS' }, API_KEY_SCHEME)
     .build();
-  const document = SwaggerModule.createDocument(app, info);
+  // Each handler's method name is its operationId (`postMessage`, `getRoom`): what generated clients call.
+  const document = SwaggerModule.createDocument(app, info, { operationIdFactory: (_controller, method) => method });
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ...requestSchemas(config.limits) } };
   return document;
 }
@@ -56,9 +57,13 @@ function requestSchemas(limits: AppConfig['limits']): Record<string, JsonSchema>
       mentions,
       expectedVersion: 'Edit only if the stored version is this one; otherwise 409 CONFLICT with details.currentVersion',
     }),
+    MemberSettings: withDescriptions(toSchema(s.member.omit({ roomId: true, userId: true })), {
+      role: 'owner, moderator or member; owners and moderators moderate the room. Omitted: a new member is a member, an existing one keeps their role',
+    }),
     RoomSettings: withDescriptions(toSchema(s.room.omit({ roomId: true })), {
       title: 'At most 200 characters; omitted: null',
       metadata: 'A JSON object of at most 16 KiB; omitted: null',
+      retentionDays: 'Days messages are kept, 1-36500; omitted or null: forever. Older messages are removed at least hourly',
     }),
     PostUserMessage: withDescriptions(toSchema(s.post.omit({ roomId: true })), {
       senderId: 'The user the message is posted for (not checked for membership)',

@@ -31,7 +31,7 @@ export class MessageChangesController {
   @ApiBody({ schema: schemaRef('EditMessage') })
   @ApiOkResponse({ description: 'The edited message, latest state', type: MessageModel })
   @ApiErrors(400, 401, 403, 404, 409, 413, 503)
-  edit(@Param('roomId') roomId: string, @Param('seq') seq: string, @Body() body: unknown) {
+  editMessage(@Param('roomId') roomId: string, @Param('seq') seq: string, @Body() body: unknown) {
     return this.chat.edit(null, { ...asObject(body), roomId, seq: integerParam(seq) });
   }
 
@@ -46,7 +46,7 @@ export class MessageChangesController {
   @ApiPathParam('seq', 'Seq')
   @ApiOkResponse({ description: 'The tombstone', type: MessageModel })
   @ApiErrors(400, 401, 403, 404, 503)
-  delete(@Param('roomId') roomId: string, @Param('seq') seq: string) {
+  deleteMessage(@Param('roomId') roomId: string, @Param('seq') seq: string) {
     return this.chat.deleteMessage(null, { roomId, seq: integerParam(seq) });
   }
 
@@ -58,7 +58,7 @@ export class MessageChangesController {
   @ApiPathParam('seq', 'Seq')
   @ApiOkResponse({ type: MessageVersionListModel })
   @ApiErrors(400, 401, 404, 503)
-  versions(@Param('roomId') roomId: string, @Param('seq') seq: string) {
+  listMessageVersions(@Param('roomId') roomId: string, @Param('seq') seq: string) {
     return this.chat.versions({ roomId, seq: integerParam(seq) });
   }
 
@@ -68,13 +68,13 @@ export class MessageChangesController {
     description:
       'Every message whose latest change has modSeq > afterModSeq (new ones included), in its latest state, ascending by ' +
       'modSeq; page on with the last modSeq returned while `hasMore`. A room that does not exist answers ' +
-      '`{ messages: [], hasMore: false, lastModSeq: 0 }`.',
+      '`{ messages: [], hasMore: false, lastModSeq: 0, truncated: false }`. `truncated`: a change after afterModSeq is gone with a message removed by retention; the page starts at the floor.',
   })
   @ApiQuery({ name: 'afterModSeq', required: true, schema: schemaRef('ModSeq') })
   @ApiQuery({ name: 'limit', required: false, schema: schemaRef('ChangesLimit') })
   @ApiOkResponse({ type: ChangesPageModel })
   @ApiErrors(400, 401, 503)
-  changes(@Param('roomId') roomId: string, @Query('afterModSeq') afterModSeq?: string, @Query('limit') limit?: string) {
+  listChanges(@Param('roomId') roomId: string, @Query('afterModSeq') afterModSeq?: string, @Query('limit') limit?: string) {
     return this.chat.changes(null, { roomId, afterModSeq: integerParam(afterModSeq), limit: integerParam(limit) });
   }
 }

@@ -38,7 +38,7 @@ export class MessagesController {
   @ApiCreatedResponse({ description: 'Stored now', type: MessageModel })
   @ApiOkResponse({ description: 'Stored before with this clientMsgId: the stored message', type: MessageModel })
   @ApiErrors(400, 401, 403, 413, 503)
-  async post(
+  async postMessage(
     @Param('roomId') roomId: string,
     @Body() body: unknown,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
@@ -64,7 +64,7 @@ export class MessagesController {
   @ApiQuery({ name: 'limit', required: false, schema: schemaRef('PageLimit') })
   @ApiOkResponse({ type: HistoryPageModel })
   @ApiErrors(400, 401, 503)
-  history(
+  listMessages(
     @Param('roomId') roomId: string,
     @Query('beforeSeq') beforeSeq?: string,
     @Query('afterSeq') afterSeq?: string,

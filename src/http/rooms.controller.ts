@@ -24,14 +24,14 @@ export class RoomsController {
   @ApiOperation({
     summary: 'Create or replace a room',
     description:
-      'Replaces: an omitted title or metadata becomes null. Making a room private takes the live connections of ' +
+      'Replaces: an omitted title, metadata or retentionDays becomes null. Making a room private takes the live connections of ' +
       'non-members out of it on every instance (each gets `room.removed`).',
   })
   @ApiBody({ schema: schemaRef('RoomSettings') })
   @ApiCreatedResponse({ description: 'The room was created', type: RoomModel })
   @ApiOkResponse({ description: 'The room existed and was replaced', type: RoomModel })
   @ApiErrors(400, 401, 403, 413, 503)
-  async upsert(@Param('roomId') roomId: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
+  async upsertRoom(@Param('roomId') roomId: string, @Body() body: unknown, @Res({ passthrough: true }) res: Response) {
     const { room, created } = await this.chat.upsertRoom({ ...asObject(body), roomId });
     res.status(created ? 201 : 200);
     return room;
@@ -41,18 +41,24 @@ export class RoomsController {
   @ApiOperation({ summary: 'Read a room' })
   @ApiOkResponse({ type: RoomModel })
   @ApiErrors(400, 401, 404, 503)
-  get(@Param('roomId') roomId: string) {
+  getRoom(@Param('roomId') roomId: string) {
     return this.chat.getRoom({ roomId });
   }
 
   @Put('members/:userId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Add a member (idempotent)' })
+  @ApiOperation({
+    summary: 'Add a member, or set their role (idempotent)',
+    description:
+      'Without a body (or without `role`) a new member is a `member` and an existing one keeps their role. In a public ' +
+      'room this records a role without making membership required to join.',
+  })
   @ApiPathParam('userId', 'UserId')
-  @ApiNoContentResponse({ description: 'The user is a member' })
-  @ApiErrors(400, 401, 403, 404, 503)
-  async addMember(@Param('roomId') roomId: string, @Param('userId') userId: string): Promise<void> {
-    await this.chat.addMember({ roomId, userId });
+  @ApiBody({ schema: schemaRef('MemberSettings'), required: false })
+  @ApiNoContentResponse({ description: 'The user is a member, with the role asked for' })
+  @ApiErrors(400, 401, 403, 404, 413, 503)
+  async addMember(@Param('roomId') roomId: string, @Param('userId') userId: string, @Body() body: unknown): Promise<void> {
+    await this.chat.addMember({ ...(body === undefined ? {} : asObject(body)), roomId, userId });
   }
 
   @Delete('members/:userId')
@@ -72,7 +78,7 @@ export class RoomsController {
   @ApiOperation({ summary: 'List the members' })
   @ApiOkResponse({ type: MemberListModel })
   @ApiErrors(400, 401, 404, 503)
-  async members(@Param('roomId') roomId: string) {
+  async listMembers(@Param('roomId') roomId: string) {
     return { members: await this.chat.listMembers({ roomId }) };
   }
 
@@ -85,7 +91,7 @@ export class RoomsController {
   })
   @ApiOkResponse({ type: PresenceListModel })
   @ApiErrors(400, 401, 404, 503)
-  presenceList(@Param('roomId') roomId: string) {
+  listPresence(@Param('roomId') roomId: string) {
     return this.presence.list(null, { roomId });
   }
 }

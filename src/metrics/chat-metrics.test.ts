@@ -21,4 +21,21 @@ describe('ChatMetrics', () => {
     await metrics.registry.metrics();
     assert.equal(reads, 1, 'a scrape right after reads no more');
   });
+
+  it('splits the database pool into idle and in-use connections that add up to the open ones, and waiting requests apart', async () => {
+    const pool = { totalCount: 7, idleCount: 3, waitingCount: 2, options: { max: 10 } };
+    const page = await new ChatMetrics({ driver: { master: pool } } as unknown as DataSource).registry.metrics();
+    const value = (series: string) => {
+      const line = page.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    assert.equal(value('chat_db_pool_open_connections{state="idle"}'), 3);
+    assert.equal(value('chat_db_pool_open_connections{state="in_use"}'), 4);
+    assert.equal(page.match(/^chat_db_pool_open_connections\{/gm)?.length, 2, 'no other state');
+    assert.equal(value('chat_db_pool_waiting_requests'), 2);
+    assert.equal(value('chat_db_pool_max_connections'), 10);
+    // The deprecated gauge, kept one release for dashboards written against it.
+    assert.equal(value('chat_db_pool_connections{state="total"}'), 7);
+    assert.equal(value('chat_db_pool_connections{state="waiting"}'), 2);
+  });
 });

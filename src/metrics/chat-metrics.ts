@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import type { Transport } from '../realtime/chat-connection.js';
+import { TRANSPORTS, type Transport } from '../common/transport.js';
 import { sharedReading } from './shared-reading.js';
 
 /**
@@ -16,6 +16,7 @@ interface PoolCounts {
   totalCount: number;
   idleCount: number;
   waitingCount: number;
+  options: { max: number };
 }
 
 interface EventsSource {
@@ -52,6 +53,16 @@ export class ChatMetrics {
   readonly messagesStored = new Counter({
     name: 'chat_messages_stored_total',
     help: 'messages committed by this instance (repeats of a clientMsgId not counted)',
+    registers: [this.registry],
+  });
+
+  readonly presendHookCalls = new Histogram({
+    name: 'chat_presend_hook_duration_seconds',
+    help:
+      'pre-send hook calls by outcome (allow, modify, reject, bad_answer, timeout, unreachable, overloaded: no slot free), ' +
+      'from the call to its answer, waiting for a slot included',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
 
@@ -126,20 +137,54 @@ export class ChatMetrics {
       labelNames: ['transport'] as const,
       registers: [this.registry],
       collect() {
-        for (const transport of ['socket.io', 'ws'] as const) this.set({ transport }, counter()(transport));
+        for (const transport of TRANSPORTS) this.set({ transport }, counter()(transport));
       },
     });
+    const pool = () => (db.driver as unknown as { master?: PoolCounts }).master;
+    // Open connections split by state: the two series never overlap, so their sum is the pool's size.
     new Gauge({
-      name: 'chat_db_pool_connections',
-      help: 'database pool connections: total, idle, and requests waiting for one',
+      name: 'chat_db_pool_open_connections',
+      help: 'open database pool connections, by state: idle or in_use (the two add up to the open connections)',
       labelNames: ['state'] as const,
       registers: [this.registry],
       collect() {
-        const pool = (db.driver as unknown as { master?: PoolCounts }).master;
-        if (!pool) return;
-        this.set({ state: 'total' }, pool.totalCount);
-        this.set({ state: 'idle' }, pool.idleCount);
-        this.set({ state: 'waiting' }, pool.waitingCount);
+        const p = pool();
+        if (!p) return;
+        this.set({ state: 'idle' }, p.idleCount);
+        this.set({ state: 'in_use' }, p.totalCount - p.idleCount);
+      },
+    });
+    new Gauge({
+      name: 'chat_db_pool_max_connections',
+      help: 'the most connections the database pool opens (DB_POOL_SIZE)',
+      registers: [this.registry],
+      collect() {
+        const p = pool();
+        if (p) this.set(p.options.max);
+      },
+    });
+    new Gauge({
+      name: 'chat_db_pool_waiting_requests',
+      help: 'storage calls waiting for a database pool connection (all of them in use)',
+      registers: [this.registry],
+      collect() {
+        const p = pool();
+        if (p) this.set(p.waitingCount);
+      },
+    });
+    // Deprecated: its states overlap (total counts the idle ones; waiting counts requests, not
+    // connections). Kept this release so dashboards survive a rolling update; removed in the next.
+    new Gauge({
+      name: 'chat_db_pool_connections',
+      help: 'DEPRECATED, removed in the next release: use chat_db_pool_open_connections and chat_db_pool_waiting_requests',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const p = pool();
+        if (!p) return;
+        this.set({ state: 'total' }, p.totalCount);
+        this.set({ state: 'idle' }, p.idleCount);
+        this.set({ state: 'waiting' }, p.waitingCount);
       },
     });
     const circuits = () => this.webhookCircuits;

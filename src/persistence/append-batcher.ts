@@ -1,9 +1,11 @@
+import type { Span } from '@opentelemetry/api';
 import type { PoolClient } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { Message } from '../chat/chat.events.js';
 import type { AppendResult, NewMessage } from '../chat/chat.ports.js';
 import { rowToMessage, type MessageRow } from './message-row.js';
 import { isDataError, isLockTimeout } from './sql-state.js';
+import { Tracing, type TracedAppend } from '../tracing/tracing.js';
 
 export interface PendingAppend {
   input: NewMessage;
@@ -41,6 +43,8 @@ const GAP_WEIGHT = 0.2;
 interface Queued extends PendingAppend {
   /** performance.now() when it was submitted. */
   at: number;
+  /** With tracing on: the send's append span and context. */
+  traced?: TracedAppend;
 }
 
 /**
@@ -78,6 +82,7 @@ export class AppendBatcher {
     private readonly maxInFlight: number,
     private readonly lingerMs: number,
     private readonly observeBatch: (messages: number) => void = () => undefined,
+    private readonly tracing: Tracing = Tracing.off,
   ) {}
 
   submit(pending: PendingAppend): void {
@@ -85,8 +90,30 @@ export class AppendBatcher {
     const gap = at - this.lastSubmit;
     this.lastSubmit = at;
     this.gapMs = Number.isFinite(this.gapMs) ? this.gapMs + GAP_WEIGHT * (gap - this.gapMs) : gap;
-    this.queue.push({ ...pending, at });
+    const traced = this.tracing.on ? this.tracing.startAppend(pending.input.roomId) : null;
+    this.queue.push(traced ? this.traced(pending, at, traced) : { ...pending, at });
     this.pump();
+  }
+
+  /**
+   * The send with its append span, ended when the caller is answered; its onCreated (the fan-out)
+   * runs in the sender's context, not in that of the send whose submit happened to start the batch.
+   */
+  private traced(pending: PendingAppend, at: number, traced: TracedAppend): Queued {
+    return {
+      ...pending,
+      at,
+      traced,
+      onCreated: (message, parent) => Tracing.inContext(traced.context, () => pending.onCreated(message, parent)),
+      resolve: (result) => {
+        this.tracing.endAppend(traced);
+        pending.resolve(result);
+      },
+      reject: (err) => {
+        this.tracing.endAppend(traced, err);
+        pending.reject(err);
+      },
+    };
   }
 
   private pump(): void {
@@ -148,7 +175,7 @@ export class AppendBatcher {
     return batch;
   }
 
-  private async commit(queued: PendingAppend[]): Promise<void> {
+  private async commit(queued: Queued[]): Promise<void> {
     const attempt = await this.append(queued);
     if ('rows' in attempt) {
       // One row per caller (idx = its position, 1-based), then one 'parent' row per reply created.
@@ -185,16 +212,21 @@ export class AppendBatcher {
     }
   }
 
+  /** The span of one attempt; untraced sends (HTTP, commands) count in its size but have no link. */
+  private batchSpan(batch: Queued[]): Span {
+    const traced = batch.flatMap((p) => (p.traced ? [p.traced] : []));
+    return this.tracing.startBatch(traced, batch.length, roomsOf(batch).length);
+  }
+
   /**
    * One chat_append call on a connection of its own, so the budget is taken after the wait for a
    * pooled connection. Callers too close to their deadline are answered and left out first; the
    * attempt names the callers it was made for.
    */
-  private async append(
-    queued: PendingAppend[],
-  ): Promise<{ batch: PendingAppend[]; rows: AppendRow[] } | { batch: PendingAppend[]; err: unknown }> {
+  private async append(queued: Queued[]): Promise<{ batch: Queued[]; rows: AppendRow[] } | { batch: Queued[]; err: unknown }> {
     const runner = this.db.createQueryRunner();
     let batch = queued;
+    let span: Span | null = null;
     try {
       // The pool's pg client, to run the statement prepared (see APPEND_SQL).
       const client = (await runner.connect()) as PoolClient;
@@ -206,6 +238,7 @@ export class AppendBatcher {
       // the earliest caller's deadline, less the COMMIT's share, has passed.
       const budget = Math.max(1, Math.min(...batch.map((p) => p.deadline)) - now - COMMIT_RESERVE_MS);
       this.observeBatch(batch.length);
+      span = this.tracing.on ? this.batchSpan(batch) : null;
       const { rows } = await client.query<AppendRow>({
         name: statementName(client),
         text: APPEND_SQL,
@@ -221,8 +254,10 @@ export class AppendBatcher {
           budget,
         ],
       });
+      if (span) this.tracing.endBatch(span);
       return { batch, rows };
     } catch (err) {
+      if (span) this.tracing.endBatch(span, err);
       return { batch, err };
     } finally {
       await runner.release();

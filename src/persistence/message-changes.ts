@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { Message } from '../chat/chat.events.js';
+import type { Message, Role } from '../chat/chat.events.js';
 import type { ChangeResult, MessageChange } from '../chat/chat.ports.js';
 import { MAX_REACTION_KEYS, MAX_REACTION_KEYS_PER_USER, MAX_REACTION_USERS } from '../chat/chat.schemas.js';
 import { EVENT_TYPES } from '../events/chat-events-out.js';
@@ -18,21 +18,24 @@ interface ChangeTarget {
  * room's lock: RoomChangeQueue). The room's row is locked first,
  * as chat_append locks it: modSeqs are then taken one after the other across every writer on every
  * replica (gap-free), and the outbox rows of a room follow modSeq order. Checks follow the
- * contract's precedence: membership, the message, its sender, deleted, the expected version.
+ * contract's precedence: membership, the message, its sender (a moderator may delete any), deleted,
+ * the expected version.
  */
 export async function applyChange(tx: EntityManager, target: ChangeTarget): Promise<ChangeResult> {
   const { roomId, seq, actor, change } = target;
   const [room] = (await tx.query(
-    `SELECT r.visibility, r.last_mod_seq, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member
+    `SELECT r.visibility, r.last_mod_seq, (SELECT m.role FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS role
      FROM rooms r WHERE r.id = $1 FOR UPDATE OF r`,
     [roomId, actor ?? ''],
-  )) as { visibility: string; last_mod_seq: string; is_member: boolean }[];
+  )) as { visibility: string; last_mod_seq: string; role: Role | null }[];
   if (!room) return { outcome: 'no_room' };
-  if (actor !== null && room.visibility === 'private' && !room.is_member) return { outcome: 'forbidden' };
+  if (actor !== null && room.visibility === 'private' && room.role === null) return { outcome: 'forbidden' };
   const [row] = (await tx.query(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND seq = $2`, [roomId, seq])) as MessageRow[];
   if (!row) return { outcome: 'no_message' };
   const current = rowToMessage(roomId, row);
-  if (change.kind !== 'reaction' && actor !== null && current.senderId !== actor) return { outcome: 'not_sender' };
+  // Moderators (owners included) may delete any message of their room, never edit another's.
+  const mayDeleteAny = change.kind === 'delete' && (room.role === 'owner' || room.role === 'moderator');
+  if (change.kind !== 'reaction' && actor !== null && current.senderId !== actor && !mayDeleteAny) return { outcome: 'not_sender' };
   if (current.deletedAt !== null) return change.kind === 'delete' ? { outcome: 'unchanged', message: current } : { outcome: 'deleted' };
 
   const writer = new ChangeWriter(tx, roomId, Number(room.last_mod_seq));
@@ -125,6 +128,33 @@ const SUMMARISE_REACTIONS = `
     FROM (SELECT r.key, count(*) AS n, (array_agg(r.user_id ORDER BY r.user_id COLLATE "C"))[1:$4] AS users
           FROM message_reactions r WHERE r.room_id = $1 AND r.seq = $2 GROUP BY r.key) AS k)
   WHERE room_id = $1 AND seq = $2 RETURNING ${MESSAGE_COLUMNS}`;
+
+/**
+ * Removes up to `limit` of the user's reactions in the room, under the room's row lock, each
+ * message whose reactions changed taking the room's next modSeq and a `message.updated` event, as
+ * reaction.remove does. Null when the room has none of the user's reactions (or is gone).
+ */
+export async function removeUserReactions(
+  tx: EntityManager,
+  roomId: string,
+  userId: string,
+  limit: number,
+): Promise<{ removed: number; changed: Message[] } | null> {
+  const [room] = (await tx.query('SELECT last_mod_seq FROM rooms WHERE id = $1 FOR UPDATE', [roomId])) as { last_mod_seq: string }[];
+  if (!room) return null;
+  const [gone] = (await tx.query(
+    `DELETE FROM message_reactions x USING (
+       SELECT seq, key FROM message_reactions WHERE user_id = $2 AND room_id = $1 ORDER BY seq, key LIMIT $3) AS t
+     WHERE x.room_id = $1 AND x.seq = t.seq AND x.user_id = $2 AND x.key = t.key RETURNING x.seq`,
+    [roomId, userId, limit],
+  )) as [{ seq: string }[], number];
+  if (gone.length === 0) return null;
+  const writer = new ChangeWriter(tx, roomId, Number(room.last_mod_seq));
+  for (const seq of new Set(gone.map((g) => Number(g.seq))))
+    await writer.update(seq, SUMMARISE_REACTIONS, [MAX_REACTION_USERS], EVENT_TYPES.messageUpdated);
+  const result = await writer.finish();
+  return { removed: gone.length, changed: result.outcome === 'changed' ? result.changed : [] };
+}
 
 /** Gives each changed message the room's next modSeq, and writes the room's counter and the events once at the end. */
 class ChangeWriter {

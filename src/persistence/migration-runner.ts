@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource, MigrationExecutor } from 'typeorm';
+import { DataSource, MigrationExecutor, type QueryRunner } from 'typeorm';
 import { dataSourceOptions } from './data-source-options.js';
 
 /** Any fixed 64-bit key; every replica of this service takes the same one. */
@@ -14,7 +14,7 @@ const MIGRATION_CONNECT_TIMEOUT_MS = 15_000;
 
 /**
  * Applies pending migrations on a connection of its own, before the service opens its pool.
- * Replicas that start together queue on a session-level advisory lock; the first applies the
+ * Replicas that start together queue on a session-level advisory lock (takeLock); the first applies the
  * pending migrations, the others then find none. Returns the names applied.
  */
 export async function applyMigrations(url: string): Promise<string[]> {
@@ -26,7 +26,7 @@ export async function applyMigrations(url: string): Promise<string[]> {
   const qr = db.createQueryRunner();
   try {
     await qr.connect();
-    await qr.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await takeLock(qr);
     try {
       const executor = new MigrationExecutor(db, qr);
       executor.transaction = 'each';
@@ -39,6 +39,23 @@ export async function applyMigrations(url: string): Promise<string[]> {
   } finally {
     await qr.release();
     await db.destroy();
+  }
+}
+
+/** How often a replica waiting for another's migrations asks for the lock again. */
+const LOCK_POLL_MS = 200;
+
+/**
+ * Polls pg_try_advisory_lock instead of waiting in pg_advisory_lock: a session blocked in that
+ * statement holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock holder's migration waits
+ * for every older snapshot to end, a deadlock Postgres breaks by failing one of them. Between
+ * polls the waiting replica holds no snapshot.
+ */
+async function takeLock(qr: QueryRunner): Promise<void> {
+  for (;;) {
+    const [row] = (await qr.query('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK_KEY])) as { locked: boolean }[];
+    if (row?.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
 }
 

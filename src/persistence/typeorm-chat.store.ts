@@ -1,13 +1,14 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
-import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
+import type { ChangesPage, Member, Message, MessageVersion, Role, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
 import {
   ChatStore,
   type AppendResult,
   type ChangeResult,
   type ChangesQuery,
+  type ErasureCounts,
   type MessageChange,
   type NewMessage,
   type PageQuery,
@@ -15,12 +16,15 @@ import {
   type RoomAccess,
   type RoomInput,
   type RoomsQuery,
+  type StoredPage,
+  type UserExportLine,
 } from '../chat/chat.ports.js';
 import { EVENT_TYPES, type EventType } from '../events/chat-events-out.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
-import { applyChange } from './message-changes.js';
+import { Tracing } from '../tracing/tracing.js';
+import { applyChange, removeUserReactions } from './message-changes.js';
 import { MESSAGE_COLUMNS, rowToMessage, type MessageRow } from './message-row.js';
 import { RoomChangeQueue } from './room-change-queue.js';
 import { isDataError } from './sql-state.js';
@@ -31,19 +35,21 @@ interface AccessRow {
   last_mod_seq: string;
   visibility: Visibility;
   is_member: boolean;
+  role: Role | null;
   last_read_seq: string;
 }
 
 /** A room's access for a user, with the user's read state; $1 room, $2 user. */
 const ACCESS_CTE = `
   access AS (
-    SELECT r.last_seq, r.last_mod_seq, r.visibility,
-           EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2) AS is_member,
+    SELECT r.last_seq, r.last_mod_seq, r.visibility, m.user_id IS NOT NULL AS is_member, m.role,
            COALESCE(rr.last_read_seq, 0) AS last_read_seq, rr.joined_at IS NOT NULL AS joined
-    FROM rooms r LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
+    FROM rooms r
+    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
+    LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
     WHERE r.id = $1)`;
 
-const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, last_mod_seq, visibility, is_member, last_read_seq FROM access`;
+const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, last_mod_seq, visibility, is_member, role, last_read_seq FROM access`;
 
 /**
  * ACCESS_SQL that also records a first join the user is allowed (for rooms.list). A rejoin, the
@@ -55,7 +61,7 @@ const OPEN_SQL = `
     INSERT INTO room_reads (user_id, room_id, joined_at)
     SELECT $2, $1, now() FROM access WHERE (visibility = 'public' OR is_member) AND NOT joined
     ON CONFLICT (user_id, room_id) DO UPDATE SET joined_at = EXCLUDED.joined_at WHERE room_reads.joined_at IS NULL)
-  SELECT last_seq, last_mod_seq, visibility, is_member, last_read_seq FROM access`;
+  SELECT last_seq, last_mod_seq, visibility, is_member, role, last_read_seq FROM access`;
 
 /**
  * Moves the read position to min($3, lastSeq) when that is ahead; the conflict clause re-checks
@@ -99,6 +105,15 @@ const ROOMS_SQL = `
   ORDER BY room_id LIMIT $3`;
 
 /**
+ * Rows one erasure transaction changes at most (messages tombstoned, reactions removed, reads
+ * deleted). A tombstone is a few statements under the room's row lock (the delete path's), so a
+ * batch holds a room for a fraction of a second, and sends to it wait no longer than that.
+ */
+export const ERASE_BATCH = 100;
+/** Rows one export query reads: the memory an export holds, whatever the user's total. */
+const EXPORT_PAGE = 500;
+
+/**
  * How many room ids an instance remembers as existing (roomExists): enough for the rooms its
  * users send to, a few MB at most.
  */
@@ -116,12 +131,17 @@ export class TypeOrmChatStore extends ChatStore {
     @Inject(STORAGE_TIMEOUT_MS) private readonly timeoutMs: number,
     @Inject(APPEND_LINGER_MS) appendLingerMs: number,
     @Optional() metrics?: ChatMetrics,
+    @Optional() tracing?: Tracing,
   ) {
     super();
     // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
     this.changeQueue = new RoomChangeQueue(db, timeoutMs);
-    this.batcher = new AppendBatcher(db, Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1), appendLingerMs, (n) =>
-      metrics?.appendBatchSize.observe(n),
+    this.batcher = new AppendBatcher(
+      db,
+      Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1),
+      appendLingerMs,
+      (n) => metrics?.appendBatchSize.observe(n),
+      tracing,
     );
   }
 
@@ -178,20 +198,26 @@ export class TypeOrmChatStore extends ChatStore {
    * returns ascending seqs. Plain SQL rather than a repository find: every rejoin after a
    * reconnect runs this, and the find's query building and entity hydration cost more than the query.
    */
-  async page({ roomId, beforeSeq, afterSeq, parentSeq, limit }: PageQuery): Promise<HistoryPage> {
+  async page({ roomId, beforeSeq, afterSeq, parentSeq, limit }: PageQuery): Promise<StoredPage> {
     return this.guard(async () => {
       const ascending = afterSeq !== undefined;
+      const order = ascending ? 'ASC' : 'DESC';
       const bound = ascending ? 'AND seq > $2' : beforeSeq !== undefined ? 'AND seq < $2' : 'AND $2::bigint IS NULL';
       const thread = parentSeq === undefined ? '' : 'AND parent_seq = $4';
+      // The floor comes from the statement's own snapshot: retention removes rows and moves the floor in one commit.
       const rows = (await this.db.query(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages
-         WHERE room_id = $1 ${bound} ${thread} ORDER BY seq ${ascending ? 'ASC' : 'DESC'} LIMIT $3`,
+        `SELECT COALESCE(r.floor_seq, 1) AS room_floor_seq, m.* FROM (VALUES (1)) AS one (x)
+         LEFT JOIN rooms r ON r.id = $1
+         LEFT JOIN LATERAL (SELECT ${MESSAGE_COLUMNS} FROM messages
+                            WHERE room_id = $1 ${bound} ${thread} ORDER BY seq ${order} LIMIT $3) AS m ON true
+         ORDER BY m.seq ${order}`,
         [roomId, afterSeq ?? beforeSeq ?? null, limit + 1, ...(parentSeq === undefined ? [] : [parentSeq])],
-      )) as MessageRow[];
-      const hasMore = rows.length > limit;
-      const pageRows = rows.slice(0, limit);
+      )) as (Partial<MessageRow> & { room_floor_seq: string })[];
+      const found = rows.filter((r) => r.id != null) as MessageRow[];
+      const hasMore = found.length > limit;
+      const pageRows = found.slice(0, limit);
       if (!ascending) pageRows.reverse();
-      return { messages: pageRows.map((r) => rowToMessage(roomId, r)), hasMore };
+      return { messages: pageRows.map((r) => rowToMessage(roomId, r)), hasMore, floorSeq: Number(rows[0]!.room_floor_seq) };
     });
   }
 
@@ -229,18 +255,20 @@ export class TypeOrmChatStore extends ChatStore {
   async changes({ roomId, afterModSeq, limit }: ChangesQuery): Promise<ChangesPage> {
     return this.guard(async () => {
       const rows = (await this.db.query(
-        `SELECT r.last_mod_seq AS room_last_mod_seq, m.* FROM rooms r
+        `SELECT r.last_mod_seq AS room_last_mod_seq, r.floor_mod_seq AS room_floor_mod_seq, m.* FROM rooms r
          LEFT JOIN LATERAL (SELECT ${MESSAGE_COLUMNS} FROM messages x WHERE x.room_id = r.id AND x.mod_seq > $2
                             ORDER BY x.mod_seq LIMIT $3) AS m ON true
-         WHERE r.id = $1`,
+         WHERE r.id = $1 ORDER BY m.mod_seq`,
         [roomId, afterModSeq, limit + 1],
-      )) as (Partial<MessageRow> & { room_last_mod_seq: string })[];
-      if (rows.length === 0) return { messages: [], hasMore: false, lastModSeq: 0 };
+      )) as (Partial<MessageRow> & { room_last_mod_seq: string; room_floor_mod_seq: string })[];
+      if (rows.length === 0) return { messages: [], hasMore: false, lastModSeq: 0, truncated: false };
       const found = rows.filter((r) => r.id != null) as MessageRow[];
       return {
         messages: found.slice(0, limit).map((r) => rowToMessage(roomId, r)),
         hasMore: found.length > limit,
         lastModSeq: Number(rows[0]!.room_last_mod_seq),
+        // A removed message whose latest change is after the cursor: the client missed a change that is gone.
+        truncated: afterModSeq < Number(rows[0]!.room_floor_mod_seq),
       };
     });
   }
@@ -273,9 +301,16 @@ export class TypeOrmChatStore extends ChatStore {
           visibility: Visibility;
         }[];
         await tx.query(
-          `INSERT INTO rooms (id, visibility, title, metadata) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, title = EXCLUDED.title, metadata = EXCLUDED.metadata`,
-          [input.roomId, input.visibility, input.title, input.metadata === null ? null : JSON.stringify(input.metadata)],
+          `INSERT INTO rooms (id, visibility, title, metadata, retention_days) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, title = EXCLUDED.title, metadata = EXCLUDED.metadata,
+             retention_days = EXCLUDED.retention_days`,
+          [
+            input.roomId,
+            input.visibility,
+            input.title,
+            input.metadata === null ? null : JSON.stringify(input.metadata),
+            input.retentionDays,
+          ],
         );
         const room = toRoom(await tx.getRepository(RoomEntity).findOneByOrFail({ id: input.roomId }));
         await tx.query(OUTBOX_SQL, outboxParams(EVENT_TYPES.roomUpserted, room.roomId, room));
@@ -296,19 +331,27 @@ export class TypeOrmChatStore extends ChatStore {
    * first, as chat_append and upsertRoom do: a room's events then take outbox positions in commit
    * order, which is the order the relay publishes them in.
    */
-  async setMember(roomId: string, userId: string, member: boolean): Promise<{ changed: boolean } | null> {
+  async setMember(roomId: string, userId: string, member: boolean, role?: Role): Promise<{ changed: boolean } | null> {
     return this.guard(() =>
       this.db.transaction(async (tx) => {
         const [exists] = await tx.query('SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE', [roomId]);
         if (!exists) return null;
-        const rows = member
-          ? await tx.query('INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING user_id', [
-              roomId,
-              userId,
-            ])
-          : await tx.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id', [roomId, userId]);
-        // DELETE ... RETURNING comes back from TypeORM as [rows, count].
-        const changed = member ? rows.length > 0 : (rows[0] as unknown[]).length > 0;
+        let changed: boolean;
+        if (!member) {
+          // DELETE ... RETURNING comes back from TypeORM as [rows, count].
+          const [rows] = await tx.query('DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING user_id', [roomId, userId]);
+          changed = (rows as unknown[]).length > 0;
+        } else {
+          // Without a role an existing member is left alone (no row comes back). xmax is 0 on a row this
+          // statement inserted, not on one it updated: that tells a new member from a new role.
+          const rows = (await tx.query(
+            `INSERT INTO room_members (room_id, user_id, role) VALUES ($1, $2, COALESCE($3::text, 'member'))
+             ON CONFLICT (room_id, user_id) DO UPDATE SET role = EXCLUDED.role WHERE $3::text IS NOT NULL
+             RETURNING (xmax = 0) AS inserted`,
+            [roomId, userId, role ?? null],
+          )) as { inserted: boolean }[];
+          changed = rows[0]?.inserted ?? false;
+        }
         if (changed)
           await tx.query(
             OUTBOX_SQL,
@@ -324,12 +367,12 @@ export class TypeOrmChatStore extends ChatStore {
       const [exists] = await this.db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
       if (!exists) return null;
       const rows = (await this.db.query(
-        `SELECT m.user_id, COALESCE(rr.last_read_seq, 0) AS last_read_seq
+        `SELECT m.user_id, m.role, COALESCE(rr.last_read_seq, 0) AS last_read_seq
          FROM room_members m LEFT JOIN room_reads rr ON rr.user_id = m.user_id AND rr.room_id = m.room_id
          WHERE m.room_id = $1 ORDER BY m.user_id`,
         [roomId],
-      )) as { user_id: string; last_read_seq: string }[];
-      return rows.map((r) => ({ userId: r.user_id, lastReadSeq: Number(r.last_read_seq) }));
+      )) as { user_id: string; role: Role; last_read_seq: string }[];
+      return rows.map((r) => ({ userId: r.user_id, role: r.role, lastReadSeq: Number(r.last_read_seq) }));
     });
   }
 
@@ -376,6 +419,143 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   /**
+   * Reactions first (all of them count, those on the user's own messages too, which the
+   * tombstones would take anyway), then the messages, then the mutes and bans, memberships (each
+   * a member.removed event, as DELETE …/members does) and read state. Each batch finds what is
+   * left, so a call that failed half way is finished by the next, and a second call answers zeros.
+   */
+  async eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureCounts> {
+    const counts: ErasureCounts = { messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0 };
+    for (;;) {
+      const [next] = (await this.guard(() =>
+        this.db.query('SELECT room_id FROM message_reactions WHERE user_id = $1 LIMIT 1', [userId]),
+      )) as { room_id: string }[];
+      if (!next) break;
+      const batch = await this.erasing((tx) => removeUserReactions(tx, next.room_id, userId, ERASE_BATCH));
+      if (!batch) continue;
+      counts.reactionsRemoved += batch.removed;
+      onChanged(next.room_id, batch.changed);
+    }
+    for (;;) {
+      const rows = (await this.guard(() =>
+        this.db.query(
+          'SELECT room_id, seq FROM messages WHERE sender_id = $1 AND deleted_at IS NULL ORDER BY sender_id, room_id, seq LIMIT $2',
+          [userId, ERASE_BATCH],
+        ),
+      )) as { room_id: string; seq: string }[];
+      if (rows.length === 0) break;
+      const byRoom = new Map<string, { seq: string }[]>();
+      for (const r of rows) byRoom.set(r.room_id, [...(byRoom.get(r.room_id) ?? []), r]);
+      for (const [roomId, seqs] of byRoom) {
+        const changed = await this.erasing(async (tx) => {
+          const all: Message[] = [];
+          for (const { seq } of seqs) {
+            // The delete path itself (a trusted caller's message.delete): tombstone, versions purged, thread root updated.
+            const result = await applyChange(tx, { roomId, seq: Number(seq), actor: null, change: { kind: 'delete' } });
+            if (result.outcome === 'changed') {
+              counts.messagesDeleted++;
+              all.push(...result.changed);
+            }
+          }
+          return all;
+        });
+        if (changed.length) onChanged(roomId, changed);
+      }
+    }
+    const left = new Set<string>();
+    for (;;) {
+      const rows = (await this.guard(() =>
+        this.db.query('SELECT room_id FROM room_members WHERE user_id = $1 LIMIT $2', [userId, ERASE_BATCH]),
+      )) as { room_id: string }[];
+      if (rows.length === 0) break;
+      for (const { room_id } of rows) {
+        await this.setMember(room_id, userId, false);
+        left.add(room_id);
+      }
+    }
+    for (;;) {
+      const [rows] = (await this.guard(() =>
+        this.db.query(
+          `DELETE FROM room_reads x USING (SELECT room_id FROM room_reads WHERE user_id = $1 LIMIT $2) AS t
+           WHERE x.user_id = $1 AND x.room_id = t.room_id RETURNING x.room_id`,
+          [userId, ERASE_BATCH],
+        ),
+      )) as [{ room_id: string }[], number];
+      if (rows.length === 0) break;
+      for (const { room_id } of rows) left.add(room_id);
+    }
+    counts.roomsLeft = left.size;
+    return counts;
+  }
+
+  /** One erasure transaction, waiting for the room's lock no longer than a change would (RoomChangeQueue). */
+  private erasing<T>(work: (tx: EntityManager) => Promise<T>): Promise<T> {
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        await tx.query(`SELECT set_config('lock_timeout', $1, true)`, [`${this.timeoutMs}ms`]);
+        return work(tx);
+      }),
+    );
+  }
+
+  /**
+   * Keyset pages on the user's indexes: messages by (room_id, seq), tombstones included (retention
+   * removes rows and moves a room's floor in one commit, so nothing below a floor is read), then
+   * reactions, memberships and read state. A page is read only when the consumer asks for more.
+   */
+  async *exportUser(userId: string): AsyncGenerator<UserExportLine> {
+    for (let after: [string, string] | null = null; ;) {
+      const rows = (await this.guard(() =>
+        this.db.query(
+          `SELECT room_id, ${MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 ${after ? 'AND (room_id, seq) > ($3, $4)' : ''}
+           ORDER BY sender_id, room_id, seq LIMIT $2`,
+          [userId, EXPORT_PAGE, ...(after ?? [])],
+        ),
+      )) as (MessageRow & { room_id: string })[];
+      for (const r of rows) yield { type: 'message', ...rowToMessage(r.room_id, r) };
+      if (rows.length < EXPORT_PAGE) break;
+      after = [rows.at(-1)!.room_id, rows.at(-1)!.seq];
+    }
+    for (let after: [string, string, string] | null = null; ;) {
+      const rows = (await this.guard(() =>
+        this.db.query(
+          `SELECT room_id, seq, key FROM message_reactions WHERE user_id = $1 ${after ? 'AND (room_id, seq, key) > ($3, $4, $5)' : ''}
+           ORDER BY user_id, room_id, seq, key LIMIT $2`,
+          [userId, EXPORT_PAGE, ...(after ?? [])],
+        ),
+      )) as { room_id: string; seq: string; key: string }[];
+      for (const r of rows) yield { type: 'reaction', roomId: r.room_id, seq: Number(r.seq), key: r.key };
+      if (rows.length < EXPORT_PAGE) break;
+      const last = rows.at(-1)!;
+      after = [last.room_id, last.seq, last.key];
+    }
+    for (let after = ''; ;) {
+      const rows = (await this.guard(() =>
+        this.db.query(
+          `SELECT room_id, role FROM room_members WHERE user_id = $1 AND room_id COLLATE "C" > $2
+           ORDER BY room_id COLLATE "C" LIMIT $3`,
+          [userId, after, EXPORT_PAGE],
+        ),
+      )) as { room_id: string; role: Role }[];
+      for (const r of rows) yield { type: 'membership', roomId: r.room_id, role: r.role };
+      if (rows.length < EXPORT_PAGE) break;
+      after = rows.at(-1)!.room_id;
+    }
+    for (let after = ''; ;) {
+      const rows = (await this.guard(() =>
+        this.db.query('SELECT room_id, last_read_seq FROM room_reads WHERE user_id = $1 AND room_id > $2 ORDER BY room_id LIMIT $3', [
+          userId,
+          after,
+          EXPORT_PAGE,
+        ]),
+      )) as { room_id: string; last_read_seq: string }[];
+      for (const r of rows) yield { type: 'read', roomId: r.room_id, lastReadSeq: Number(r.last_read_seq) };
+      if (rows.length < EXPORT_PAGE) break;
+      after = rows.at(-1)!.room_id;
+    }
+  }
+
+  /**
    * Bounded: the least recently used id is forgotten first (and asked for again if it comes back),
    * so the rooms in use stay known however many others pass through.
    */
@@ -419,6 +599,7 @@ function toAccess(row: AccessRow): RoomAccess {
   return {
     visibility: row.visibility,
     isMember: row.is_member,
+    role: row.role ?? 'member',
     lastSeq: Number(row.last_seq),
     lastModSeq: Number(row.last_mod_seq),
     lastReadSeq: Number(row.last_read_seq),
@@ -433,6 +614,8 @@ function toRoom(row: RoomEntity): Room {
     metadata: row.metadata,
     lastSeq: row.lastSeq,
     lastModSeq: row.lastModSeq,
+    retentionDays: row.retentionDays,
+    floorSeq: row.floorSeq,
     createdAt: row.createdAt.toISOString(),
   };
 }

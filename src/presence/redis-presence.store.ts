@@ -8,6 +8,8 @@ import { ENTER, EXIT, HEARTBEAT, SWEEP } from './presence-scripts.js';
 
 /** How long presence.list waits for Redis before answering UNAVAILABLE. */
 const LIST_TIMEOUT_MS = 1000;
+/** How long startup waits for Redis before registering the lease anyway (it retries on every beat). */
+const BOOT_READY_WAIT_MS = 5000;
 
 type PresenceRedis = RedisConnection & {
   chatPresenceEnter(conns: string, users: string, set: string, instances: string, ...argv: string[]): Promise<number>;
@@ -41,6 +43,7 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
   /** What this instance entered: "roomId\nconnectionId" → userId. The truth reconcile restores. */
   private readonly local = new Map<string, string>();
   private readonly listeners: ((change: PresenceChange) => void)[] = [];
+  private readonly leaseListeners: ((regained: boolean) => Promise<void>)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> | null = null;
   private needsReconcile = false;
@@ -61,6 +64,10 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    // The first beat registers the lease that admissions and entries check; a beat on a client
+    // that is not ready yet does nothing, so without this wait the service would listen with no
+    // lease for a whole beat interval.
+    await this.clients.whenReady(BOOT_READY_WAIT_MS);
     await this.beat();
     this.timer = setInterval(() => void this.beat(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
@@ -98,6 +105,15 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
     this.listeners.push(listener);
   }
 
+  /**
+   * Called on every beat once the lease is renewed, before the sweep; `regained` when the instance
+   * had none (swept while cut off, Redis emptied). For others that keep entries under this lease
+   * (the connection cap's slots) and restore them then.
+   */
+  onLeaseRenewed(listener: (regained: boolean) => Promise<void>): void {
+    this.leaseListeners.push(listener);
+  }
+
   /** Renews the lease, reconciles when needed, and drops instances whose lease expired. Never overlaps itself. */
   beat(): Promise<void> {
     this.beating ??= this.renewAndSweep()
@@ -116,6 +132,7 @@ export class RedisPresenceStore extends PresenceStore implements OnApplicationBo
     }
     const fresh = await this.redis.chatPresenceHeartbeat(this.instances, this.instanceId, this.leaseMs);
     if (fresh === 1 || this.needsReconcile) await this.reconcile();
+    for (const listener of this.leaseListeners) await listener(fresh === 1);
     this.reportLeft(await this.redis.chatPresenceSweep(this.instances, this.base));
   }
 

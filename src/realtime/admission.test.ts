@@ -5,7 +5,8 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type { Identity } from '../auth/identity.js';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { Admission, Refusal } from './admission.js';
-import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
+import { FakeConnection } from './fake-connection.test-support.js';
+import { ConnectionSlots, LocalConnectionSlots } from '../presence/connection-slots.js';
 import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
 
@@ -35,30 +36,12 @@ function authenticate(token: unknown): Promise<Identity> {
   return Promise.reject(new Error('invalid token'));
 }
 
-let nextId = 0;
-class FakeConnection extends ChatConnection {
-  constructor(userId: string) {
-    super(`fake-${++nextId}`, 'ws', { userId, name: null, expiresAt: Date.now() + 3600e3 }, 10);
-  }
-  push(): void {}
-  protected subscribe(): void {}
-  protected unsubscribe(): void {}
-  onRequest(_listener: RequestListener): void {}
-  bufferedBytes(): number {
-    return 0;
-  }
-  terminate(): void {
-    this.notifyClosed('terminated');
-  }
-  close(reason: CloseReason): void {
-    this.notifyClosed(reason);
-  }
-}
-
 interface Setup {
   draining?: boolean;
   origins?: OriginPolicy;
   maxConnectionsPerUser?: number;
+  /** Another count than this instance's connections (with Redis: every instance's). */
+  slots?: ConnectionSlots;
 }
 
 function admission(setup: Setup = {}): { admission: Admission; connections: LocalConnections } {
@@ -68,7 +51,7 @@ function admission(setup: Setup = {}): { admission: Admission; connections: Loca
   const a = new Admission({
     origins: setup.origins ?? new OriginPolicy(['https://app.example.com'], false),
     gate,
-    connections,
+    slots: setup.slots ?? new LocalConnectionSlots(connections),
     maxConnectionsPerUser: setup.maxConnectionsPerUser ?? 2,
     authenticate,
   });
@@ -198,6 +181,37 @@ describe('Admission', () => {
       connections.add(new FakeConnection('alice'));
       const refusal = await refusalOf(a.admit(request(), 'ws', 'bad-alice'));
       assert.equal(refusal.status, 401);
+    });
+
+    it('asks the slots for one of the cap, per user, and refuses with 429 when they have none left', async () => {
+      const asked: [string, number][] = [];
+      const taken = new Map<string, number>();
+      // As the shared count sees it: bob already has 3 connections on other instances, none here.
+      taken.set('bob', 3);
+      const slots = new (class extends ConnectionSlots {
+        reserve(userId: string, max: number): Promise<boolean> {
+          asked.push([userId, max]);
+          const n = taken.get(userId) ?? 0;
+          if (n >= max) return Promise.resolve(false);
+          taken.set(userId, n + 1);
+          return Promise.resolve(true);
+        }
+      })();
+      const { admission: a, connections } = admission({ maxConnectionsPerUser: 3, slots });
+      const refusal = await refusalOf(a.admit(request(), 'socket.io', 'good-bob'));
+      assert.equal(refusal.status, 429);
+      assert.equal(refusal.code, 'LIMIT_EXCEEDED');
+      assert.equal(connections.countForUser('bob'), 0, 'refused with no connection of bob on this instance');
+      assert.equal((await a.admit(request(), 'ws', SECRET_TOKEN)).userId, 'alice');
+      await refusalOf(a.admit(request(), 'ws', 'bad-carol'));
+      assert.deepEqual(
+        asked,
+        [
+          ['bob', 3],
+          ['alice', 3],
+        ],
+        'once per valid token, never for a refused one',
+      );
     });
 
     it('never logs the token', async () => {

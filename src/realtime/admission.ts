@@ -3,8 +3,8 @@ import { Logger } from '@nestjs/common';
 import type { Identity } from '../auth/identity.js';
 import type { ErrorCode } from '../chat/chat.errors.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
-import type { Transport } from './chat-connection.js';
-import type { LocalConnections } from './local-connections.js';
+import type { Transport } from '../common/transport.js';
+import type { ConnectionSlots } from '../presence/connection-slots.js';
 import type { OriginPolicy } from './origin-policy.js';
 
 /** Why a handshake was refused: an HTTP status for the ws upgrade, a code for socket.io's connect_error. */
@@ -21,7 +21,8 @@ export class Refusal extends Error {
 export interface AdmissionOptions {
   origins: OriginPolicy;
   gate: ShutdownGate;
-  connections: LocalConnections;
+  /** Counts MAX_CONNECTIONS_PER_USER: this instance's connections, or with Redis every instance's. */
+  slots: ConnectionSlots;
   maxConnectionsPerUser: number;
   authenticate(token: unknown): Promise<Identity>;
 }
@@ -29,7 +30,7 @@ export interface AdmissionOptions {
 /**
  * Who may open a connection, the same for both transports: not while draining, only from an
  * allowed origin, only with a valid token, and only below the per-user connection cap (counted
- * per instance). Every refusal is logged with origin and address, never with the token.
+ * over every instance when they share a Redis, see ConnectionSlots). Every refusal is logged with origin and address, never with the token.
  */
 export class Admission {
   private readonly logger = new Logger('Admission');
@@ -54,7 +55,7 @@ export class Admission {
       throw this.logRefusal(req, transport, new Refusal(401, 'UNAUTHORIZED', 'a valid token is required'));
     }
     const max = this.options.maxConnectionsPerUser;
-    if (this.options.connections.countForUser(user.userId) >= max) {
+    if (!(await this.options.slots.reserve(user.userId, max))) {
       throw this.logRefusal(req, transport, new Refusal(429, 'LIMIT_EXCEEDED', `at most ${max} connections per user`), user.userId);
     }
     return user;

@@ -1,8 +1,7 @@
 import type { Identity } from '../auth/identity.js';
+import type { Transport } from '../common/transport.js';
 import { ChatError } from '../chat/chat.errors.js';
 import { SERVER_EVENTS, type Reply } from '../chat/chat.events.js';
-
-export type Transport = 'socket.io' | 'ws';
 
 /**
  * Why the server closes a connection, which decides how:
@@ -32,6 +31,9 @@ const MAX_ECHOED_EVENT_LENGTH = 128;
 export abstract class ChatConnection {
   private closeListeners: ((reason: string) => void)[] = [];
   private leaveListeners: ((roomId: string) => void)[] = [];
+  private joinListeners: ((roomId: string) => Promise<void>)[] = [];
+  /** Joins whose listeners have not all resolved yet: joining such a room again waits for the same. */
+  private readonly entering = new Map<string, Promise<void>>();
   private closed = false;
   private identity: Identity;
   private readonly joined = new Set<string>();
@@ -64,12 +66,28 @@ export abstract class ChatConnection {
     }
   }
 
-  /** Subscribes to a room's pushes; refused past the per-connection room cap. */
-  join(roomId: string): void {
-    if (this.joined.has(roomId)) return;
+  /**
+   * Subscribes to a room's pushes; refused past the per-connection room cap. Resolves when the
+   * join listeners have (the cross-instance relay of the room reaches this instance).
+   */
+  join(roomId: string): Promise<void> {
+    if (this.joined.has(roomId)) return this.entering.get(roomId) ?? Promise.resolve();
     this.assertCanJoin(roomId);
     this.joined.add(roomId);
     this.subscribe(roomId);
+    // Without listeners (no per-room relay subscriptions: one Redis server, or none) nothing is awaited.
+    if (!this.joinListeners.length) return Promise.resolve();
+    const entered = Promise.all(this.joinListeners.map((l) => l(roomId))).then(() => undefined);
+    this.entering.set(roomId, entered);
+    void entered.then(() => {
+      if (this.entering.get(roomId) === entered) this.entering.delete(roomId);
+    });
+    return entered;
+  }
+
+  /** Told of every room newly joined; the join resolves once the promise the listener returns does (it must not reject). */
+  onJoin(listener: (roomId: string) => Promise<void>): void {
+    this.joinListeners.push(listener);
   }
 
   /** Leaving, however it happens (room.leave, a failed join, an eviction), tells the leave listeners. */
@@ -116,6 +134,7 @@ export abstract class ChatConnection {
     for (const l of this.closeListeners) l(reason);
     this.closeListeners = [];
     this.leaveListeners = [];
+    this.joinListeners = [];
   }
 
   /** Builds the responder for one request; `reply` is undefined when the client asked for none. */

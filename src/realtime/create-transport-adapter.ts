@@ -6,12 +6,14 @@ import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RedisClients } from '../redis/redis-clients.js';
 import { RedisUserMessageCounter } from '../redis/user-window-counter.js';
 import { Admission } from './admission.js';
+import { ConnectionSlots } from '../presence/connection-slots.js';
 import { DualTransportAdapter } from './dual-transport.adapter.js';
 import { HandshakeGuard } from './limits/handshake-guard.js';
 import { RequestLimiter } from './limits/request-limiter.js';
 import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
 import { RequestDispatcher } from './request-dispatcher.js';
+import { Tracing } from '../tracing/tracing.js';
 import { RoomFanout } from './room-fanout.js';
 import { UserDisconnector } from './user-disconnector.js';
 import { TrustedProxies } from '../common/trusted-proxies.js';
@@ -34,13 +36,18 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
     admission: new Admission({
       origins,
       gate,
-      connections,
+      slots: app.get(ConnectionSlots),
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
       authenticate: (token) => tokens.verify(token),
     }),
     handshakes: new HandshakeGuard(config.handshakes, Date.now, new TrustedProxies(config.trustedProxies)),
     connectTimeoutMs: config.handshakes.connectTimeoutMs,
-    dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter)), app.get(ChatMetrics)),
+    dispatcher: new RequestDispatcher(
+      gate,
+      new RequestLimiter(config.rateLimits, app.get(RedisUserMessageCounter)),
+      app.get(ChatMetrics),
+      app.get(Tracing),
+    ),
     connections,
     onServer: (io) => {
       if (!redis) return;

@@ -16,6 +16,7 @@ import type { AppConfig } from '../config/config.schema.js';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { Admission } from './admission.js';
 import { ChatConnection, type CloseReason, type RequestListener, type Responder } from './chat-connection.js';
+import { LocalConnectionSlots } from '../presence/connection-slots.js';
 import { DualTransportAdapter, type DualTransportOptions } from './dual-transport.adapter.js';
 import { HandshakeGuard } from './limits/handshake-guard.js';
 import { RequestLimiter, type UserMessageCounter } from './limits/request-limiter.js';
@@ -250,7 +251,7 @@ function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
     admission: new Admission({
       origins,
       gate,
-      connections,
+      slots: new LocalConnectionSlots(connections),
       maxConnectionsPerUser: setup.maxConnectionsPerUser ?? MAX_CONNECTIONS_PER_USER,
       authenticate: setup.authDelayMs
         ? (token) => new Promise((resolve) => setTimeout(resolve, setup.authDelayMs)).then(() => authenticate(token))

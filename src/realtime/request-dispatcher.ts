@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { Span } from '@opentelemetry/api';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defer, filter, finalize, type Observable } from 'rxjs';
 import type { Reply } from '../chat/chat.events.js';
@@ -7,6 +8,7 @@ import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { ChatConnection, Responder } from './chat-connection.js';
 import { fieldsNestedTooDeep, MAX_DATA_DEPTH } from '../common/payload-shape.js';
 import type { RequestLimiter } from './limits/request-limiter.js';
+import { Tracing } from '../tracing/tracing.js';
 
 const fail = (code: string, message: string, details?: Record<string, unknown>): Reply => ({
   ok: false,
@@ -26,12 +28,15 @@ export class RequestDispatcher {
     private readonly gate: ShutdownGate,
     private readonly limiter: RequestLimiter,
     private readonly metrics?: ChatMetrics,
+    private readonly tracing: Tracing = Tracing.off,
   ) {}
 
   bind(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
     conn.onRequest((event, data, reply, malformed) => {
-      const respond = this.measured(table.has(event) ? event : 'unknown', reply);
+      // Traced (message.send only): the span ends with the reply, whichever step gives it.
+      const span = this.tracing.on && event === 'message.send' ? this.tracing.startSend(conn.transport) : null;
+      const respond = this.measured(table.has(event) ? event : 'unknown', span ? this.traced(span, reply) : reply);
       if (event === 'message.send') this.metrics?.messagesReceived.inc({ transport: conn.transport });
       // Limits come first, so floods of unknown, malformed or unparseable requests count as well.
       void this.limiter.check(conn, event).then(
@@ -49,7 +54,8 @@ export class RequestDispatcher {
           if (!handler) return respond(fail('UNKNOWN_EVENT', 'no such event'));
           const tooDeep = fieldsNestedTooDeep(data);
           if (tooDeep) return respond(fail('VALIDATION_FAILED', `data nests deeper than ${MAX_DATA_DEPTH} levels`, { fields: tooDeep }));
-          this.run(event, data, respond, (d, r) => handler(d, r), transform);
+          if (span) this.tracing.within(span, () => this.run(event, data, respond, (d, r) => handler(d, r), transform));
+          else this.run(event, data, respond, (d, r) => handler(d, r), transform);
         },
         (err: unknown) => {
           this.logger.error(`rate limit check failed: ${String(err)}`);
@@ -57,6 +63,13 @@ export class RequestDispatcher {
         },
       );
     });
+  }
+
+  private traced(span: Span, respond: Responder): Responder {
+    return (reply) => {
+      this.tracing.endSend(span, reply);
+      respond(reply);
+    };
   }
 
   /** Wraps a responder so each reply is timed (per known event) and each error counted by code. */

@@ -6,6 +6,7 @@ import { ChatConnection, type CloseReason } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 import type { RedisClients } from '../redis/redis-clients.js';
 import type { PrivateRoomReconciler } from './private-room-reconciler.js';
+import { RedisNames } from '../redis/redis-names.js';
 import { RoomFanout } from './room-fanout.js';
 
 interface Push {
@@ -369,5 +370,114 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(delivered, [{ n: 1 }]);
     fanout.onApplicationShutdown();
+  });
+});
+
+describe('RoomFanout on a Redis Cluster: a sharded channel per room', () => {
+  const names = new RedisNames('pfx', true);
+  const CLUSTER = { lost: '-node', back: 'subscribersReady', overAfterMs: 5000 };
+
+  /** A cluster connection standing in for pub and sub: records the pub/sub commands; the test confirms subscriptions. */
+  function fakeCluster() {
+    const client = new EventEmitter() as EventEmitter & Record<string, unknown>;
+    const commands: string[][] = [];
+    const pending = new Map<string, () => void>();
+    client.status = 'ready';
+    client.ssubscribe = (channel: string) => {
+      commands.push(['ssubscribe', channel]);
+      return new Promise<number>((resolve) => pending.set(channel, () => resolve(1)));
+    };
+    client.sunsubscribe = (channel: string) => {
+      commands.push(['sunsubscribe', channel]);
+      return Promise.resolve(0);
+    };
+    client.spublish = (channel: string, message: string) => {
+      commands.push(['spublish', channel, message]);
+      return Promise.resolve(1);
+    };
+    return { client, commands, confirm: (channel: string) => pending.get(channel)?.() };
+  }
+
+  function setUp() {
+    const local = new LocalConnections();
+    const delivered: unknown[][] = [];
+    local.deliver = (...args: unknown[]) => void delivered.push(args);
+    const redis = fakeCluster();
+    const { fakeIo, emitted } = fakeRelayServer();
+    const fanout = new RoomFanout(local);
+    fanout.relayThrough(fakeIo, {
+      pub: redis.client,
+      sub: redis.client,
+      subscriberGaps: CLUSTER,
+      names,
+      isCluster: true,
+    } as unknown as RedisClients);
+    return { local, delivered, redis, emitted, fanout };
+  }
+
+  it('subscribes on the first local join of a room, resolves the joins once it is confirmed, unsubscribes when the last member leaves or closes', async () => {
+    const { local, redis } = setUp();
+    const channel = names.roomChannel('r1');
+    const a = new FakeConnection('a');
+    const b = new FakeConnection('b');
+    local.add(a);
+    local.add(b);
+    let joined = 0;
+    void a.join('r1').then(() => joined++);
+    void b.join('r1').then(() => joined++);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(redis.commands, [['ssubscribe', channel]], 'one subscription for two members');
+    assert.equal(joined, 0, 'the joins wait for the confirmation');
+    redis.confirm(channel);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(joined, 2);
+    a.leave('r1');
+    assert.equal(redis.commands.length, 1, 'a member is left');
+    (b as unknown as { notifyClosed(reason: string): void }).notifyClosed('restart');
+    assert.deepEqual(redis.commands.at(-1), ['sunsubscribe', channel]);
+  });
+
+  it("publishes a room's pushes, pushes to others and evictions on its channel, in order, and none through serverSideEmit", () => {
+    const { redis, emitted, fanout } = setUp();
+    fanout.publish('r1', 'message.new', { n: 1 });
+    fanout.publishToOthers('r1', 'typing', { t: 1 }, 'alice');
+    fanout.removeUsers('r1', ['bob']);
+    const published = redis.commands.filter((c) => c[0] === 'spublish');
+    assert.deepEqual(
+      published.map((c) => [c[1], (JSON.parse(c[2]!) as { relay: unknown }).relay]),
+      [
+        [names.roomChannel('r1'), { kind: 'event', event: 'message.new', data: { n: 1 } }],
+        [names.roomChannel('r1'), { kind: 'others', event: 'typing', data: { t: 1 }, exceptUserId: 'alice' }],
+        [names.roomChannel('r1'), { kind: 'evict', who: { userIds: ['bob'] } }],
+      ],
+    );
+    assert.deepEqual(emitted, []);
+  });
+
+  it("delivers another instance's messages on a subscribed room's channel, not its own, and none after the last member left", () => {
+    const { local, delivered, redis, fanout } = setUp();
+    const conn = new FakeConnection('a');
+    local.add(conn);
+    void conn.join('r1');
+    const channel = names.roomChannel('r1');
+    const from = (origin: string, n: number) =>
+      JSON.stringify({ origin, relay: { kind: 'event', event: 'message.new', data: { n, createdAt: new Date().toISOString() } } });
+    redis.client.emit('smessage', channel, from('other-instance', 1));
+    redis.client.emit('smessage', names.roomChannel('not-joined'), from('other-instance', 2));
+    assert.deepEqual(
+      delivered.map((d) => (d[2] as { n: number }).n),
+      [1],
+    );
+    // Its own publish comes back from Redis too: delivered locally once, not again.
+    fanout.publish('r1', 'message.new', { n: 4 });
+    const own = redis.commands.find((c) => c[0] === 'spublish')!;
+    redis.client.emit('smessage', own[1], own[2]);
+    assert.deepEqual(
+      delivered.map((d) => (d[2] as { n: number }).n),
+      [1, 4],
+    );
+    conn.leave('r1');
+    redis.client.emit('smessage', channel, from('other-instance', 3));
+    assert.equal(delivered.length, 2, 'nothing after the last member left');
   });
 });

@@ -7,16 +7,20 @@ import { RoomBroadcaster } from '../chat/chat.ports.js';
 import type { ChatConnection } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 import { PrivateRoomReconciler } from './private-room-reconciler.js';
+import { RoomChannels, type Eviction, type RoomRelay } from './room-channels.js';
+import { Tracing } from '../tracing/tracing.js';
 
-/** Carried between instances by the socket.io adapter's serverSideEmit. */
+/**
+ * Carried between instances by the socket.io adapter's serverSideEmit, on one Redis server; on a
+ * cluster each room's channel carries them (RoomChannels) and only the reconcile request takes
+ * this way. One server keeps serverSideEmit: its classic pub/sub copies every message to every
+ * subscriber of the server anyway, and a subscription per room would only add work.
+ */
 const RELAY_EVENT = 'chat:room-event';
 const EVICT_EVENT = 'chat:room-evict';
 const RELAY_TO_OTHERS_EVENT = 'chat:room-event-to-others';
 /** Asks every instance to re-read membership: sent after evictions that left while Redis was away. */
 const RECONCILE_EVENT = 'chat:membership-reconcile';
-
-/** Whom to take out of a room: these users, or everybody but these members. */
-type Eviction = { userIds: string[] } | { keepMembers: string[] };
 
 /** Catches an eviction lost without a visible disconnect (a Redis that hangs instead of closing). */
 export const RECONCILE_EVERY_MS = 30_000;
@@ -27,7 +31,8 @@ const MAX_HELD_EVENTS = 10_000;
 
 /**
  * Delivers locally first (no Redis round trip for members on this instance), then relays once
- * through the socket.io adapter; every other instance delivers to its own members. So each
+ * through the socket.io adapter (on a cluster, on the room's channel, which only the instances
+ * with members in the room subscribe to); every other instance delivers to its own members. So each
  * joined connection gets each event exactly once, on any instance and either transport.
  * Evictions from a room travel the same way and apply synchronously on arrival.
  *
@@ -42,6 +47,8 @@ const MAX_HELD_EVENTS = 10_000;
 export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown {
   private readonly logger = new Logger('RoomFanout');
   private relay: Server | null = null;
+  /** On a cluster: the per-room channels that carry relayed pushes and evictions instead of serverSideEmit. */
+  private channels: RoomChannels | null = null;
   /** Relayed deliveries waiting for a reconcile; null while the relay is trusted. */
   private held: (() => void)[] | null = null;
   /** Counts the subscriber's disconnects, so a run knows whether another gap began during it. */
@@ -58,6 +65,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     private readonly local: LocalConnections,
     @Optional() private readonly metrics?: ChatMetrics,
     @Optional() private readonly reconciler?: PrivateRoomReconciler,
+    @Optional() private readonly tracing: Tracing = Tracing.off,
   ) {
     super();
   }
@@ -69,19 +77,17 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
    * while their subscribers stayed up; they are asked to reconcile when it returns). On a cluster
    * the subscriber's gap is one shard's failover (RedisClients.subscriberGaps).
    */
-  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps'>): void {
+  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps' | 'names' | 'isCluster'>): void {
     this.relay = io;
-    io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) =>
-      this.deliverRelayed(() => {
-        this.local.deliver(roomId, event, data);
-        if (event === SERVER_EVENTS.messageNew)
-          this.metrics?.fanoutLag.observe((Date.now() - Date.parse((data as Message).createdAt)) / 1000);
-      }),
-    );
-    // Evictions only take connections out, so they apply at once, held or not.
-    io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.evictLocally(roomId, who));
+    if (redis?.isCluster) {
+      this.channels = new RoomChannels(redis.pub, redis.sub, redis.names, (roomId, relay) => this.receive(roomId, relay));
+      this.local.watchRooms(this.channels);
+    }
+    // Listened to on a cluster too: replicas of an older version relay this way during a rollout.
+    io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) => this.receive(roomId, { kind: 'event', event, data }));
+    io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.receive(roomId, { kind: 'evict', who }));
     io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
-      this.deliverRelayed(() => this.local.deliver(roomId, event, data, exceptUserId)),
+      this.receive(roomId, { kind: 'others', event, data, exceptUserId }),
     );
     if (!redis || !this.reconciler) return;
     this.pub = redis.pub;
@@ -109,6 +115,18 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
       void this.reconcile(true);
     });
     this.timer = setInterval(() => void this.reconcile(), RECONCILE_EVERY_MS).unref();
+  }
+
+  /** What another instance relayed, on a room's channel or by serverSideEmit. */
+  private receive(roomId: string, relay: RoomRelay): void {
+    // Evictions only take connections out, so they apply at once, held or not.
+    if (relay.kind === 'evict') return this.evictLocally(roomId, relay.who);
+    this.deliverRelayed(() => {
+      if (relay.kind === 'others') return this.local.deliver(roomId, relay.event, relay.data, relay.exceptUserId);
+      this.local.deliver(roomId, relay.event, relay.data);
+      if (relay.event === SERVER_EVENTS.messageNew)
+        this.metrics?.fanoutLag.observe((Date.now() - Date.parse((relay.data as Message).createdAt)) / 1000);
+    });
   }
 
   /** From now on relayed pushes wait for a reconcile run. */
@@ -151,13 +169,25 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   publish(roomId: string, event: string, data: unknown): void {
     if (event === SERVER_EVENTS.messageNew) this.metrics?.messagesStored.inc();
+    if (this.tracing.on) this.tracing.fanout(roomId, event, this.relayName(), () => this.deliver(roomId, event, data));
+    else this.deliver(roomId, event, data);
+  }
+
+  /** How a publish reaches the other instances, for its span. */
+  private relayName(): string {
+    return this.channels ? 'redis-cluster' : this.relay ? 'redis' : 'none';
+  }
+
+  private deliver(roomId: string, event: string, data: unknown): void {
     this.local.deliver(roomId, event, data);
-    this.relay?.serverSideEmit(RELAY_EVENT, roomId, event, data);
+    if (this.channels) this.channels.publish(roomId, { kind: 'event', event, data });
+    else this.relay?.serverSideEmit(RELAY_EVENT, roomId, event, data);
   }
 
   publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
     this.local.deliver(roomId, event, data, exceptUserId);
-    this.relay?.serverSideEmit(RELAY_TO_OTHERS_EVENT, roomId, event, data, exceptUserId);
+    if (this.channels) this.channels.publish(roomId, { kind: 'others', event, data, exceptUserId });
+    else this.relay?.serverSideEmit(RELAY_TO_OTHERS_EVENT, roomId, event, data, exceptUserId);
   }
 
   private deliverRelayed(deliver: () => void): void {
@@ -177,7 +207,8 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   private evict(roomId: string, who: Eviction): void {
     this.evictLocally(roomId, who);
     if (this.pub && this.pub.status !== 'ready') this.evictionsUnsent = true;
-    this.relay?.serverSideEmit(EVICT_EVENT, roomId, who);
+    if (this.channels) this.channels.publish(roomId, { kind: 'evict', who });
+    else this.relay?.serverSideEmit(EVICT_EVENT, roomId, who);
   }
 
   private evictLocally(roomId: string, who: Eviction): void {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Server as IoServer } from 'socket.io';
-import { ChatConnection, type CloseReason, type Transport } from './chat-connection.js';
+import type { Transport } from '../common/transport.js';
+import { ChatConnection, type CloseReason } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 import { UserDisconnector } from './user-disconnector.js';
 

@@ -3,7 +3,12 @@ import WebSocket from 'ws';
 import type { Identity } from '../auth/identity.js';
 import type { Reply } from '../chat/chat.events.js';
 import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
-import type { LocalConnections } from './local-connections.js';
+
+/** Where raw ws room membership lives (LocalConnections; named here so the two modules do not import each other). */
+export interface WsRoomMembers {
+  joinWs(roomId: string, conn: WsConnection): void;
+  leaveWs(roomId: string, conn: WsConnection): void;
+}
 
 /**
  * 1012 "service restart" makes clients reconnect; 4001 is the contract's code for an expired token;
@@ -32,7 +37,7 @@ export class WsConnection extends ChatConnection {
   constructor(
     readonly ws: WebSocket,
     user: Identity,
-    private readonly local: LocalConnections,
+    private readonly local: WsRoomMembers,
     maxRooms: number,
   ) {
     super(randomUUID(), 'ws', user, maxRooms);

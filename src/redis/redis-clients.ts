@@ -1,4 +1,5 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import type { RedisServers } from '../config/config.schema.js';
 import { openRedis, type ConnectionOptions, type RedisConnection } from './redis-connection.js';
@@ -23,6 +24,7 @@ export interface SubscriberGaps {
 
 /** Longer than a failover takes here (cluster-node-timeout plus an election), so it rarely cuts one short. */
 const CLUSTER_GAP_OVER_AFTER_MS = 5000;
+const READY_POLL_MS = 50;
 
 /**
  * The service's Redis connections: a publisher and a subscriber (a subscribed connection cannot
@@ -80,6 +82,15 @@ export class RedisClients implements OnApplicationShutdown {
 
   get ready(): boolean {
     return this.pub.status === 'ready' && this.sub.status === 'ready';
+  }
+
+  /**
+   * Resolves once both connections are ready (a cluster client only after loading the slot map),
+   * or after `timeoutMs`: with Redis unreachable the service still starts, degraded.
+   */
+  async whenReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready && Date.now() < deadline) await sleep(READY_POLL_MS);
   }
 
   /**

@@ -1,6 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { RoomCreationCounter } from '../chat/chat.ports.js';
-import type { UserMessageCounter } from '../realtime/limits/request-limiter.js';
 import { RedisClients } from './redis-clients.js';
 import type { RedisConnection } from './redis-connection.js';
 
@@ -76,7 +75,7 @@ class RedisUserWindowCounter {
 
 /** message.send per user (RATE_LIMIT_USER_MESSAGES): keys `<prefix>:rate:<user>:<window>`. */
 @Injectable()
-export class RedisUserMessageCounter extends RedisUserWindowCounter implements UserMessageCounter {
+export class RedisUserMessageCounter extends RedisUserWindowCounter {
   constructor(@Inject(RedisClients) redis: RedisClients | null) {
     super(redis, 'rate');
   }

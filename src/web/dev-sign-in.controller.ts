@@ -62,7 +62,7 @@ export class DevSignInController {
     },
   })
   @ApiErrors(400)
-  async token(@Body() body: unknown) {
+  async issueDevToken(@Body() body: unknown) {
     const { name } = parseInput(signIn, body ?? {});
     const expiresAt = Math.floor(Date.now() / 1000) + DEV_TOKEN_TTL_SECONDS;
     let jwt = new SignJWT({ name })

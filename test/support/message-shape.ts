@@ -19,7 +19,10 @@ export const MESSAGE_KEYS = [
 ];
 
 /** Every key of a `Room` on the wire, sorted. */
-export const ROOM_KEYS = ['createdAt', 'lastModSeq', 'lastSeq', 'metadata', 'roomId', 'title', 'visibility'];
+export const ROOM_KEYS = ['createdAt', 'floorSeq', 'lastModSeq', 'lastSeq', 'metadata', 'retentionDays', 'roomId', 'title', 'visibility'];
+
+/** The state fields of a room nobody wrote to yet, with the default retention (keep everything). */
+export const EMPTY_ROOM = { lastSeq: 0, lastModSeq: 0, retentionDays: null, floorSeq: 1 };
 
 /** The change fields of a message nobody edited, deleted, reacted to or replied to yet. */
 export const UNCHANGED = {

@@ -37,14 +37,17 @@ export interface LocalRedisCluster {
 
 async function portFree(port: number): Promise<boolean> {
   const srv = createServer();
-  srv.on('error', () => undefined);
-  srv.listen(port, '127.0.0.1');
-  const [ok] = await Promise.race([once(srv, 'listening').then(() => [true]), once(srv, 'error').then(() => [false])]);
+  // Not events.once(srv, 'listening'): that rejects on the 'error' a taken port emits.
+  const ok = await new Promise<boolean>((resolve) => {
+    srv.once('listening', () => resolve(true));
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1');
+  });
   if (ok) {
     srv.close();
     await once(srv, 'close');
   }
-  return ok as boolean;
+  return ok;
 }
 
 /** `count` consecutive loopback ports whose cluster bus ports (+10000) are free too. */

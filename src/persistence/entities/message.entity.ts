@@ -9,6 +9,8 @@ import { bigintAsNumber } from './bigint.transformer.js';
 @Unique('uq_messages_room_mod_seq', ['roomId', 'modSeq'])
 // Thread pages; only replies are indexed.
 @Index('ix_messages_thread', ['roomId', 'parentSeq', 'seq'], { where: 'parent_seq IS NOT NULL' })
+// One user's messages, for erasure and export (the IndexUserData migration).
+@Index('IDX_messages_sender', ['senderId', 'roomId', 'seq'])
 export class MessageEntity {
   @PrimaryColumn({ type: 'uuid', primaryKeyConstraintName: 'PK_messages' })
   id!: string;

@@ -1,7 +1,8 @@
-import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+import { Check, Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
 import { bigintAsNumber } from './bigint.transformer.js';
 
 @Entity({ name: 'rooms' })
+@Check('CHK_rooms_retention_days', `"retention_days" BETWEEN 1 AND 36500`)
 export class RoomEntity {
   @PrimaryColumn({ type: 'text', primaryKeyConstraintName: 'PK_rooms' })
   id!: string;
@@ -22,6 +23,18 @@ export class RoomEntity {
   /** The modSeq of the room's latest change; each change takes lastModSeq + 1 under this row's lock. */
   @Column({ name: 'last_mod_seq', type: 'bigint', default: 0, transformer: bigintAsNumber })
   lastModSeq!: number;
+
+  /** Messages are kept this many days (null: forever); see RetentionJob. */
+  @Column({ name: 'retention_days', type: 'integer', nullable: true })
+  retentionDays!: number | null;
+
+  /** Every message with a lower seq is gone (retention); 1 until something is removed. */
+  @Column({ name: 'floor_seq', type: 'bigint', default: 1, transformer: bigintAsNumber })
+  floorSeq!: number;
+
+  /** The highest modSeq a removed message had: a changes cursor below it may have missed changes that are gone. */
+  @Column({ name: 'floor_mod_seq', type: 'bigint', default: 0, transformer: bigintAsNumber })
+  floorModSeq!: number;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -8,6 +8,9 @@ import { IndexRoomsListPages1764400000000 } from './1764400000000-IndexRoomsList
 import { AppendReportsMissingRooms1764500000000 } from './1764500000000-AppendReportsMissingRooms.js';
 import { AddMessageChanges1764600000000 } from './1764600000000-AddMessageChanges.js';
 import { AppendWithoutRepliesFastPath1764700000000 } from './1764700000000-AppendWithoutRepliesFastPath.js';
+import { AddMemberRoles1764800000000 } from './1764800000000-AddMemberRoles.js';
+import { AddRetention1764910000000 } from './1764910000000-AddRetention.js';
+import { IndexUserData1765000000000 } from './1765000000000-IndexUserData.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -21,4 +24,7 @@ export const migrations = [
   AppendReportsMissingRooms1764500000000,
   AddMessageChanges1764600000000,
   AppendWithoutRepliesFastPath1764700000000,
+  AddMemberRoles1764800000000,
+  AddRetention1764910000000,
+  IndexUserData1765000000000,
 ];

@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import type { AppConfig } from '../../config/config.schema.js';
 import type { TrustedProxies } from '../../common/trusted-proxies.js';
 import { Refusal, clientAddress } from '../admission.js';
-import type { Transport } from '../chat-connection.js';
+import type { Transport } from '../../common/transport.js';
 
 /** One refusal warning per address (and one for the session cap) per interval, so a flood cannot flood the logs. */
 const WARN_INTERVAL_MS = 10_000;
