@@ -2,7 +2,9 @@ import { Module } from '@nestjs/common';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { ChatLimits, RoomBroadcaster, RoomCreationCounter } from './chat/chat.ports.js';
 import { ChatService } from './chat/chat.service.js';
+import { ModerationService } from './chat/moderation.service.js';
 import { PresenceService } from './chat/presence.service.js';
+import { RoomSanctions } from './chat/room-sanctions.js';
 import { HooksModule } from './hooks/hooks.module.js';
 import { APP_CONFIG } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
@@ -22,6 +24,8 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
   imports: [HooksModule],
   providers: [
     ChatService,
+    ModerationService,
+    RoomSanctions,
     ChatGateway,
     LocalConnections,
     ConnectionSupervisor,
@@ -41,6 +45,15 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
       useFactory: (config: AppConfig): ChatLimits => ({ ...config.limits, roomCreations: config.rateLimits.roomCreations }),
     },
   ],
-  exports: [ChatService, PresenceService, LocalConnections, ConnectionSlots, RoomFanout, UserDisconnector, TokenVerifier],
+  exports: [
+    ChatService,
+    ModerationService,
+    PresenceService,
+    LocalConnections,
+    ConnectionSlots,
+    RoomFanout,
+    UserDisconnector,
+    TokenVerifier,
+  ],
 })
 export class ChatModule {}

@@ -16,6 +16,11 @@ export const CLIENT_EVENTS = {
   reactionAdd: 'reaction.add',
   reactionRemove: 'reaction.remove',
   messageChanges: 'message.changes',
+  moderationMute: 'moderation.mute',
+  moderationUnmute: 'moderation.unmute',
+  moderationBan: 'moderation.ban',
+  moderationUnban: 'moderation.unban',
+  moderationKick: 'moderation.kick',
 } as const;
 
 export const SERVER_EVENTS = {
@@ -104,6 +109,17 @@ export interface Room {
 /** A member's standing in a room; owners and moderators are the room's moderators. */
 export const ROLES = ['owner', 'moderator', 'member'] as const;
 export type Role = (typeof ROLES)[number];
+
+/** Why a connection left a room without asking: `room.removed { roomId, reason? }` (no reason: membership ended). */
+export type RemovalReason = 'banned' | 'kicked';
+
+/** An active mute or ban, as listed by GET /v1/rooms/{roomId}/mutes and …/bans (a mute's reason is null). */
+export interface Sanction {
+  userId: string;
+  /** ISO 8601; null: until lifted. */
+  until: string | null;
+  reason: string | null;
+}
 
 export interface Member {
   userId: string;

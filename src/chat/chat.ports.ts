@@ -1,4 +1,16 @@
-import type { ChangesPage, HistoryPage, Member, Message, MessageVersion, Role, Room, RoomsPage, Visibility } from './chat.events.js';
+import type {
+  ChangesPage,
+  HistoryPage,
+  Member,
+  Message,
+  MessageVersion,
+  RemovalReason,
+  Role,
+  Room,
+  RoomsPage,
+  Sanction,
+  Visibility,
+} from './chat.events.js';
 
 export interface NewMessage {
   roomId: string;
@@ -75,6 +87,17 @@ export interface RoomInput {
   title: string | null;
   metadata: Record<string, unknown> | null;
   retentionDays: number | null;
+}
+
+/** A moderator's action as stored: mutes and bans are kept (until null: without an end), every action is an event out. */
+export type ModerationAction =
+  | { kind: 'mute' | 'ban'; userId: string; until: Date | null; reason: string | null; by: string }
+  | { kind: 'unmute' | 'unban' | 'kick'; userId: string; by: string };
+
+/** A room's mutes and bans in force. */
+export interface RoomSanctionList {
+  mutes: Sanction[];
+  bans: Sanction[];
 }
 
 /** `bad_parent`: parentSeq is not a top-level, live message of the room (nothing stored). */
@@ -155,7 +178,14 @@ export abstract class ChatStore {
    * user with many messages never holds a room long; `onChanged` runs after each one commits.
    * Counts what this call removed (zeros when nothing was left).
    */
-  abstract eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureCounts>;
+  abstract eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureResult>;
+  /**
+   * Stores a moderator's action (a mute or ban replaces the user's previous one of that kind) with
+   * its event out, in one transaction; false when the room does not exist (nothing stored).
+   */
+  abstract moderate(roomId: string, action: ModerationAction): Promise<boolean>;
+  /** The mutes and bans in force in the room, by userId; null when the room does not exist. */
+  abstract sanctions(roomId: string): Promise<RoomSanctionList | null>;
   /** Everything stored about the user, read page by page (bounded memory; the consumer sets the pace). */
   abstract exportUser(userId: string): AsyncIterable<UserExportLine>;
 }
@@ -164,6 +194,11 @@ export interface ErasureCounts {
   messagesDeleted: number;
   reactionsRemoved: number;
   roomsLeft: number;
+}
+
+/** What an erasure did, and the rooms whose mutes or bans of the user it lifted (their caches are stale). */
+export interface ErasureResult extends ErasureCounts {
+  sanctionedRooms: string[];
 }
 
 /** One line of a user's export (GET /v1/users/{userId}/export). */
@@ -182,6 +217,13 @@ export abstract class RoomBroadcaster {
   abstract removeUsers(roomId: string, userIds: string[]): void;
   /** Takes every connection whose user is not among `memberIds` out of the room everywhere (the room became private). */
   abstract removeNonMembers(roomId: string, memberIds: string[]): void;
+  /**
+   * The room's mutes or bans changed: every instance forgets what it read of them (RoomSanctions)
+   * and, with `removal`, takes the user's connections out of the room (`room.removed { roomId,
+   * reason }`). Resolves once every instance confirmed, or after a bounded wait (an instance that
+   * missed it reads them again within SANCTIONS_FRESH_MS); never rejects.
+   */
+  abstract moderated(roomId: string, removal: { userId: string; reason: RemovalReason } | null): Promise<void>;
 }
 
 /** A connection as the domain sees it: something that can be subscribed to a room's pushes. */

@@ -70,6 +70,11 @@ const reactionKey = storable(z.string()).refine((k) => {
   return n >= 1 && n <= 32 && !NOT_IN_KEY.test(k);
 }, 'must be 1-32 characters, none of them white space or control characters');
 const MAX_METADATA_BYTES = 16 * 1024;
+/** The longest mute or ban with an end: 100 years (longer is the same as none, which has no durationMs). */
+export const MAX_SANCTION_MS = 100 * 365 * 24 * 3600 * 1000;
+/** A ban's reason, as shown to moderators. */
+const MAX_REASON_LENGTH = 1000;
+const sanctionMs = z.number().int().min(1).max(MAX_SANCTION_MS, 'must be at most 100 years (omit it for no end)');
 /** A room's retentionDays: at least a day, at most 100 years. */
 const MIN_RETENTION_DAYS = 1;
 const MAX_RETENTION_DAYS = 36_500;
@@ -148,6 +153,17 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
       afterRoomId: roomId.optional(),
     }),
     member: z.object({ roomId, userId, role: z.enum(ROLES).optional() }),
+    /** moderation.unmute, .unban and .kick; the mute and ban below add how long, and a ban why. */
+    moderationTarget: z.object({ roomId, userId }),
+    mute: z.object({ roomId, userId, durationMs: sanctionMs.optional() }),
+    ban: z.object({
+      roomId,
+      userId,
+      durationMs: sanctionMs.optional(),
+      reason: storable(z.string().max(MAX_REASON_LENGTH, `must be at most ${MAX_REASON_LENGTH} characters`))
+        .nullable()
+        .optional(),
+    }),
     history: z
       .object({
         roomId,

@@ -25,6 +25,7 @@ import type {
   RoomSubscriber,
 } from './chat.ports.js';
 import { ChatService } from './chat.service.js';
+import { RoomSanctions } from './room-sanctions.js';
 
 const ROOM = 'lobby';
 const SENDER = 'user-alice';
@@ -224,10 +225,18 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     changes,
     versions,
     // Erasure and export are the store's work; the e2e tests (test/user-erasure.test.ts) cover them.
-    eraseUser: mock.fn<ChatStore['eraseUser']>(async () => ({ messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0 })),
+    eraseUser: mock.fn<ChatStore['eraseUser']>(async () => ({
+      messagesDeleted: 0,
+      reactionsRemoved: 0,
+      roomsLeft: 0,
+      sanctionedRooms: [],
+    })),
     exportUser: mock.fn<ChatStore['exportUser']>(async function* () {}),
+    // Moderation has its own tests (room-sanctions.test.ts, test/moderation.test.ts): nobody is sanctioned here.
+    moderate: mock.fn<ChatStore['moderate']>(async () => true),
+    sanctions: mock.fn<ChatStore['sanctions']>(async () => null),
   };
-  const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers };
+  const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers, moderated: async () => undefined };
   const service = new ChatService(
     store,
     broadcaster,
@@ -238,6 +247,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
       roomCreations: behaviour.roomCreations ?? { perUser: 20, windowMs: CREATION_WINDOW_MS },
     },
     { hit: countCreation },
+    new RoomSanctions(store),
   );
   const subscriber = () => ({
     assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),

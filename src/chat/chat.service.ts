@@ -42,6 +42,7 @@ import {
   type ChatSchemas,
 } from './chat.schemas.js';
 import { fitPage, fitRooms, PAGE_SHARE_OF_BUFFER } from './page-budget.js';
+import { RoomSanctions } from './room-sanctions.js';
 import { TypingTracker } from './typing-tracker.js';
 
 /**
@@ -67,6 +68,8 @@ export class ChatService {
     private readonly broadcaster: RoomBroadcaster,
     limits: ChatLimits,
     private readonly creations: RoomCreationCounter,
+    /** Mutes and bans, checked on every room request of a user (not of trusted callers). */
+    private readonly sanctions: RoomSanctions,
     /** The pre-send hook (PRESEND_HOOK_URL), asked about every message and edit from a socket; null without one. */
     @Optional() @Inject(PresendHook) private readonly presend: PresendHook | null = null,
   ) {
@@ -86,6 +89,7 @@ export class ChatService {
   async join(userId: string, data: unknown, subscriber: RoomSubscriber): Promise<JoinResult> {
     const { roomId, sinceSeq, sinceModSeq } = parseInput(this.schemas.join, data);
     subscriber.assertCanJoin(roomId);
+    await this.sanctions.assertNotBanned(roomId, userId);
     let opened = await this.store.openRoom(roomId, userId);
     if (!opened) {
       await this.createRoomFor(userId, roomId);
@@ -95,6 +99,8 @@ export class ChatService {
     // Awaited before the read, so that a message committed after the read reaches it live.
     await subscriber.join(roomId);
     try {
+      // A ban that came while subscribing evicted nothing here yet: it is caught by this second look.
+      await this.sanctions.assertNotBanned(roomId, userId);
       const access = allow(await this.store.roomAccess(roomId, userId));
       const result: JoinResult = {
         roomId,
@@ -141,7 +147,7 @@ export class ChatService {
   async typingStart(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
     try {
-      await checkAccess(this.store, roomId, userId);
+      await this.checkRoomAccess(roomId, userId);
     } catch (err) {
       if (err instanceof ChatError && err.code === 'FORBIDDEN') this.typing.stop(conn, roomId);
       throw err;
@@ -158,7 +164,7 @@ export class ChatService {
 
   async typingStop(userId: string, data: unknown, conn: TypingSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    if (!this.typing.isTyping(conn, roomId)) await checkAccess(this.store, roomId, userId);
+    if (!this.typing.isTyping(conn, roomId)) await this.checkRoomAccess(roomId, userId);
     this.typing.stop(conn, roomId);
     return { roomId };
   }
@@ -166,6 +172,7 @@ export class ChatService {
   /** Marks messages read up to `seq`; the room's joined connections get `receipt` when the position grows. */
   async read(userId: string, data: unknown): Promise<{ roomId: string; lastReadSeq: number }> {
     const { roomId, seq } = parseInput(this.schemas.read, data);
+    await this.sanctions.assertNotBanned(roomId, userId);
     const result = await this.store.markRead(roomId, userId, seq);
     if (result.outcome === 'forbidden') throw forbidden(roomId);
     if (result.grew)
@@ -187,6 +194,7 @@ export class ChatService {
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
     const message = newMessage(input, senderId);
+    await this.sanctions.assertMaySpeak(message.roomId, senderId);
     // Without a hook a send builds no request and waits on nothing: every message passes here.
     if (this.presend)
       message.body = await this.screened(this.presend, {
@@ -228,6 +236,7 @@ export class ChatService {
   /** Edits a message: over a socket only its sender's; `userId` null (a trusted service) any. */
   async edit(userId: string | null, data: unknown): Promise<Message> {
     const { roomId, seq, body: asked, mentions, expectedVersion } = parseInput(this.schemas.edit, data);
+    if (userId !== null) await this.sanctions.assertMaySpeak(roomId, userId);
     const body = userId === null || !this.presend ? asked : await this.screenedEdit(this.presend, userId, roomId, seq, asked, mentions);
     return this.change(roomId, seq, userId, { kind: 'edit', body, mentions, expectedVersion });
   }
@@ -235,12 +244,16 @@ export class ChatService {
   /** Deletes a message (a tombstone stays); deleting a tombstone answers it, unchanged. */
   async deleteMessage(userId: string | null, data: unknown): Promise<Message> {
     const { roomId, seq } = parseInput(this.schemas.messageRef, data);
+    if (userId !== null) await this.sanctions.assertNotBanned(roomId, userId);
     return this.change(roomId, seq, userId, { kind: 'delete' });
   }
 
   /** Adds (or removes) the user's reaction `key`; one the user already has (or has not) changes nothing. */
   async react(userId: string, data: unknown, add: boolean): Promise<Message> {
     const { roomId, seq, key } = parseInput(this.schemas.reaction, data);
+    // A muted user may still take a reaction back.
+    if (add) await this.sanctions.assertMaySpeak(roomId, userId);
+    else await this.sanctions.assertNotBanned(roomId, userId);
     return this.change(roomId, seq, userId, { kind: 'reaction', key, add });
   }
 
@@ -289,7 +302,7 @@ export class ChatService {
   /** The room's messages whose latest change is after `afterModSeq`, by modSeq: catch-up on every change. */
   async changes(userId: string | null, data: unknown): Promise<ChangesPage> {
     const query = parseInput(this.schemas.changes, data);
-    if (userId !== null) await checkAccess(this.store, query.roomId, userId);
+    if (userId !== null) await this.checkRoomAccess(query.roomId, userId);
     return this.changesPage(query);
   }
 
@@ -303,9 +316,15 @@ export class ChatService {
 
   async history(userId: string | null, data: unknown): Promise<HistoryPage> {
     const query = parseInput(this.schemas.history, data);
-    if (userId !== null) await checkAccess(this.store, query.roomId, userId);
+    if (userId !== null) await this.checkRoomAccess(query.roomId, userId);
     const { messages, hasMore } = await this.store.page(query);
     return fitPage({ messages, hasMore }, query.afterSeq !== undefined, this.pageBudgetBytes);
+  }
+
+  /** For reads that need no join: a ban, then membership of a private room. */
+  private async checkRoomAccess(roomId: string, userId: string): Promise<void> {
+    await this.sanctions.assertNotBanned(roomId, userId);
+    await checkAccess(this.store, roomId, userId);
   }
 
   /** A changes page cut to the page budget (then `hasMore: true`; the client pages on from the last modSeq it got). */
@@ -329,9 +348,11 @@ export class ChatService {
    */
   async eraseUser(data: unknown): Promise<ErasureCounts> {
     const { userId } = parseInput(userRef, data);
-    return this.store.eraseUser(userId, (roomId, changed) => {
+    const { sanctionedRooms, ...counts } = await this.store.eraseUser(userId, (roomId, changed) => {
       for (const message of changed) this.broadcaster.publish(roomId, SERVER_EVENTS.messageUpdated, message);
     });
+    await Promise.all(sanctionedRooms.map((roomId) => this.broadcaster.moderated(roomId, null)));
+    return counts;
   }
 
   /** Validates the user id at once (before anything is sent), then reads the export as the consumer pulls it. */

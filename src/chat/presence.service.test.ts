@@ -3,14 +3,18 @@ import { describe, it } from 'node:test';
 import { MemoryPresenceStore } from '../presence/memory-presence.store.js';
 import type { ChatStore, RoomBroadcaster } from './chat.ports.js';
 import { MAX_PRESENCE_LIST, PresenceService } from './presence.service.js';
+import { RoomSanctions } from './room-sanctions.js';
 
 /** A public room for everybody: presence.list's access check passes. */
-const store = { roomAccess: async () => ({ visibility: 'public', isMember: false, lastSeq: 0, lastReadSeq: 0 }) } as unknown as ChatStore;
+const store = {
+  roomAccess: async () => ({ visibility: 'public', isMember: false, lastSeq: 0, lastReadSeq: 0 }),
+  sanctions: async () => null,
+} as unknown as ChatStore;
 const broadcaster = { publish: () => undefined } as unknown as RoomBroadcaster;
 
 function serviceWith(userCount: number): PresenceService {
   const presence = new MemoryPresenceStore();
-  const service = new PresenceService(store, presence, broadcaster);
+  const service = new PresenceService(store, presence, broadcaster, new RoomSanctions(store));
   // Entered in descending order, so the answer's order comes from sorting, not from insertion.
   for (let i = userCount; i > 0; i--) service.enter('crowd', `user-${String(i).padStart(5, '0')}`, `conn-${i}`);
   return service;

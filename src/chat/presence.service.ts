@@ -3,6 +3,7 @@ import { SERVER_EVENTS, type PresenceList } from './chat.events.js';
 import { ChatStore, PresenceStore, RoomBroadcaster } from './chat.ports.js';
 import { parseInput, presenceQuery } from './chat.schemas.js';
 import { checkAccess, notFound } from './room-access.js';
+import { RoomSanctions } from './room-sanctions.js';
 
 /**
  * The most users one presence.list answer carries: a room with a crowd in it must not produce a
@@ -22,6 +23,7 @@ export class PresenceService {
     private readonly store: ChatStore,
     private readonly presence: PresenceStore,
     broadcaster: RoomBroadcaster,
+    private readonly sanctions: RoomSanctions,
   ) {
     presence.onChange(({ kind, roomId, userId }) =>
       broadcaster.publish(roomId, kind === 'joined' ? SERVER_EVENTS.presenceJoined : SERVER_EVENTS.presenceLeft, { roomId, userId }),
@@ -45,8 +47,10 @@ export class PresenceService {
    */
   async list(userId: string | null, data: unknown): Promise<PresenceList> {
     const { roomId } = parseInput(presenceQuery, data);
-    if (userId !== null) await checkAccess(this.store, roomId, userId);
-    else if (!(await this.store.getRoom(roomId))) notFound(roomId);
+    if (userId !== null) {
+      await this.sanctions.assertNotBanned(roomId, userId);
+      await checkAccess(this.store, roomId, userId);
+    } else if (!(await this.store.getRoom(roomId))) notFound(roomId);
     const users = await this.presence.list(roomId);
     return {
       roomId,

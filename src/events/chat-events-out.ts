@@ -17,6 +17,16 @@ export const EVENT_TYPES = {
   messageDeleted: 'message.deleted',
   /** data: { roomId, floorSeq }; messages below floorSeq are gone (retention). Written by RetentionJob (SQL), which spells the name itself. */
   roomTruncated: 'room.truncated',
+  /** data: { roomId, userId, by, until } (by: the moderator's userId, or "api"). */
+  moderationMuted: 'moderation.muted',
+  /** data: { roomId, userId, by }. */
+  moderationUnmuted: 'moderation.unmuted',
+  /** data: { roomId, userId, by, until, reason }. */
+  moderationBanned: 'moderation.banned',
+  /** data: { roomId, userId, by }. */
+  moderationUnbanned: 'moderation.unbanned',
+  /** data: { roomId, userId, by }. */
+  moderationKicked: 'moderation.kicked',
 } as const;
 
 export type EventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];

@@ -18,6 +18,7 @@ import {
   type Reaction,
   type Role,
   type Room,
+  type Sanction,
   type Visibility,
 } from '../chat/chat.events.js';
 
@@ -151,6 +152,28 @@ export class MemberModel implements Member {
   role!: Role;
   @ApiProperty({ type: 'integer', minimum: 0 })
   lastReadSeq!: number;
+}
+
+@ApiSchema({ name: 'Sanction' })
+export class SanctionModel implements Sanction {
+  @ApiProperty({ minLength: 1, maxLength: 128 })
+  userId!: string;
+  @ApiProperty({ type: 'string', format: 'date-time', nullable: true, description: 'When it ends; null: when lifted' })
+  until!: string | null;
+  @ApiProperty({ type: 'string', nullable: true, description: "A ban's reason; null for a mute" })
+  reason!: string | null;
+}
+
+@ApiSchema({ name: 'BanList' })
+export class BanListModel {
+  @ApiProperty({ type: [SanctionModel] })
+  bans!: SanctionModel[];
+}
+
+@ApiSchema({ name: 'MuteList' })
+export class MuteListModel {
+  @ApiProperty({ type: [SanctionModel] })
+  mutes!: SanctionModel[];
 }
 
 @ApiSchema({ name: 'MemberList' })

@@ -60,6 +60,13 @@ function requestSchemas(limits: AppConfig['limits']): Record<string, JsonSchema>
     MemberSettings: withDescriptions(toSchema(s.member.omit({ roomId: true, userId: true })), {
       role: 'owner, moderator or member; owners and moderators moderate the room. Omitted: a new member is a member, an existing one keeps their role',
     }),
+    MuteSettings: withDescriptions(toSchema(s.mute.omit({ roomId: true, userId: true })), {
+      durationMs: 'How long the mute lasts, in ms; omitted: until unmuted',
+    }),
+    BanSettings: withDescriptions(toSchema(s.ban.omit({ roomId: true, userId: true })), {
+      durationMs: 'How long the ban lasts, in ms; omitted: until unbanned',
+      reason: 'Why, as the bans list and the moderation.banned event show it; at most 1000 characters',
+    }),
     RoomSettings: withDescriptions(toSchema(s.room.omit({ roomId: true })), {
       title: 'At most 200 characters; omitted: null',
       metadata: 'A JSON object of at most 16 KiB; omitted: null',

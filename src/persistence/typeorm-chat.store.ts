@@ -2,19 +2,21 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import { ChatError, StorageUnavailableError } from '../chat/chat.errors.js';
-import type { ChangesPage, Member, Message, MessageVersion, Role, Room, RoomsPage, Visibility } from '../chat/chat.events.js';
+import type { ChangesPage, Member, Message, MessageVersion, Role, Room, RoomsPage, Sanction, Visibility } from '../chat/chat.events.js';
 import {
   ChatStore,
   type AppendResult,
   type ChangeResult,
   type ChangesQuery,
-  type ErasureCounts,
+  type ErasureResult,
   type MessageChange,
+  type ModerationAction,
   type NewMessage,
   type PageQuery,
   type ReadResult,
   type RoomAccess,
   type RoomInput,
+  type RoomSanctionList,
   type RoomsQuery,
   type StoredPage,
   type UserExportLine,
@@ -424,8 +426,8 @@ export class TypeOrmChatStore extends ChatStore {
    * a member.removed event, as DELETE …/members does) and read state. Each batch finds what is
    * left, so a call that failed half way is finished by the next, and a second call answers zeros.
    */
-  async eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureCounts> {
-    const counts: ErasureCounts = { messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0 };
+  async eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureResult> {
+    const counts: ErasureResult = { messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0, sanctionedRooms: [] };
     for (;;) {
       const [next] = (await this.guard(() =>
         this.db.query('SELECT room_id FROM message_reactions WHERE user_id = $1 LIMIT 1', [userId]),
@@ -484,8 +486,70 @@ export class TypeOrmChatStore extends ChatStore {
       if (rows.length === 0) break;
       for (const { room_id } of rows) left.add(room_id);
     }
+    const sanctioned = new Set<string>();
+    for (;;) {
+      const [rows] = (await this.guard(() =>
+        this.db.query(
+          `DELETE FROM room_sanctions x USING (SELECT room_id, kind FROM room_sanctions WHERE user_id = $1 LIMIT $2) AS t
+           WHERE x.user_id = $1 AND x.room_id = t.room_id AND x.kind = t.kind RETURNING x.room_id`,
+          [userId, ERASE_BATCH],
+        ),
+      )) as [{ room_id: string }[], number];
+      if (rows.length === 0) break;
+      for (const { room_id } of rows) sanctioned.add(room_id);
+    }
     counts.roomsLeft = left.size;
+    counts.sanctionedRooms = [...sanctioned];
     return counts;
+  }
+
+  async moderate(roomId: string, action: ModerationAction): Promise<boolean> {
+    return this.guard(() =>
+      this.db.transaction(async (tx) => {
+        const found = (await tx.query('SELECT 1 FROM rooms WHERE id = $1', [roomId])) as unknown[];
+        if (found.length === 0) return false;
+        const event: Record<string, unknown> = { roomId, userId: action.userId, by: action.by };
+        if (action.kind === 'mute' || action.kind === 'ban') {
+          const reason = action.kind === 'ban' ? action.reason : null;
+          await tx.query(
+            `INSERT INTO room_sanctions (room_id, user_id, kind, until, reason, by) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (room_id, kind, user_id) DO UPDATE
+             SET until = EXCLUDED.until, reason = EXCLUDED.reason, by = EXCLUDED.by, created_at = now()`,
+            [roomId, action.userId, action.kind, action.until, reason, action.by],
+          );
+          event.until = action.until?.toISOString() ?? null;
+          if (action.kind === 'ban') event.reason = reason;
+        } else if (action.kind !== 'kick') {
+          await tx.query('DELETE FROM room_sanctions WHERE room_id = $1 AND kind = $2 AND user_id = $3', [
+            roomId,
+            action.kind === 'unmute' ? 'mute' : 'ban',
+            action.userId,
+          ]);
+        }
+        await tx.query(OUTBOX_SQL, outboxParams(MODERATION_EVENTS[action.kind], roomId, event));
+        return true;
+      }),
+    );
+  }
+
+  /** One statement: the room's existence and its sanctions in force, expired ones skipped. */
+  async sanctions(roomId: string): Promise<RoomSanctionList | null> {
+    return this.guard(async () => {
+      const rows = (await this.db.query(
+        `SELECT s.user_id, s.kind, s.until, s.reason FROM rooms r
+         LEFT JOIN room_sanctions s ON s.room_id = r.id AND (s.until IS NULL OR s.until > now())
+         WHERE r.id = $1 ORDER BY s.user_id COLLATE "C"`,
+        [roomId],
+      )) as { user_id: string | null; kind: 'mute' | 'ban'; until: Date | null; reason: string | null }[];
+      if (rows.length === 0) return null;
+      const list: RoomSanctionList = { mutes: [], bans: [] };
+      for (const r of rows) {
+        if (r.user_id === null) continue;
+        const sanction: Sanction = { userId: r.user_id, until: r.until?.toISOString() ?? null, reason: r.reason };
+        (r.kind === 'mute' ? list.mutes : list.bans).push(sanction);
+      }
+      return list;
+    });
   }
 
   /** One erasure transaction, waiting for the room's lock no longer than a change would (RoomChangeQueue). */
@@ -587,6 +651,14 @@ export class TypeOrmChatStore extends ChatStore {
     }
   }
 }
+
+const MODERATION_EVENTS: Record<ModerationAction['kind'], EventType> = {
+  mute: EVENT_TYPES.moderationMuted,
+  unmute: EVENT_TYPES.moderationUnmuted,
+  ban: EVENT_TYPES.moderationBanned,
+  unban: EVENT_TYPES.moderationUnbanned,
+  kick: EVENT_TYPES.moderationKicked,
+};
 
 /** An event for the relay (see the CreateEventTables migration); the outbox generates its id. */
 const OUTBOX_SQL = 'INSERT INTO outbox (type, room_id, data) VALUES ($1, $2, $3::jsonb)';

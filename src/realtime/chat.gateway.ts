@@ -10,6 +10,7 @@ import {
 import { TokenVerifier } from '../auth/token-verifier.js';
 import { CLIENT_EVENTS, SERVER_EVENTS } from '../chat/chat.events.js';
 import { ChatService } from '../chat/chat.service.js';
+import { ModerationService } from '../chat/moderation.service.js';
 import { PresenceService } from '../chat/presence.service.js';
 import { ChatConnection } from './chat-connection.js';
 import { ReplyExceptionFilter } from './reply-exception.filter.js';
@@ -22,6 +23,7 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
     private readonly chat: ChatService,
     private readonly tokens: TokenVerifier,
     private readonly presence: PresenceService,
+    private readonly moderation: ModerationService,
   ) {}
 
   handleConnection(conn: ChatConnection): void {
@@ -104,6 +106,31 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
   @SubscribeMessage(CLIENT_EVENTS.presenceList)
   presenceList(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
     return this.presence.list(conn.user.userId, data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.moderationMute)
+  mute(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.moderation.act(conn.user.userId, 'mute', data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.moderationUnmute)
+  unmute(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.moderation.act(conn.user.userId, 'unmute', data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.moderationBan)
+  ban(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.moderation.act(conn.user.userId, 'ban', data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.moderationUnban)
+  unban(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.moderation.act(conn.user.userId, 'unban', data);
+  }
+
+  @SubscribeMessage(CLIENT_EVENTS.moderationKick)
+  kick(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
+    return this.moderation.act(conn.user.userId, 'kick', data);
   }
 
   @SubscribeMessage(CLIENT_EVENTS.authRefresh)

@@ -2,8 +2,9 @@ import { Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestj
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { RedisClients } from '../redis/redis-clients.js';
 import type { Server } from 'socket.io';
-import { SERVER_EVENTS, type Message } from '../chat/chat.events.js';
+import { SERVER_EVENTS, type Message, type RemovalReason } from '../chat/chat.events.js';
 import { RoomBroadcaster } from '../chat/chat.ports.js';
+import { RoomSanctions } from '../chat/room-sanctions.js';
 import type { ChatConnection } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 import { PrivateRoomReconciler } from './private-room-reconciler.js';
@@ -21,6 +22,14 @@ const EVICT_EVENT = 'chat:room-evict';
 const RELAY_TO_OTHERS_EVENT = 'chat:room-event-to-others';
 /** Asks every instance to re-read membership: sent after evictions that left while Redis was away. */
 const RECONCILE_EVENT = 'chat:membership-reconcile';
+/**
+ * A room's mutes or bans changed (and who leaves it, for a ban or a kick). By serverSideEmit on a
+ * cluster too: the one relay with an acknowledgement from every instance, which the moderator's
+ * answer waits for.
+ */
+const MODERATED_EVENT = 'chat:room-moderated';
+/** The longest a moderator's answer waits for the other instances (the adapter's own request timeout is 5 s). */
+const MODERATION_CONFIRM_MS = 5_500;
 
 /** Catches an eviction lost without a visible disconnect (a Redis that hangs instead of closing). */
 export const RECONCILE_EVERY_MS = 30_000;
@@ -43,6 +52,8 @@ const MAX_HELD_EVENTS = 10_000;
  * them. A reconcile also runs every RECONCILE_EVERY_MS for a Redis that hangs without closing.
  * Holding instead of re-checking each push keeps the message path free of reads.
  */
+type Removal = { userId: string; reason: RemovalReason };
+
 @Injectable()
 export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown {
   private readonly logger = new Logger('RoomFanout');
@@ -66,6 +77,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     @Optional() private readonly metrics?: ChatMetrics,
     @Optional() private readonly reconciler?: PrivateRoomReconciler,
     @Optional() private readonly tracing: Tracing = Tracing.off,
+    @Optional() private readonly sanctions?: RoomSanctions,
   ) {
     super();
   }
@@ -89,6 +101,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
       this.receive(roomId, { kind: 'others', event, data, exceptUserId }),
     );
+    io.on(MODERATED_EVENT, (roomId: string, removal: Removal | null, ack?: () => void) => {
+      this.applyModeration(roomId, removal);
+      if (typeof ack === 'function') ack();
+    });
     if (!redis || !this.reconciler) return;
     this.pub = redis.pub;
     const gaps = redis.subscriberGaps;
@@ -196,6 +212,30 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     this.held.push(deliver);
   }
 
+  async moderated(roomId: string, removal: Removal | null): Promise<void> {
+    this.applyModeration(roomId, removal);
+    const relay = this.relay;
+    if (!relay) return;
+    const confirmed = await new Promise<string | null>((resolve) => {
+      // The adapter drops the callback when it cannot even count the instances (Redis down): hence our own bound.
+      const bound = setTimeout(() => resolve(`no confirmation within ${MODERATION_CONFIRM_MS} ms`), MODERATION_CONFIRM_MS);
+      relay.serverSideEmit(MODERATED_EVENT, roomId, removal, (err: Error | null) => {
+        clearTimeout(bound);
+        resolve(err ? err.message : null);
+      });
+    });
+    if (confirmed !== null)
+      this.logger.warn(
+        `moderation of room ${roomId} not confirmed by every instance (${confirmed}); they read it within their cache's lifetime`,
+      );
+  }
+
+  /** Forgets the room's cached sanctions here and takes a banned or kicked user's connections out of it. */
+  private applyModeration(roomId: string, removal: Removal | null): void {
+    this.sanctions?.forget(roomId);
+    if (removal) this.evictLocally(roomId, { userIds: [removal.userId] }, removal.reason);
+  }
+
   removeUsers(roomId: string, userIds: string[]): void {
     this.evict(roomId, { userIds });
   }
@@ -211,7 +251,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     else this.relay?.serverSideEmit(EVICT_EVENT, roomId, who);
   }
 
-  private evictLocally(roomId: string, who: Eviction): void {
+  private evictLocally(roomId: string, who: Eviction, reason?: RemovalReason): void {
     const leaves =
       'userIds' in who
         ? (userId: string) => who.userIds.includes(userId)
@@ -220,13 +260,13 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
               !members.has(userId)
           )(new Set(who.keepMembers));
     for (const conn of [...this.local.all()]) {
-      if (conn.rooms.has(roomId) && leaves(conn.user.userId)) this.evictConnection(conn, roomId);
+      if (conn.rooms.has(roomId) && leaves(conn.user.userId)) this.evictConnection(conn, roomId, reason);
     }
   }
 
-  private evictConnection(conn: ChatConnection, roomId: string): void {
+  private evictConnection(conn: ChatConnection, roomId: string, reason?: RemovalReason): void {
     if (!conn.rooms.has(roomId)) return;
     conn.leave(roomId);
-    conn.push(SERVER_EVENTS.roomRemoved, { roomId });
+    conn.push(SERVER_EVENTS.roomRemoved, reason ? { roomId, reason } : { roomId });
   }
 }

@@ -11,6 +11,7 @@ import { AppendWithoutRepliesFastPath1764700000000 } from './1764700000000-Appen
 import { AddMemberRoles1764800000000 } from './1764800000000-AddMemberRoles.js';
 import { AddRetention1764910000000 } from './1764910000000-AddRetention.js';
 import { IndexUserData1765000000000 } from './1765000000000-IndexUserData.js';
+import { AddRoomSanctions1765100000000 } from './1765100000000-AddRoomSanctions.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -27,4 +28,5 @@ export const migrations = [
   AddMemberRoles1764800000000,
   AddRetention1764910000000,
   IndexUserData1765000000000,
+  AddRoomSanctions1765100000000,
 ];
