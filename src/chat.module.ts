@@ -15,7 +15,7 @@ import { RedisRoomCreationCounter } from './redis/user-window-counter.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { LocalConnections } from './realtime/local-connections.js';
-import { PrivateRoomReconciler } from './realtime/private-room-reconciler.js';
+import { RoomAccessReconciler } from './realtime/room-access-reconciler.js';
 import { RoomFanout } from './realtime/room-fanout.js';
 import { UserDisconnector } from './realtime/user-disconnector.js';
 
@@ -30,7 +30,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     LocalConnections,
     ConnectionSupervisor,
     RoomFanout,
-    PrivateRoomReconciler,
+    RoomAccessReconciler,
     UserDisconnector,
     TokenVerifier,
     PresenceService,

@@ -54,6 +54,11 @@ export class RoomSanctions {
     this.rooms.delete(roomId);
   }
 
+  /** After a gap in the relay, which may have lost some changes. */
+  forgetAll(): void {
+    this.rooms.clear();
+  }
+
   private read(roomId: string): Promise<ActiveSanctions> {
     const kept = this.rooms.get(roomId);
     if (kept && Date.now() - kept.at < SANCTIONS_FRESH_MS) {

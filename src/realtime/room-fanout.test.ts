@@ -5,7 +5,7 @@ import type { Server as IoServer } from 'socket.io';
 import { ChatConnection, type CloseReason } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 import type { RedisClients } from '../redis/redis-clients.js';
-import type { PrivateRoomReconciler } from './private-room-reconciler.js';
+import type { RoomAccessReconciler } from './room-access-reconciler.js';
 import { RedisNames } from '../redis/redis-names.js';
 import { RoomFanout } from './room-fanout.js';
 
@@ -234,7 +234,7 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
         );
       },
     };
-    return { reconciler: reconciler as unknown as PrivateRoomReconciler, release: () => release(), calls: () => calls };
+    return { reconciler: reconciler as unknown as RoomAccessReconciler, release: () => release(), calls: () => calls };
   }
 
   /** What reaches the room's local members (fake connections are not in the ws registry). */

@@ -7,7 +7,7 @@ import { RoomBroadcaster } from '../chat/chat.ports.js';
 import { RoomSanctions } from '../chat/room-sanctions.js';
 import type { ChatConnection } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
-import { PrivateRoomReconciler } from './private-room-reconciler.js';
+import { RoomAccessReconciler } from './room-access-reconciler.js';
 import { RoomChannels, type Eviction, type RoomRelay } from './room-channels.js';
 import { Tracing } from '../tracing/tracing.js';
 
@@ -47,7 +47,7 @@ const MAX_HELD_EVENTS = 10_000;
  *
  * Pub/sub forgets what it could not deliver, evictions included. So from the moment the Redis
  * subscriber loses its connection until membership of the private rooms joined here was re-read
- * from Postgres (PrivateRoomReconciler), relayed events are held, not delivered: a member removed
+ * from Postgres (RoomAccessReconciler), relayed events are held, not delivered: a member removed
  * on another instance meanwhile is evicted (`room.removed`) before the room's next push can reach
  * them. A reconcile also runs every RECONCILE_EVERY_MS for a Redis that hangs without closing.
  * Holding instead of re-checking each push keeps the message path free of reads.
@@ -75,7 +75,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   constructor(
     private readonly local: LocalConnections,
     @Optional() private readonly metrics?: ChatMetrics,
-    @Optional() private readonly reconciler?: PrivateRoomReconciler,
+    @Optional() private readonly reconciler?: RoomAccessReconciler,
     @Optional() private readonly tracing: Tracing = Tracing.off,
     @Optional() private readonly sanctions?: RoomSanctions,
   ) {
@@ -166,9 +166,11 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
       if (!this.reconciler) return;
       const gap = this.gaps;
       try {
+        // Relays of moderation may have been missed too: what this instance reads next is fresh.
+        if (afterReconnect) this.sanctions?.forgetAll();
         const stale = await this.reconciler.staleJoins();
-        for (const { conn, roomId } of stale) this.evictConnection(conn, roomId);
-        if (stale.length) this.logger.warn(`reconcile evicted ${stale.length} connection(s) whose room membership was removed`);
+        for (const { conn, roomId, reason } of stale) this.evictConnection(conn, roomId, reason);
+        if (stale.length) this.logger.warn(`reconcile evicted ${stale.length} connection(s) whose user was removed or banned`);
       } catch (err) {
         this.logger.warn(`membership reconcile failed${afterReconnect ? ', retrying' : ''}: ${(err as Error).message}`);
         if (afterReconnect) setTimeout(() => void this.reconcile(true), RECONCILE_RETRY_MS).unref();
@@ -216,6 +218,12 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     this.applyModeration(roomId, removal);
     const relay = this.relay;
     if (!relay) return;
+    if (this.pub && this.pub.status !== 'ready') {
+      // Nobody could confirm it: as for an eviction, the others reconcile (bans included) once the publisher is back.
+      this.evictionsUnsent = true;
+      this.logger.warn(`moderation of room ${roomId} not relayed (Redis away); every instance reconciles when it is back`);
+      return;
+    }
     const confirmed = await new Promise<string | null>((resolve) => {
       // The adapter drops the callback when it cannot even count the instances (Redis down): hence our own bound.
       const bound = setTimeout(() => resolve(`no confirmation within ${MODERATION_CONFIRM_MS} ms`), MODERATION_CONFIRM_MS);
@@ -226,7 +234,8 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     });
     if (confirmed !== null)
       this.logger.warn(
-        `moderation of room ${roomId} not confirmed by every instance (${confirmed}); they read it within their cache's lifetime`,
+        `moderation of room ${roomId} not confirmed by every instance (${confirmed}); ` +
+          'each reconciles after its Redis gap, and reads sanctions within their cache lifetime',
       );
   }
 

@@ -10,25 +10,43 @@ import { tokenFor } from '../support/tokens.js';
 /**
  * Issue 13 item 4: a member removed while Redis is down. The eviction published by the instance
  * that removed them is lost; the instance holding their connections must still take them out of
- * the private room (room.removed) before the room's next message can reach them.
+ * the private room (room.removed) before the room's next message can reach them. Issue 18: the
+ * same for a user banned from a public room while Redis is down.
  */
 
 const API_KEY = 'removal-blip-faults-key-0123456789';
 const ROOM = 'blip-private';
+const PUBLIC_ROOM = 'blip-public';
 const KINDS: Kind[] = ['io', 'ws'];
 
-describe('a member removed while Redis is down', () => {
+describe('a member removed or a user banned while Redis is down', () => {
   let db: TestDatabase;
   const redis = new PrivateRedis();
   let A: Instance;
   let B: Instance;
   const clients: TestClient[] = [];
   const api = (inst: Instance, method: Method, path: string, body?: unknown) => apiCall(inst, method, path, { body, key: API_KEY });
-  const client = async (kind: Kind, inst: Instance, user: string) => {
+  const client = async (kind: Kind, inst: Instance, user: string, roomId = ROOM) => {
     const c = await connect(kind, inst.url, await tokenFor(user));
     clients.push(c);
-    await c.ok('room.join', { roomId: ROOM });
+    await c.ok('room.join', { roomId });
     return c;
+  };
+  /** Messages from `sender` until one reaches `watcher` on the other instance: then Redis carries relays again. */
+  const sendUntilRelayed = async (sender: TestClient, watcher: TestClient, roomId: string, back: number) => {
+    const sent: string[] = [];
+    for (;;) {
+      assert.ok(Date.now() - back < 20_000, 'relay never resumed');
+      const m = await sender.ok('message.send', { roomId, body: `after the action ${sent.length}` });
+      sent.push(m.id);
+      const arrived = await watcher
+        .waitFor('message.new', (x) => x.id === m.id, 500)
+        .then(
+          () => true,
+          () => false,
+        );
+      if (arrived) return sent;
+    }
   };
 
   before(async () => {
@@ -60,20 +78,7 @@ describe('a member removed while Redis is down', () => {
     await redis.start();
     const back = Date.now();
 
-    // Messages from A until one reaches B: then Redis carries relays again.
-    const sent: string[] = [];
-    let arrived = false;
-    while (!arrived) {
-      assert.ok(Date.now() - back < 20_000, 'relay never resumed');
-      const m = await sender.ok('message.send', { roomId: ROOM, body: `after the removal ${sent.length}` });
-      sent.push(m.id);
-      arrived = await watcher
-        .waitFor('message.new', (x) => x.id === m.id, 500)
-        .then(
-          () => true,
-          () => false,
-        );
-    }
+    const sent = await sendUntilRelayed(sender, watcher, ROOM, back);
     const evictedIn = await Promise.all(
       removed.map((c) => c.waitFor('room.removed', (d) => d.roomId === ROOM, 5000).then(() => Date.now() - back)),
     );
@@ -87,6 +92,35 @@ describe('a member removed while Redis is down', () => {
       assert.deepEqual(c.pushesOf('room.removed'), [{ roomId: ROOM }], `${KINDS[i]}: exactly one room.removed`);
       const again = await c.request('room.join', { roomId: ROOM });
       assert.equal(again.error?.code, 'FORBIDDEN');
+    }
+  });
+
+  it('a ban while Redis is down: room.removed { reason: "banned" } on the other instance after Redis returns, and none of the room’s later messages', async () => {
+    assert.equal((await api(A, 'PUT', `/v1/rooms/${PUBLIC_ROOM}`, { visibility: 'public' })).status, 201);
+    const banned = await Promise.all(KINDS.map((kind) => client(kind, B, 'banned', PUBLIC_ROOM)));
+    const watcher = await client('io', B, 'watches', PUBLIC_ROOM);
+    const sender = await client('ws', A, 'speaks', PUBLIC_ROOM);
+    const first = await sender.ok('message.send', { roomId: PUBLIC_ROOM, body: 'before the ban' });
+    await Promise.all([watcher, ...banned].map((c) => c.waitFor('message.new', (m) => m.id === first.id)));
+
+    await redis.stop();
+    assert.equal((await api(A, 'POST', `/v1/rooms/${PUBLIC_ROOM}/bans/banned`, {})).status, 204);
+    for (const c of banned) assert.deepEqual(c.pushesOf('room.removed'), [], 'the ban cannot have been relayed yet');
+    await redis.start();
+    const back = Date.now();
+    const sent = await sendUntilRelayed(sender, watcher, PUBLIC_ROOM, back);
+    const evictedIn = await Promise.all(
+      banned.map((c) => c.waitFor('room.removed', (d) => d.roomId === PUBLIC_ROOM, 5000).then(() => Date.now() - back)),
+    );
+    await sleep(500);
+    console.log(`# Redis back → room.removed (banned) after ${evictedIn.join(' / ')} ms (io / ws)`);
+    for (const [i, c] of banned.entries()) {
+      const leaked = c.messagesIn(PUBLIC_ROOM).filter((m) => sent.includes(m.id));
+      assert.deepEqual(leaked, [], `${KINDS[i]}: the banned user got the room's messages after the ban`);
+      assert.deepEqual(c.pushesOf('room.removed'), [{ roomId: PUBLIC_ROOM, reason: 'banned' }], `${KINDS[i]}: exactly one room.removed`);
+      const again = await c.request('room.join', { roomId: PUBLIC_ROOM });
+      assert.equal(again.error?.code, 'FORBIDDEN');
+      assert.equal((again.error?.details as { reason?: string } | undefined)?.reason, 'banned');
     }
   });
 });
