@@ -945,7 +945,7 @@ describe('HTTP API', () => {
       assert.deepEqual(props('MemberSettings'), ['role']);
       assert.deepEqual(schemas.MemberSettings.properties.role.enum, ['owner', 'moderator', 'member']);
       // Request bodies come from the zod schemas that validate them.
-      assert.deepEqual(props('RoomSettings'), ['metadata', 'retentionDays', 'title', 'visibility']);
+      assert.deepEqual(props('RoomSettings'), ['metadata', 'retentionDays', 'slowModeMs', 'title', 'visibility']);
       assert.deepEqual(schemas.RoomSettings.required, ['visibility']);
       assert.deepEqual(props('PostUserMessage'), ['body', 'clientMsgId', 'mentions', 'parentSeq', 'senderId', 'system']);
       assert.deepEqual(schemas.PostUserMessage.required.sort(), ['body', 'senderId']);

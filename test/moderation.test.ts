@@ -219,6 +219,56 @@ describe('moderation: mute, ban, kick over sockets and HTTP (two instances)', ()
     assert.deepEqual((await apiCall(A, 'GET', `/v1/rooms/${roomId}/bans`, { key: READ_KEY })).body, { bans: [] });
   });
 
+  it('slow mode: one message per slowModeMs per user across instances and transports; moderators and the HTTP API are not slowed; a resend is answered', async () => {
+    const [A, B] = cluster.instances;
+    const roomId = 'slow-room';
+    await roomWithRoles(roomId);
+    for (const slowModeMs of [-1, 3_600_001, 1.5, '500'])
+      assert.equal(
+        (await apiCall(A, 'PUT', `/v1/rooms/${roomId}`, { key: API_KEY, body: { visibility: 'public', slowModeMs } })).status,
+        400,
+        `slowModeMs ${slowModeMs}`,
+      );
+    const put = await apiCall(A, 'PUT', `/v1/rooms/${roomId}`, { key: API_KEY, body: { visibility: 'public', slowModeMs: 2000 } });
+    assert.deepEqual([put.status, put.body.slowModeMs], [200, 2000]);
+    assert.equal((await apiCall(B, 'GET', `/v1/rooms/${roomId}`, { key: READ_KEY })).body.slowModeMs, 2000);
+
+    const annIo = cluster.track(await connect('io', A.url, await tokenFor('ann')));
+    const annWs = cluster.track(await connect('ws', B.url, await tokenFor('ann')));
+    const mo = cluster.track(await connect('io', B.url, await tokenFor('mo')));
+    for (const c of [annIo, annWs, mo]) await c.ok('room.join', { roomId });
+
+    const first = await annIo.ok('message.send', { roomId, body: 'first', clientMsgId: 'slow-1' });
+    const slowed = await refusal(annWs, 'message.send', { roomId, body: 'too soon', clientMsgId: 'slow-2' });
+    assert.equal(slowed.code, 'RATE_LIMITED');
+    assert.ok(slowed.details.retryAfterMs > 0 && slowed.details.retryAfterMs <= 2000, JSON.stringify(slowed.details));
+    // The first message's ack was lost, say: its resend, on the other instance, gets the stored message.
+    const resent = await annWs.ok('message.send', { roomId, body: 'first', clientMsgId: 'slow-1' });
+    assert.deepEqual([resent.id, resent.seq], [first.id, first.seq]);
+    // Slow mode is per user: others are not held up by ann's slot, moderators not at all.
+    for (let i = 0; i < 3; i++) await mo.ok('message.send', { roomId, body: `moderator ${i}` });
+    assert.equal(
+      (await apiCall(B, 'POST', `/v1/rooms/${roomId}/messages`, { key: API_KEY, body: { senderId: 'ann', body: 'via the API' } })).status,
+      201,
+    );
+
+    await sleep(slowed.details.retryAfterMs + 50);
+    await annWs.ok('message.send', { roomId, body: 'after the wait', clientMsgId: 'slow-2' });
+    assert.equal((await refusal(annIo, 'message.send', { roomId, body: 'too soon again' })).code, 'RATE_LIMITED');
+
+    // Turned off on one instance, off on both at once.
+    assert.equal((await apiCall(B, 'PUT', `/v1/rooms/${roomId}`, { key: API_KEY, body: { visibility: 'public' } })).body.slowModeMs, 0);
+    await annIo.ok('message.send', { roomId, body: 'slow mode is off' });
+    await annWs.ok('message.send', { roomId, body: 'and off here too' });
+
+    const history = await apiCall(A, 'GET', `/v1/rooms/${roomId}/messages?afterSeq=0`, { key: API_KEY });
+    assert.deepEqual(
+      history.body.messages.map((m: any) => m.body),
+      ['first', 'moderator 0', 'moderator 1', 'moderator 2', 'via the API', 'after the wait', 'slow mode is off', 'and off here too'],
+      'nothing refused was stored',
+    );
+  });
+
   it("erasure lifts the user's mutes and bans", async () => {
     const [A, B] = cluster.instances;
     const roomId = 'mod-erase-room';

@@ -101,6 +101,8 @@ export interface Room {
   lastModSeq: number;
   /** Days messages are kept; null: forever. */
   retentionDays: number | null;
+  /** A member who is not a moderator may store one message per this many ms; 0: off. */
+  slowModeMs: number;
   /** Every message with a lower seq is gone (retention); 1 until something is removed. */
   floorSeq: number;
   createdAt: string;

@@ -87,6 +87,7 @@ export interface RoomInput {
   title: string | null;
   metadata: Record<string, unknown> | null;
   retentionDays: number | null;
+  slowModeMs: number;
 }
 
 /** A moderator's action as stored: mutes and bans are kept (until null: without an end), every action is an event out. */
@@ -98,6 +99,9 @@ export type ModerationAction =
 export interface RoomSanctionList {
   mutes: Sanction[];
   bans: Sanction[];
+  /** The room's slow mode (0: off) and, while it is on, the users it does not slow (owners and moderators). */
+  slowModeMs: number;
+  moderators: string[];
 }
 
 /** `bad_parent`: parentSeq is not a top-level, live message of the room (nothing stored). */
@@ -260,6 +264,19 @@ export abstract class ChatLimits {
 export abstract class RoomCreationCounter {
   /** Counts one creation: how many the user made in the current window, and when the window ends (epoch ms). */
   abstract hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }>;
+}
+
+/**
+ * Slow mode's slots, one per user per room, shared by every instance where it can be. A slot is
+ * held by a `holder` (the message's clientMsgId, or a token of its own) until it expires; take()
+ * never throws and answers quickly (an instance keeps slots alone while the shared ones are out
+ * of reach).
+ */
+export abstract class SlowModeSlots {
+  /** `taken`: the slot is now `holder`'s for `intervalMs`; `held`: it already was; else ms until it is free. */
+  abstract take(roomId: string, userId: string, intervalMs: number, holder: string): Promise<'taken' | 'held' | number>;
+  /** Frees the slot if `holder` still holds it (its message was not stored). */
+  abstract giveBack(roomId: string, userId: string, holder: string): Promise<void>;
 }
 
 /** A user appearing in a room (first connection joined) or leaving it (last connection gone). */

@@ -304,7 +304,7 @@ describe('post (trusted sender) and member schemas', () => {
 describe('room schema', () => {
   it('defaults an omitted title and metadata to null and drops unknown keys', () => {
     const parsed = parseInput(schemas.room, { roomId: 'r', visibility: 'private', lastSeq: 4, createdAt: 'then' });
-    assert.deepEqual(parsed, { roomId: 'r', visibility: 'private', title: null, metadata: null, retentionDays: null });
+    assert.deepEqual(parsed, { roomId: 'r', visibility: 'private', title: null, metadata: null, retentionDays: null, slowModeMs: 0 });
   });
 
   it('refuses a missing or unknown visibility, naming it', () => {

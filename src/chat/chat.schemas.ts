@@ -75,6 +75,8 @@ export const MAX_SANCTION_MS = 100 * 365 * 24 * 3600 * 1000;
 /** A ban's reason, as shown to moderators. */
 const MAX_REASON_LENGTH = 1000;
 const sanctionMs = z.number().int().min(1).max(MAX_SANCTION_MS, 'must be at most 100 years (omit it for no end)');
+/** A room's slowModeMs: at most an hour. */
+export const MAX_SLOW_MODE_MS = 3_600_000;
 /** A room's retentionDays: at least a day, at most 100 years. */
 const MIN_RETENTION_DAYS = 1;
 const MAX_RETENTION_DAYS = 36_500;
@@ -144,6 +146,7 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
         .nullable()
         .default(null),
       retentionDays: z.number().int().min(MIN_RETENTION_DAYS).max(MAX_RETENTION_DAYS).nullable().default(null),
+      slowModeMs: z.number().int().min(0).max(MAX_SLOW_MODE_MS).default(0),
     }),
     roomRef: z.object({ roomId }),
     read: z.object({ roomId, seq }),

@@ -23,6 +23,7 @@ import type {
   RoomInput,
   RoomsQuery,
   RoomSubscriber,
+  SlowModeSlots,
 } from './chat.ports.js';
 import { ChatService } from './chat.service.js';
 import { RoomSanctions } from './room-sanctions.js';
@@ -53,6 +54,12 @@ function makeMessage(overrides: Partial<Message> = {}): Message {
   };
 }
 
+/** Slow mode is off in these rooms (sanctions() reads null): its slots are never asked for. */
+const unusedSlots: SlowModeSlots = {
+  take: () => assert.fail('slow mode is off'),
+  giveBack: () => assert.fail('slow mode is off'),
+};
+
 function makeRoom(overrides: Partial<Room> = {}): Room {
   return {
     roomId: ROOM,
@@ -62,6 +69,7 @@ function makeRoom(overrides: Partial<Room> = {}): Room {
     lastSeq: 0,
     lastModSeq: 0,
     retentionDays: null,
+    slowModeMs: 0,
     floorSeq: 1,
     createdAt: '2024-01-01T00:00:00.000Z',
     ...overrides,
@@ -247,7 +255,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
       roomCreations: behaviour.roomCreations ?? { perUser: 20, windowMs: CREATION_WINDOW_MS },
     },
     { hit: countCreation },
-    new RoomSanctions(store),
+    new RoomSanctions(store, unusedSlots),
   );
   const subscriber = () => ({
     assertCanJoin: mock.fn<RoomSubscriber['assertCanJoin']>(() => undefined),
@@ -966,8 +974,15 @@ describe('ChatService.upsertRoom validation', () => {
     assert.deepEqual(
       h.upsertRoom.mock.calls.map((c) => c.arguments[0]),
       [
-        { roomId: ROOM, visibility: 'public', title: 't'.repeat(200), metadata: { a: [1, { b: null }] }, retentionDays: null },
-        { roomId: ROOM, visibility: 'private', title: null, metadata: null, retentionDays: null },
+        {
+          roomId: ROOM,
+          visibility: 'public',
+          title: 't'.repeat(200),
+          metadata: { a: [1, { b: null }] },
+          retentionDays: null,
+          slowModeMs: 0,
+        },
+        { roomId: ROOM, visibility: 'private', title: null, metadata: null, retentionDays: null, slowModeMs: 0 },
       ],
     );
   });
@@ -976,8 +991,8 @@ describe('ChatService.upsertRoom validation', () => {
     const h = setup();
     await h.service.upsertRoom({ roomId: ROOM, visibility: 'public', lastSeq: 99, createdAt: 'then' });
     const passed = h.upsertRoom.mock.calls[0]?.arguments[0];
-    assert.deepEqual(passed, { roomId: ROOM, visibility: 'public', title: null, metadata: null, retentionDays: null });
-    assert.deepEqual(Object.keys(passed ?? {}).sort(), ['metadata', 'retentionDays', 'roomId', 'title', 'visibility']);
+    assert.deepEqual(passed, { roomId: ROOM, visibility: 'public', title: null, metadata: null, retentionDays: null, slowModeMs: 0 });
+    assert.deepEqual(Object.keys(passed ?? {}).sort(), ['metadata', 'retentionDays', 'roomId', 'slowModeMs', 'title', 'visibility']);
   });
 });
 

@@ -189,12 +189,26 @@ export class ChatService {
   /**
    * A user's message. Resolves only after COMMIT; a repeated clientMsgId returns the stored message
    * without a new broadcast. A room that does not exist is created first, within the sender's
-   * room-creation budget.
+   * room-creation budget. In slow mode the message takes the sender's slot first, given back when
+   * nothing new is stored.
    */
   async send(senderId: string, data: unknown): Promise<Message> {
     const input = parseInput(this.schemas.send, data);
     const message = newMessage(input, senderId);
     await this.sanctions.assertMaySpeak(message.roomId, senderId);
+    const giveBack = await this.sanctions.takeSlowModeSlot(message.roomId, senderId, message.clientMsgId);
+    if (!giveBack) return (await this.storeSent(message, senderId)).message;
+    let stored: { message: Message; created: boolean } | undefined;
+    try {
+      stored = await this.storeSent(message, senderId);
+      return stored.message;
+    } finally {
+      if (!stored?.created) void giveBack().catch(() => undefined);
+    }
+  }
+
+  /** send() past the sanctions: the pre-send hook, then the append (creating the room when it is missing). */
+  private async storeSent(message: NewMessage, senderId: string): Promise<{ message: Message; created: boolean }> {
     // Without a hook a send builds no request and waits on nothing: every message passes here.
     if (this.presend)
       message.body = await this.screened(this.presend, {
@@ -210,14 +224,14 @@ export class ChatService {
     for (;;) {
       await this.creating.get(message.roomId)?.catch(() => undefined);
       const stored = await this.append(message, { trusted: false, createRoom: false });
-      if (stored) return stored.message;
+      if (stored) return stored;
       // Another request here is creating the room: send again once it is done (or has failed).
       if (this.creating.has(message.roomId)) continue;
       const created = await this.whileCreating(
         message.roomId,
         this.chargeRoomCreation(senderId).then(() => this.append(message, { trusted: false, createRoom: true })),
       );
-      return created!.message;
+      return created!;
     }
   }
 
@@ -369,6 +383,8 @@ export class ChatService {
   async upsertRoom(data: unknown): Promise<{ room: Room; created: boolean }> {
     const input = parseInput(this.schemas.room, data);
     const { room, previous } = await this.store.upsertRoom(input);
+    // Every instance forgets the room's cached rules (slow mode) before the answer.
+    await this.broadcaster.moderated(room.roomId, null);
     if (room.visibility === 'private' && previous !== 'private') {
       const members = (await this.store.listMembers(room.roomId)) ?? [];
       this.broadcaster.removeNonMembers(
@@ -387,6 +403,8 @@ export class ChatService {
   async addMember(data: unknown): Promise<void> {
     const { roomId, userId, role } = parseInput(this.schemas.member, data);
     if (!(await this.store.setMember(roomId, userId, true, role))) notFound(roomId);
+    // A new role may make them a moderator, who slow mode does not slow: every instance reads it again.
+    if (role) await this.broadcaster.moderated(roomId, null);
   }
 
   /**
@@ -397,6 +415,8 @@ export class ChatService {
     const { roomId, userId } = parseInput(this.schemas.member, data);
     if (!(await this.store.setMember(roomId, userId, false))) notFound(roomId);
     this.broadcaster.removeUsers(roomId, [userId]);
+    // They may have been a moderator, whom slow mode does not slow.
+    await this.broadcaster.moderated(roomId, null);
   }
 
   async listMembers(data: unknown): Promise<Member[]> {

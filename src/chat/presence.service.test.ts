@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MemoryPresenceStore } from '../presence/memory-presence.store.js';
-import type { ChatStore, RoomBroadcaster } from './chat.ports.js';
+import type { ChatStore, RoomBroadcaster, SlowModeSlots } from './chat.ports.js';
 import { MAX_PRESENCE_LIST, PresenceService } from './presence.service.js';
 import { RoomSanctions } from './room-sanctions.js';
 
@@ -14,7 +14,7 @@ const broadcaster = { publish: () => undefined } as unknown as RoomBroadcaster;
 
 function serviceWith(userCount: number): PresenceService {
   const presence = new MemoryPresenceStore();
-  const service = new PresenceService(store, presence, broadcaster, new RoomSanctions(store));
+  const service = new PresenceService(store, presence, broadcaster, new RoomSanctions(store, {} as SlowModeSlots));
   // Entered in descending order, so the answer's order comes from sorting, not from insertion.
   for (let i = userCount; i > 0; i--) service.enter('crowd', `user-${String(i).padStart(5, '0')}`, `conn-${i}`);
   return service;

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import { ChatError } from './chat.errors.js';
 import type { Sanction } from './chat.events.js';
-import { ChatStore, type RoomSanctionList } from './chat.ports.js';
+import { ChatStore, SlowModeSlots, type RoomSanctionList } from './chat.ports.js';
 
 /**
  * How long an instance trusts what it read of a room's mutes and bans. Every change is relayed to
@@ -15,6 +16,8 @@ const ROOMS_KEPT = 10_000;
 interface ActiveSanctions {
   mutes: Map<string, Sanction>;
   bans: Map<string, Sanction>;
+  slowModeMs: number;
+  moderators: Set<string>;
 }
 
 interface Entry {
@@ -23,9 +26,9 @@ interface Entry {
 }
 
 /**
- * Mutes and bans as the request path checks them: one read of a room's list per instance every
- * SANCTIONS_FRESH_MS (a room nobody is sanctioned in reads as an empty list), so a message costs
- * Postgres nothing for them. A list is forgotten when a change is relayed here; a read begun
+ * Mutes, bans and slow mode as the request path checks them: one read of a room's list per
+ * instance every SANCTIONS_FRESH_MS (a room nobody is sanctioned in reads as an empty list), so a
+ * message costs Postgres nothing for them (slow mode costs one Redis command per message). A list is forgotten when a change is relayed here; a read begun
  * before that is not kept, so what this instance reads next includes the change.
  */
 @Injectable()
@@ -33,7 +36,10 @@ export class RoomSanctions {
   /** Least recently used first. */
   private readonly rooms = new Map<string, Entry>();
 
-  constructor(private readonly store: ChatStore) {}
+  constructor(
+    private readonly store: ChatStore,
+    private readonly slots: SlowModeSlots,
+  ) {}
 
   /** FORBIDDEN `{ reason: "banned", until }` while the user is banned from the room. */
   async assertNotBanned(roomId: string, userId: string): Promise<void> {
@@ -48,6 +54,24 @@ export class RoomSanctions {
     if (ban) throw sanctioned('banned', roomId, ban);
     const mute = inForce(active.mutes, userId);
     if (mute) throw sanctioned('muted', roomId, mute);
+  }
+
+  /**
+   * Slow mode, for message.send over a socket: takes the user's slot in the room, or RATE_LIMITED
+   * with `retryAfterMs`. Owners and moderators are not slowed. The slot is held by the message's
+   * clientMsgId, so a resend of the message that took it (its ack was lost) is not refused and
+   * gets the stored message. Answers the function that frees the slot again when the message is
+   * not stored after all (refused, failed, or a resend of an older one); null when none was taken.
+   */
+  async takeSlowModeSlot(roomId: string, userId: string, clientMsgId: string | null): Promise<(() => Promise<void>) | null> {
+    const { slowModeMs, moderators } = await this.read(roomId);
+    if (slowModeMs === 0 || moderators.has(userId)) return null;
+    const holder = clientMsgId === null ? `t:${randomUUID()}` : `c:${clientMsgId}`;
+    const answer = await this.slots.take(roomId, userId, slowModeMs, holder);
+    if (answer === 'held') return null;
+    if (answer !== 'taken')
+      throw new ChatError('RATE_LIMITED', `slow mode: one message per ${slowModeMs} ms in room ${roomId}`, { retryAfterMs: answer });
+    return () => this.slots.giveBack(roomId, userId, holder);
   }
 
   forget(roomId: string): void {
@@ -82,6 +106,8 @@ function byUser(list: RoomSanctionList | null): ActiveSanctions {
   return {
     mutes: new Map((list?.mutes ?? []).map((s) => [s.userId, s])),
     bans: new Map((list?.bans ?? []).map((s) => [s.userId, s])),
+    slowModeMs: list?.slowModeMs ?? 0,
+    moderators: new Set(list?.moderators ?? []),
   };
 }
 

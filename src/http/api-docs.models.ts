@@ -136,6 +136,13 @@ export class RoomModel implements Room {
   retentionDays!: number | null;
   @ApiProperty({
     type: 'integer',
+    minimum: 0,
+    maximum: 3600000,
+    description: 'Slow mode: ms between two messages of a member who is not a moderator; 0: off',
+  })
+  slowModeMs!: number;
+  @ApiProperty({
+    type: 'integer',
     minimum: 1,
     description: 'Every message with a lower seq was removed by retention; 1 until something is removed',
   })

@@ -71,6 +71,8 @@ function requestSchemas(limits: AppConfig['limits']): Record<string, JsonSchema>
       title: 'At most 200 characters; omitted: null',
       metadata: 'A JSON object of at most 16 KiB; omitted: null',
       retentionDays: 'Days messages are kept, 1-36500; omitted or null: forever. Older messages are removed at least hourly',
+      slowModeMs:
+        'Slow mode, 0-3600000: a member who is not an owner or moderator may send one message per this many ms over a socket (RATE_LIMITED with details.retryAfterMs); omitted: 0, off',
     }),
     PostUserMessage: withDescriptions(toSchema(s.post.omit({ roomId: true })), {
       senderId: 'The user the message is posted for (not checked for membership)',

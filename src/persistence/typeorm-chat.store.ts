@@ -303,15 +303,16 @@ export class TypeOrmChatStore extends ChatStore {
           visibility: Visibility;
         }[];
         await tx.query(
-          `INSERT INTO rooms (id, visibility, title, metadata, retention_days) VALUES ($1, $2, $3, $4, $5)
+          `INSERT INTO rooms (id, visibility, title, metadata, retention_days, slow_mode_ms) VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (id) DO UPDATE SET visibility = EXCLUDED.visibility, title = EXCLUDED.title, metadata = EXCLUDED.metadata,
-             retention_days = EXCLUDED.retention_days`,
+             retention_days = EXCLUDED.retention_days, slow_mode_ms = EXCLUDED.slow_mode_ms`,
           [
             input.roomId,
             input.visibility,
             input.title,
             input.metadata === null ? null : JSON.stringify(input.metadata),
             input.retentionDays,
+            input.slowModeMs,
           ],
         );
         const room = toRoom(await tx.getRepository(RoomEntity).findOneByOrFail({ id: input.roomId }));
@@ -532,21 +533,32 @@ export class TypeOrmChatStore extends ChatStore {
     );
   }
 
-  /** One statement: the room's existence and its sanctions in force, expired ones skipped. */
+  /**
+   * One statement: the room's existence, its sanctions in force (expired ones skipped) and, with
+   * slow mode on, its moderators (who are not slowed).
+   */
   async sanctions(roomId: string): Promise<RoomSanctionList | null> {
     return this.guard(async () => {
-      const rows = (await this.db.query(
-        `SELECT s.user_id, s.kind, s.until, s.reason FROM rooms r
-         LEFT JOIN room_sanctions s ON s.room_id = r.id AND (s.until IS NULL OR s.until > now())
-         WHERE r.id = $1 ORDER BY s.user_id COLLATE "C"`,
+      const [row] = (await this.db.query(
+        `SELECT r.slow_mode_ms,
+           CASE WHEN r.slow_mode_ms > 0 THEN ARRAY(
+             SELECT m.user_id FROM room_members m WHERE m.room_id = r.id AND m.role IN ('owner', 'moderator')) END AS moderators,
+           (SELECT coalesce(json_agg(json_build_object('userId', s.user_id, 'kind', s.kind, 'until', s.until, 'reason', s.reason)
+                     ORDER BY s.user_id COLLATE "C"), '[]')
+              FROM room_sanctions s WHERE s.room_id = r.id AND (s.until IS NULL OR s.until > now())) AS sanctions
+         FROM rooms r WHERE r.id = $1`,
         [roomId],
-      )) as { user_id: string | null; kind: 'mute' | 'ban'; until: Date | null; reason: string | null }[];
-      if (rows.length === 0) return null;
-      const list: RoomSanctionList = { mutes: [], bans: [] };
-      for (const r of rows) {
-        if (r.user_id === null) continue;
-        const sanction: Sanction = { userId: r.user_id, until: r.until?.toISOString() ?? null, reason: r.reason };
-        (r.kind === 'mute' ? list.mutes : list.bans).push(sanction);
+      )) as {
+        slow_mode_ms: number;
+        moderators: string[] | null;
+        sanctions: { userId: string; kind: 'mute' | 'ban'; until: string | null; reason: string | null }[];
+      }[];
+      if (!row) return null;
+      const list: RoomSanctionList = { mutes: [], bans: [], slowModeMs: row.slow_mode_ms, moderators: row.moderators ?? [] };
+      for (const s of row.sanctions) {
+        // json_build_object writes timestamps in Postgres's own format: the API's is ISO 8601 in UTC.
+        const sanction: Sanction = { userId: s.userId, until: s.until === null ? null : new Date(s.until).toISOString(), reason: s.reason };
+        (s.kind === 'mute' ? list.mutes : list.bans).push(sanction);
       }
       return list;
     });
@@ -687,6 +699,7 @@ function toRoom(row: RoomEntity): Room {
     lastSeq: row.lastSeq,
     lastModSeq: row.lastModSeq,
     retentionDays: row.retentionDays,
+    slowModeMs: row.slowModeMs,
     floorSeq: row.floorSeq,
     createdAt: row.createdAt.toISOString(),
   };

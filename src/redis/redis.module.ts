@@ -2,6 +2,7 @@ import { Global, Module } from '@nestjs/common';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
 import { RedisClients } from './redis-clients.js';
+import { RedisSlowModeSlots } from './slow-mode-slots.js';
 import { RedisRoomCreationCounter, RedisUserMessageCounter } from './user-window-counter.js';
 
 /** Provides RedisClients when REDIS_URL or REDIS_CLUSTER_NODES is set, and null when the service runs on one instance. */
@@ -15,7 +16,8 @@ import { RedisRoomCreationCounter, RedisUserMessageCounter } from './user-window
     },
     RedisUserMessageCounter,
     RedisRoomCreationCounter,
+    RedisSlowModeSlots,
   ],
-  exports: [RedisClients, RedisUserMessageCounter, RedisRoomCreationCounter],
+  exports: [RedisClients, RedisUserMessageCounter, RedisRoomCreationCounter, RedisSlowModeSlots],
 })
 export class RedisModule {}

@@ -19,10 +19,21 @@ export const MESSAGE_KEYS = [
 ];
 
 /** Every key of a `Room` on the wire, sorted. */
-export const ROOM_KEYS = ['createdAt', 'floorSeq', 'lastModSeq', 'lastSeq', 'metadata', 'retentionDays', 'roomId', 'title', 'visibility'];
+export const ROOM_KEYS = [
+  'createdAt',
+  'floorSeq',
+  'lastModSeq',
+  'lastSeq',
+  'metadata',
+  'retentionDays',
+  'roomId',
+  'slowModeMs',
+  'title',
+  'visibility',
+];
 
 /** The state fields of a room nobody wrote to yet, with the default retention (keep everything). */
-export const EMPTY_ROOM = { lastSeq: 0, lastModSeq: 0, retentionDays: null, floorSeq: 1 };
+export const EMPTY_ROOM = { lastSeq: 0, lastModSeq: 0, retentionDays: null, floorSeq: 1, slowModeMs: 0 };
 
 /** The change fields of a message nobody edited, deleted, reacted to or replied to yet. */
 export const UNCHANGED = {

@@ -3,6 +3,7 @@ import { bigintAsNumber } from './bigint.transformer.js';
 
 @Entity({ name: 'rooms' })
 @Check('CHK_rooms_retention_days', `"retention_days" BETWEEN 1 AND 36500`)
+@Check('CHK_rooms_slow_mode_ms', `"slow_mode_ms" BETWEEN 0 AND 3600000`)
 export class RoomEntity {
   @PrimaryColumn({ type: 'text', primaryKeyConstraintName: 'PK_rooms' })
   id!: string;
@@ -27,6 +28,10 @@ export class RoomEntity {
   /** Messages are kept this many days (null: forever); see RetentionJob. */
   @Column({ name: 'retention_days', type: 'integer', nullable: true })
   retentionDays!: number | null;
+
+  /** A member who is not a moderator may store one message per this many ms (0: off); see RoomSanctions. */
+  @Column({ name: 'slow_mode_ms', type: 'integer', default: 0 })
+  slowModeMs!: number;
 
   /** Every message with a lower seq is gone (retention); 1 until something is removed. */
   @Column({ name: 'floor_seq', type: 'bigint', default: 1, transformer: bigintAsNumber })

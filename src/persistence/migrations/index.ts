@@ -12,6 +12,7 @@ import { AddMemberRoles1764800000000 } from './1764800000000-AddMemberRoles.js';
 import { AddRetention1764910000000 } from './1764910000000-AddRetention.js';
 import { IndexUserData1765000000000 } from './1765000000000-IndexUserData.js';
 import { AddRoomSanctions1765100000000 } from './1765100000000-AddRoomSanctions.js';
+import { AddSlowMode1765200000000 } from './1765200000000-AddSlowMode.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -29,4 +30,5 @@ export const migrations = [
   AddRetention1764910000000,
   IndexUserData1765000000000,
   AddRoomSanctions1765100000000,
+  AddSlowMode1765200000000,
 ];
