@@ -1,6 +1,8 @@
 // The chat page: plain ES modules served by the service, on top of the client library
 // (/client/index.js). Message bodies, names and room ids are only ever set as textContent.
 import { connect } from '/client/index.js';
+import { button } from './dom.js';
+import { memberControls } from './member-controls.js';
 import { parseMentions } from './mentions.js';
 import { MessageItem } from './message-view.js';
 
@@ -29,6 +31,9 @@ const el = {
   room: $('room'),
   rooms: $('rooms'),
   presence: $('presence'),
+  modTools: $('mod-tools'),
+  modDuration: $('mod-duration'),
+  modStatus: $('mod-status'),
   roomTitle: $('room-title'),
   messages: $('messages'),
   typing: $('typing'),
@@ -61,8 +66,11 @@ const rooms = new Map();
 const typists = new Map();
 let typingSentAt = 0;
 let typingIdle = null;
-/** A send waiting out a rate limit in the shown room: when it goes out (ms), counted down in the notice. */
-let waitingUntil = null;
+/**
+ * The notice under the messages (a send waiting out a rate limit or slow mode, a mute, a ban, a
+ * kick): its text from the time left, and when that time is up (ms; null: it has no end).
+ */
+let notice = null;
 let noticeTimer = null;
 
 function showError(err) {
@@ -70,25 +78,40 @@ function showError(err) {
   el.error.hidden = !err;
 }
 
-function showWaiting(roomId, retryAfterMs) {
+/** `text(left)` is drawn with the time left until `endsAt` (ms), every second, and goes when it is up. */
+function showNotice(text, endsAt = null) {
   clearInterval(noticeTimer);
-  waitingUntil = Date.now() + retryAfterMs;
-  renderNotice(roomId);
-  noticeTimer = setInterval(() => renderNotice(roomId), 1000);
+  notice = { text, endsAt };
+  renderNotice();
+  if (endsAt !== null) noticeTimer = setInterval(renderNotice, 1000);
 }
 
-function renderNotice(roomId) {
-  const left = Math.ceil((waitingUntil - Date.now()) / 1000);
-  if (left <= 0) return clearNotice();
-  el.notice.textContent = `Sending too fast in ${roomId}: your message goes out in ${duration(left)}.`;
+function renderNotice() {
+  const left = notice.endsAt === null ? null : Math.ceil((notice.endsAt - Date.now()) / 1000);
+  if (left !== null && left <= 0) return clearNotice();
+  el.notice.textContent = notice.text(left === null ? null : duration(left));
   el.notice.hidden = false;
 }
 
 function clearNotice() {
   clearInterval(noticeTimer);
-  waitingUntil = null;
+  notice = null;
   el.notice.hidden = true;
   el.notice.textContent = '';
+}
+
+function showWaiting(roomId, retryAfterMs) {
+  showNotice((left) => `Sending too fast in ${roomId}: your message goes out in ${left}.`, Date.now() + retryAfterMs);
+}
+
+/** A refusal that says why the user may not act in the room (muted, banned) is the notice, with the time left; others are errors. */
+function showRefusal(err, roomId) {
+  const reason = err?.code === 'FORBIDDEN' ? err.details?.reason : undefined;
+  if (reason !== 'muted' && reason !== 'banned') return showError(err);
+  showError(null);
+  const what = reason === 'muted' ? `You are muted in ${roomId}` : `You are banned from ${roomId}`;
+  const until = typeof err.details.until === 'string' ? Date.parse(err.details.until) : null;
+  showNotice((left) => (left === null ? `${what} until a moderator lifts it.` : `${what} for ${left} more.`), until);
 }
 
 function duration(seconds) {
@@ -160,7 +183,9 @@ async function start() {
       if (shown?.roomId !== r.roomId) return;
       // Out of the room: nobody is shown as online in it for this user until a new join.
       el.presence.replaceChildren();
-      showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
+      if (r.reason === 'banned') showNotice(() => `A moderator banned you from ${r.roomId}.`);
+      else if (r.reason === 'kicked') showNotice(() => `A moderator removed you from ${r.roomId}; you can join it again.`);
+      else showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
     }),
     c.on('throttled', ({ roomId, retryAfterMs }) => {
       if (shown?.roomId === roomId) showWaiting(roomId, retryAfterMs);
@@ -182,6 +207,8 @@ function stop() {
   renderRooms();
   el.messages.replaceChildren();
   el.presence.replaceChildren();
+  el.modTools.hidden = true;
+  showModStatus(null);
   el.roomTitle.textContent = 'No room';
   renderConnection();
 }
@@ -241,6 +268,8 @@ async function join(roomId) {
     };
     rooms.set(roomId, { roomId, lastSeq: joined.lastSeq, lastReadSeq: joined.lastReadSeq, unread: joined.unread });
     el.roomTitle.textContent = roomId;
+    el.modTools.hidden = !shown.moderator;
+    showModStatus(null);
     el.messages.replaceChildren();
     clearTypists();
     renderRooms();
@@ -253,7 +282,7 @@ async function join(roomId) {
     await loadPresence(roomId);
     await fillView();
   } catch (err) {
-    showError(err);
+    showRefusal(err, roomId);
   }
 }
 
@@ -273,7 +302,44 @@ function presenceItem(userId) {
   const name = document.createElement('span');
   name.textContent = userId === client?.userId ? `${userId} (you)` : userId;
   li.append(name);
+  if (moderating() && userId !== client?.userId) li.append(memberControls(userId, moderate));
   return li;
+}
+
+/** A moderator's action from a member's entry; mutes and bans last as long as the duration picked. */
+async function moderate(action, userId) {
+  if (!client || !shown) return;
+  const roomId = shown.roomId;
+  const picked = el.modDuration.selectedOptions[0];
+  const durationMs = picked.value === '' ? undefined : Number(picked.value);
+  const lasting = durationMs === undefined ? `until ${action === 'mute' ? 'unmuted' : 'unbanned'}` : `for ${picked.textContent}`;
+  showError(null);
+  try {
+    if (action === 'mute') await client.mute(roomId, userId, { durationMs });
+    else if (action === 'unmute') await client.unmute(roomId, userId);
+    else if (action === 'kick') await client.kick(roomId, userId);
+    else if (action === 'ban') await client.ban(roomId, userId, { durationMs });
+    else await client.unban(roomId, userId);
+  } catch (err) {
+    return showError(err);
+  }
+  const done = {
+    mute: `${userId} is muted in ${roomId} ${lasting}.`,
+    unmute: `${userId} can write in ${roomId} again.`,
+    kick: `${userId} was removed from ${roomId}; they can join again.`,
+    ban: `${userId} is banned from ${roomId} ${lasting}.`,
+    unban: `${userId} may join ${roomId} again.`,
+  }[action];
+  // A banned user leaves the presence list, so their unban is offered here.
+  showModStatus(
+    done,
+    action === 'ban' ? button('Unban', () => void moderate('unban', userId), { testid: 'member-unban', className: 'secondary' }) : null,
+  );
+}
+
+function showModStatus(text, control = null) {
+  el.modStatus.replaceChildren(...(text ? [text] : []), ...(control ? [' ', control] : []));
+  el.modStatus.hidden = !text;
 }
 
 function onPresence({ roomId, userId, online }) {
@@ -327,7 +393,7 @@ const messageActions = {
   remove: (m) => client.delete(m.roomId, m.seq),
   react: (m, key, on) => (on ? client.react(m.roomId, m.seq, key) : client.unreact(m.roomId, m.seq, key)),
   openThread: (rootSeq) => void openThread(rootSeq),
-  error: showError,
+  error: (err) => showRefusal(err, shown?.roomId),
 };
 
 const moderating = () => shown?.moderator === true;
@@ -512,7 +578,7 @@ async function send(composer, parentSeq) {
     if (shown?.roomId === roomId) clearNotice();
     if (shown?.roomId === roomId) onMessage(m);
   } catch (err) {
-    showError(err);
+    showRefusal(err, roomId);
     if (!composer.value) composer.value = body;
   }
 }

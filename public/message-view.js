@@ -1,5 +1,6 @@
 // One message element of the page, drawn from the message's latest state. Bodies and names are
 // only ever set as text (textContent, text nodes), never as HTML.
+import { button, part } from './dom.js';
 import { bodyNodes, parseMentions } from './mentions.js';
 
 /** The reactions the picker offers; other keys (set by other clients) are shown by their key. */
@@ -272,22 +273,6 @@ export class MessageItem {
 
 function focusKey(e) {
   return e.dataset?.testid ? `${e.dataset.testid}|${e.dataset.key ?? ''}` : null;
-}
-
-function part(tag, className) {
-  const e = document.createElement(tag);
-  e.className = className;
-  return e;
-}
-
-function button(text, onClick, { testid, className } = {}) {
-  const b = document.createElement('button');
-  b.type = 'button';
-  b.textContent = text;
-  if (testid) b.dataset.testid = testid;
-  if (className) b.className = className;
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 function setData(e, name, value) {

@@ -20,6 +20,7 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import { freePort, PROJECT_ROOT, UNLIMITED_RATES } from './support/instance.js';
 import { MESSAGE_KEYS, UNCHANGED } from './support/message-shape.js';
 import { packClient, runInPackage, type PackedClient } from './support/client-package.js';
+import { apiCall } from './support/http-api.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
 import { tokenFor } from './support/tokens.js';
 
@@ -415,6 +416,48 @@ describe('client library (@chat-service/client)', () => {
       }
     });
   }
+
+  it('moderates: mute, unmute, kick and ban (room handle too) hold for the target on the other instance and transport', async () => {
+    const [A, B] = cluster.instances;
+    const room = 'client-moderation';
+    assert.equal((await apiCall(A, 'PUT', `/v1/rooms/${room}`, { key: API_KEY, body: { visibility: 'public' } })).status, 201);
+    assert.equal((await apiCall(A, 'PUT', `/v1/rooms/${room}/members/cl-mod`, { key: API_KEY, body: { role: 'moderator' } })).status, 204);
+    const mod = await open('socket.io', A.url, 'cl-mod');
+    const target = await open('ws', B.url, 'cl-target');
+    const removed: unknown[] = [];
+    target.client.on('removed', (r) => removed.push(r));
+    assert.equal((await mod.client.join(room)).role, 'moderator');
+    await target.client.join(room);
+    await assert.rejects(target.client.mute(room, 'cl-mod'), isCode('FORBIDDEN'), 'a member cannot moderate');
+
+    await mod.client.mute(room, 'cl-target', { durationMs: 60_000 });
+    const muted = await target.client.send(room, 'while muted').then(
+      () => assert.fail('a muted send was stored'),
+      (err: unknown) => err,
+    );
+    assert.ok(isCode('FORBIDDEN')(muted));
+    const details = (muted as ChatRequestError).details as { reason: string; until: string };
+    assert.equal(details.reason, 'muted');
+    assert.ok(Date.parse(details.until) > Date.now() + 50_000, `until ${details.until} is about a minute away`);
+    await mod.client.unmute(room, 'cl-target');
+    assert.equal((await target.client.send(room, 'unmuted')).senderId, 'cl-target');
+
+    await mod.client.room(room).kick('cl-target');
+    await until('kicked', () => removed.length === 1);
+    assert.deepEqual(removed, [{ roomId: room, reason: 'kicked' }]);
+    await target.client.join(room);
+
+    await mod.client.room(room).ban('cl-target', { reason: 'spam' });
+    await until('banned', () => removed.length === 2);
+    assert.deepEqual(removed[1], { roomId: room, reason: 'banned' });
+    const bans = await apiCall(A, 'GET', `/v1/rooms/${room}/bans`, { key: API_KEY });
+    assert.deepEqual(bans.body, { bans: [{ userId: 'cl-target', until: null, reason: 'spam' }] });
+    await assert.rejects(target.client.join(room), isCode('FORBIDDEN'), 'a banned user cannot rejoin');
+    await mod.client.unban(room, 'cl-target');
+    assert.equal((await target.client.join(room)).roomId, room);
+    mod.client.close();
+    target.client.close();
+  });
 
   it('retries sends across a SIGKILLed instance: each stored once, every message delivered once in seq order after resume', async () => {
     const [A, B] = cluster.instances;

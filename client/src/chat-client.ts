@@ -10,6 +10,7 @@ import { RoomHandleImpl } from './room-handle.js';
 import { RoomStream } from './room-stream.js';
 import { loadSocketIo, SocketIoConnection, type Io } from './socketio-connection.js';
 import type {
+  BanOptions,
   ChangesPage,
   ChatClient,
   ChatClientEvents,
@@ -281,6 +282,32 @@ export class ChatClientImpl implements ChatClient {
   async markRead(roomId: string, seq: number): Promise<number> {
     const res = (await this.call('message.read', { roomId, seq })) as { lastReadSeq: number };
     return res.lastReadSeq;
+  }
+
+  async mute(roomId: string, userId: string, opts: { durationMs?: number } = {}): Promise<void> {
+    await this.call(
+      'moderation.mute',
+      opts.durationMs === undefined ? { roomId, userId } : { roomId, userId, durationMs: opts.durationMs },
+    );
+  }
+
+  async unmute(roomId: string, userId: string): Promise<void> {
+    await this.call('moderation.unmute', { roomId, userId });
+  }
+
+  async ban(roomId: string, userId: string, opts: BanOptions = {}): Promise<void> {
+    const data: Record<string, unknown> = { roomId, userId };
+    if (opts.durationMs !== undefined) data.durationMs = opts.durationMs;
+    if (opts.reason !== undefined) data.reason = opts.reason;
+    await this.call('moderation.ban', data);
+  }
+
+  async unban(roomId: string, userId: string): Promise<void> {
+    await this.call('moderation.unban', { roomId, userId });
+  }
+
+  async kick(roomId: string, userId: string): Promise<void> {
+    await this.call('moderation.kick', { roomId, userId });
   }
 
   async rooms(): Promise<RoomInfo[]> {

@@ -4,6 +4,7 @@ import type { ChatClient, ConnectOptions } from './types.js';
 export type { AbortSignalLike } from './abort.js';
 export { ChatRequestError } from './errors.js';
 export type {
+  BanOptions,
   ChangesPage,
   ChatClient,
   ChatClientEvents,

@@ -1,5 +1,15 @@
 import { Emitter } from './emitter.js';
-import type { ChangesPage, ChatClient, HistoryOptions, Message, RoomEvents, RoomHandle, RoomInfo, SendOptions } from './types.js';
+import type {
+  BanOptions,
+  ChangesPage,
+  ChatClient,
+  HistoryOptions,
+  Message,
+  RoomEvents,
+  RoomHandle,
+  RoomInfo,
+  SendOptions,
+} from './types.js';
 
 /** client.room(roomId): forwards each request with the room's id; the client feeds `events` with that room's events. */
 export class RoomHandleImpl implements RoomHandle {
@@ -64,5 +74,25 @@ export class RoomHandleImpl implements RoomHandle {
 
   lastModSeq(): number | null {
     return this.client.lastModSeq(this.roomId);
+  }
+
+  mute(userId: string, opts?: { durationMs?: number }): Promise<void> {
+    return this.client.mute(this.roomId, userId, opts);
+  }
+
+  unmute(userId: string): Promise<void> {
+    return this.client.unmute(this.roomId, userId);
+  }
+
+  ban(userId: string, opts?: BanOptions): Promise<void> {
+    return this.client.ban(this.roomId, userId, opts);
+  }
+
+  unban(userId: string): Promise<void> {
+    return this.client.unban(this.roomId, userId);
+  }
+
+  kick(userId: string): Promise<void> {
+    return this.client.kick(this.roomId, userId);
   }
 }

@@ -67,6 +67,12 @@ export interface RoomInfo {
 /** A member's role in a room; owners and moderators may delete any message. */
 export type Role = 'owner' | 'moderator' | 'member';
 
+/** A ban's length (ms, none: until unbanned) and the reason recorded with it (at most 500 characters). */
+export interface BanOptions {
+  durationMs?: number;
+  reason?: string;
+}
+
 /** Why the server took this client out of a room (room.removed): membership removed, banned, kicked. */
 export interface RoomRemoval {
   roomId: string;
@@ -251,6 +257,19 @@ export interface ChatClient {
   presence(roomId: string): Promise<string[]>;
   typing(roomId: string, typing: boolean): Promise<void>;
   markRead(roomId: string, seq: number): Promise<number>;
+  /**
+   * Moderation (an owner or moderator of the room; FORBIDDEN otherwise, and for an owner as the
+   * target). Each resolves once the action holds on every instance of the service. A muted user's
+   * send, edit and react reject with FORBIDDEN, details { reason: 'muted', until }; without
+   * durationMs a mute or ban lasts until it is lifted.
+   */
+  mute(roomId: string, userId: string, opts?: { durationMs?: number }): Promise<void>;
+  unmute(roomId: string, userId: string): Promise<void>;
+  /** Bans: the user's connections leave the room ('removed' with reason 'banned') and cannot rejoin until it ends. */
+  ban(roomId: string, userId: string, opts?: BanOptions): Promise<void>;
+  unban(roomId: string, userId: string): Promise<void>;
+  /** Takes the user's connections out of the room ('removed' with reason 'kicked'); they may join again. */
+  kick(roomId: string, userId: string): Promise<void>;
   /** Every room of the user (rooms.list), by roomId: pages through the list until the last page. */
   rooms(): Promise<RoomInfo[]>;
   /** One rooms.list page: up to `limit` (1–1000, default 1000) rooms after `afterRoomId`; `hasMore` when more follow. */
@@ -275,4 +294,9 @@ export interface RoomHandle {
   typing(typing: boolean): Promise<void>;
   markRead(seq: number): Promise<number>;
   lastModSeq(): number | null;
+  mute(userId: string, opts?: { durationMs?: number }): Promise<void>;
+  unmute(userId: string): Promise<void>;
+  ban(userId: string, opts?: BanOptions): Promise<void>;
+  unban(userId: string): Promise<void>;
+  kick(userId: string): Promise<void>;
 }
