@@ -127,7 +127,11 @@ describe('moderation: mute, ban, kick over sockets and HTTP (two instances)', ()
     const [ben] = bens as [TestClient];
     for (const [event, data] of [
       ['room.join', { roomId }],
+      ['room.leave', { roomId }],
       ['message.send', { roomId, body: 'let me back' }],
+      ['message.edit', { roomId, seq: posted.seq, body: 'edited while banned' }],
+      ['reaction.add', { roomId, seq: posted.seq, key: 'x' }],
+      ['typing.stop', { roomId }],
       ['message.history', { roomId }],
       ['message.changes', { roomId, afterModSeq: 0 }],
       ['message.delete', { roomId, seq: posted.seq }],

@@ -767,7 +767,7 @@ describe('ChatService.leave', () => {
   it('unsubscribes from the room and returns { roomId }', async () => {
     const h = setup();
     const subscriber = h.subscriber();
-    const result = await h.service.leave({ roomId: ROOM, extra: true }, subscriber);
+    const result = await h.service.leave(USER, { roomId: ROOM, extra: true }, subscriber);
     assert.deepEqual(result, { roomId: ROOM });
     assert.equal(subscriber.leave.mock.callCount(), 1);
     assert.deepEqual(subscriber.leave.mock.calls[0]?.arguments, [ROOM]);
@@ -778,8 +778,8 @@ describe('ChatService.leave', () => {
   it('refuses a bad roomId without unsubscribing', async () => {
     const h = setup();
     const subscriber = h.subscriber();
-    await assert.rejects(h.service.leave({ roomId: '.hidden' }, subscriber), validationFailed(['roomId']));
-    await assert.rejects(h.service.leave('lobby', subscriber), validationFailed([]));
+    await assert.rejects(h.service.leave(USER, { roomId: '.hidden' }, subscriber), validationFailed(['roomId']));
+    await assert.rejects(h.service.leave(USER, 'lobby', subscriber), validationFailed([]));
     assert.equal(subscriber.leave.mock.callCount(), 0);
     assert.deepEqual(h.calls, []);
   });
@@ -1457,7 +1457,7 @@ describe('ChatService typing', () => {
     const h = setup();
     const conn = Object.assign(typingConnection(), h.subscriber());
     await h.service.typingStart(USER, { roomId: ROOM }, conn);
-    await h.service.leave({ roomId: ROOM }, conn);
+    await h.service.leave(USER, { roomId: ROOM }, conn);
     await h.service.typingStart(USER, { roomId: 'other' }, conn);
     conn.close();
     assert.deepEqual(

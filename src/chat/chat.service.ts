@@ -131,8 +131,10 @@ export class ChatService {
     }
   }
 
-  async leave(data: unknown, subscriber: RoomSubscriber): Promise<{ roomId: string }> {
+  /** A banned user's leave is refused like every room event of theirs (the ban already took them out). */
+  async leave(userId: string, data: unknown, subscriber: RoomSubscriber): Promise<{ roomId: string }> {
     const { roomId } = parseInput(this.schemas.leave, data);
+    await this.sanctions.assertNotBanned(roomId, userId);
     subscriber.leave(roomId);
     this.typing.stop(subscriber, roomId);
     return { roomId };

@@ -45,7 +45,7 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
 
   @SubscribeMessage(CLIENT_EVENTS.roomLeave)
   leave(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown) {
-    return this.chat.leave(data, conn);
+    return this.chat.leave(conn.user.userId, data, conn);
   }
 
   @SubscribeMessage(CLIENT_EVENTS.messageSend)
