@@ -228,6 +228,12 @@ export abstract class RoomBroadcaster {
    * missed it reads them again within SANCTIONS_FRESH_MS); never rejects.
    */
   abstract moderated(roomId: string, removal: { userId: string; reason: RemovalReason } | null): Promise<void>;
+  /**
+   * False while the relay to the other instances is down (Redis away). A ban or a removal is
+   * stored, and every instance re-reads them when the relay is back; a kick is not, so a kick
+   * made meanwhile would never reach the other instances.
+   */
+  abstract relayReachable(): boolean;
 }
 
 /** A connection as the domain sees it: something that can be subscribed to a room's pushes. */

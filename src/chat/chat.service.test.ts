@@ -244,7 +244,14 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     moderate: mock.fn<ChatStore['moderate']>(async () => true),
     sanctions: mock.fn<ChatStore['sanctions']>(async () => null),
   };
-  const broadcaster: RoomBroadcaster = { publish, publishToOthers, removeUsers, removeNonMembers, moderated: async () => undefined };
+  const broadcaster: RoomBroadcaster = {
+    publish,
+    publishToOthers,
+    removeUsers,
+    removeNonMembers,
+    moderated: async () => undefined,
+    relayReachable: () => true,
+  };
   const service = new ChatService(
     store,
     broadcaster,

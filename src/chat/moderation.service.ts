@@ -37,6 +37,9 @@ export class ModerationService {
     const action = this.parse(kind, data, actor ?? API_ACTOR);
     const { roomId } = action;
     if (actor !== null) await this.assertMayModerate(roomId, actor, action);
+    // Nothing stored carries a kick to the other instances later, as the reconcile does for bans.
+    if (kind === 'kick' && !this.broadcaster.relayReachable())
+      throw new ChatError('UNAVAILABLE', 'the other instances cannot be reached right now: nobody was kicked, try again');
     if (!(await this.store.moderate(roomId, action))) notFound(roomId);
     const reason = REMOVALS[kind];
     await this.broadcaster.moderated(roomId, reason ? { userId: action.userId, reason } : null);

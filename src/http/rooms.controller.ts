@@ -154,7 +154,8 @@ export class RoomsController {
   @ApiOperation({
     summary: 'Kick a user out of the room',
     description:
-      'The user\'s connections leave the room on every instance (`room.removed { roomId, reason: "kicked" }`); they may join again.',
+      'The user\'s connections leave the room on every instance (`room.removed { roomId, reason: "kicked" }`); they may join again. ' +
+      '503 while the service cannot reach Redis (the kick could not reach the other instances, nobody was kicked).',
   })
   @ApiPathParam('userId', 'UserId')
   @ApiNoContentResponse({ description: 'The user was kicked' })

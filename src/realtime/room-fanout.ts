@@ -239,6 +239,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
       );
   }
 
+  relayReachable(): boolean {
+    return !this.relay || !this.pub || this.pub.status === 'ready';
+  }
+
   /** Forgets the room's cached sanctions here and takes a banned or kicked user's connections out of it. */
   private applyModeration(roomId: string, removal: Removal | null): void {
     this.sanctions?.forget(roomId);

@@ -11,7 +11,8 @@ import { tokenFor } from '../support/tokens.js';
  * Issue 13 item 4: a member removed while Redis is down. The eviction published by the instance
  * that removed them is lost; the instance holding their connections must still take them out of
  * the private room (room.removed) before the room's next message can reach them. Issue 18: the
- * same for a user banned from a public room while Redis is down.
+ * same for a user banned from a public room while Redis is down; a kick, which nothing stored
+ * would carry later, is refused until the relay is back.
  */
 
 const API_KEY = 'removal-blip-faults-key-0123456789';
@@ -19,7 +20,7 @@ const ROOM = 'blip-private';
 const PUBLIC_ROOM = 'blip-public';
 const KINDS: Kind[] = ['io', 'ws'];
 
-describe('a member removed or a user banned while Redis is down', () => {
+describe('a member removed, a user banned or kicked while Redis is down', () => {
   let db: TestDatabase;
   const redis = new PrivateRedis();
   let A: Instance;
@@ -122,5 +123,39 @@ describe('a member removed or a user banned while Redis is down', () => {
       assert.equal(again.error?.code, 'FORBIDDEN');
       assert.equal((again.error?.details as { reason?: string } | undefined)?.reason, 'banned');
     }
+  });
+
+  it('a kick while Redis is down is refused (UNAVAILABLE) and changes nothing; once Redis is back it reaches the other instance', async () => {
+    const roomId = 'blip-kick';
+    assert.equal((await api(A, 'PUT', `/v1/rooms/${roomId}`, { visibility: 'public' })).status, 201);
+    assert.equal((await api(A, 'PUT', `/v1/rooms/${roomId}/members/kicker`, { role: 'moderator' })).status, 204);
+    const kicked = await Promise.all(KINDS.map((kind) => client(kind, B, 'kicked', roomId)));
+    const watcher = await client('io', B, 'watches', roomId);
+    const kicker = await client('ws', A, 'kicker', roomId);
+
+    await redis.stop();
+    assert.equal((await api(A, 'POST', `/v1/rooms/${roomId}/kicks/kicked`, {})).status, 503);
+    const refused = await kicker.request('moderation.kick', { roomId, userId: 'kicked' });
+    assert.equal(refused.error?.code, 'UNAVAILABLE');
+    await redis.start();
+    const back = Date.now();
+    const sent = await sendUntilRelayed(kicker, watcher, roomId, back);
+    for (const c of kicked) {
+      assert.deepEqual(c.pushesOf('room.removed'), [], `${c.kind}: the refused kicks took nobody out`);
+      await c.waitFor('message.new', (m) => m.id === sent.at(-1), 5000);
+    }
+
+    assert.deepEqual(await kicker.ok('moderation.kick', { roomId, userId: 'kicked' }), { roomId, userId: 'kicked' });
+    for (const c of kicked)
+      assert.deepEqual(c.pushesOf('room.removed'), [{ roomId, reason: 'kicked' }], `${c.kind}: removed before the reply`);
+    const later = await kicker.ok('message.send', { roomId, body: 'after the kick' });
+    await watcher.waitFor('message.new', (m) => m.id === later.id);
+    await sleep(300);
+    for (const c of kicked)
+      assert.deepEqual(
+        c.messagesIn(roomId).filter((m) => m.id === later.id),
+        [],
+        `${c.kind}: no message after the kick`,
+      );
   });
 });
