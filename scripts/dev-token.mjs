@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Prints a client token for trying the service: `npm run token -- <userId> [hours]`.
-// Signs with JWT_SECRET, or with the development secret the service uses when JWT_SECRET is unset.
+// Signs with JWT_SECRET (from the shell or ./.env, as npm start reads it), or with the development
+// secret the service uses when JWT_SECRET is unset.
+import { existsSync } from 'node:fs';
 import { SignJWT } from 'jose';
 
+if (existsSync('.env')) process.loadEnvFile('.env');
 const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 const [userId, hours = '12'] = process.argv.slice(2);
 if (!userId) {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TEST_JWT_SECRET } from './tokens.js';
 
@@ -37,7 +38,12 @@ export interface Instance {
  * Runs the built service (`node dist/main.js`) as its own process, as production does.
  * `env` values of undefined remove a variable.
  */
-export async function startInstance(name: string, env: Record<string, string | undefined>, { waitReady = true } = {}): Promise<Instance> {
+/** `entry`: the script to run instead of dist/main.js (a launcher), in `cwd` instead of the project root. */
+export async function startInstance(
+  name: string,
+  env: Record<string, string | undefined>,
+  { waitReady = true, entry = 'dist/main.js', cwd = PROJECT_ROOT } = {},
+): Promise<Instance> {
   const port = await freePort();
   const fullEnv: Record<string, string> = {};
   const merged = {
@@ -49,7 +55,7 @@ export async function startInstance(name: string, env: Record<string, string | u
     ...env,
   };
   for (const [k, v] of Object.entries(merged)) if (v !== undefined) fullEnv[k] = v;
-  const proc = spawn(process.execPath, ['dist/main.js'], { cwd: PROJECT_ROOT, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(PROJECT_ROOT, entry)], { cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
