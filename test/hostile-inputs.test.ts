@@ -8,7 +8,7 @@
  * Covered elsewhere, not repeated here:
  * - row 2 (a token that expires during the session): test/token-lifetime.test.ts ("pushes error
  *   { UNAUTHORIZED, token expired } and disconnects within 1 s after exp", on every transport), with
- *   unit tests in src/realtime/connection-supervisor.test.ts and src/realtime/dual-transport.adapter.test.ts;
+ *   unit tests in src/realtime/connection-supervisor.test.ts and src/realtime/dual-transport.*.test.ts;
  * - row 26 (a client that never reads while its room is flooded):
  *   test/slow-consumers-and-heartbeats.test.ts.
  */

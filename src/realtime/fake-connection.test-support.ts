@@ -7,7 +7,7 @@ export class FakeConnection extends ChatConnection {
   constructor(userId: string) {
     super(`fake-${++nextId}`, 'ws', { userId, name: null, expiresAt: Date.now() + 3600e3 }, 10);
   }
-  push(): void {}
+  push(_event: string, _data: unknown): void {}
   protected subscribe(): void {}
   protected unsubscribe(): void {}
   onRequest(_listener: RequestListener): void {}
