@@ -54,7 +54,7 @@ describe('chat store queries (real Postgres)', () => {
     assert.equal(await act({ kind: 'mute', userId: 'ann', until: soon, reason: null, by: 'mo' }), true);
     assert.equal(await act({ kind: 'mute', userId: 'old', until: past, reason: null, by: 'mo' }), true);
     assert.equal(await act({ kind: 'ban', userId: 'ben', until: null, reason: 'spam', by: 'api' }), true);
-    assert.deepEqual(await store.sanctions('sx'), {
+    assert.deepEqual((await store.sanctions(['sx'])).get('sx'), {
       mutes: [{ userId: 'ann', until: soon.toISOString(), reason: null }],
       bans: [{ userId: 'ben', until: null, reason: 'spam' }],
       slowModeMs: 0,
@@ -65,7 +65,7 @@ describe('chat store queries (real Postgres)', () => {
     assert.equal(await act({ kind: 'ban', userId: 'ben', until: soon, reason: 'again', by: 'mo' }), true);
     assert.equal(await act({ kind: 'unmute', userId: 'ann', by: 'mo' }), true);
     assert.equal(await act({ kind: 'kick', userId: 'cid', by: 'mo' }), true);
-    const now = await store.sanctions('sx');
+    const now = (await store.sanctions(['sx'])).get('sx');
     assert.deepEqual([now?.mutes, now?.bans], [[], [{ userId: 'ben', until: soon.toISOString(), reason: 'again' }]]);
     assert.deepEqual(await outboxTypes('sx'), [
       'moderation.muted',
@@ -77,7 +77,7 @@ describe('chat store queries (real Postgres)', () => {
     ]);
 
     assert.equal(await store.moderate('no-such-room', { kind: 'ban', userId: 'ben', until: null, reason: null, by: 'mo' }), false);
-    assert.equal(await store.sanctions('no-such-room'), null);
+    assert.equal((await store.sanctions(['no-such-room'])).size, 0);
     assert.deepEqual(await outboxTypes('no-such-room'), []);
     const [{ n }] = (await ds.query(`SELECT count(*)::int AS n FROM room_sanctions WHERE room_id = 'no-such-room'`)) as { n: number }[];
     assert.equal(n, 0);
@@ -88,10 +88,10 @@ describe('chat store queries (real Postgres)', () => {
     await store.setMember('slow', 'olga', true, 'owner');
     await store.setMember('slow', 'mo', true, 'moderator');
     await store.setMember('slow', 'max', true, 'member');
-    const on = await store.sanctions('slow');
+    const on = (await store.sanctions(['slow'])).get('slow');
     assert.deepEqual([on?.slowModeMs, [...(on?.moderators ?? [])].sort()], [5000, ['mo', 'olga']]);
     await store.upsertRoom(room('slow', 'public', 0));
-    assert.deepEqual(await store.sanctions('slow'), { mutes: [], bans: [], slowModeMs: 0, moderators: [] });
+    assert.deepEqual((await store.sanctions(['slow'])).get('slow'), { mutes: [], bans: [], slowModeMs: 0, moderators: [] });
   });
 
   it("listRooms pages by roomId over public rooms joined and private rooms by membership, with each one's read state", async () => {

@@ -188,8 +188,8 @@ export abstract class ChatStore {
    * its event out, in one transaction; false when the room does not exist (nothing stored).
    */
   abstract moderate(roomId: string, action: ModerationAction): Promise<boolean>;
-  /** The mutes and bans in force in the room, by userId; null when the room does not exist. */
-  abstract sanctions(roomId: string): Promise<RoomSanctionList | null>;
+  /** The mutes and bans in force (by userId) and slow mode of those of `roomIds` that exist, in one statement. */
+  abstract sanctions(roomIds: string[]): Promise<Map<string, RoomSanctionList>>;
   /** Everything stored about the user, read page by page (bounded memory; the consumer sets the pace). */
   abstract exportUser(userId: string): AsyncIterable<UserExportLine>;
 }

@@ -242,7 +242,7 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     exportUser: mock.fn<ChatStore['exportUser']>(async function* () {}),
     // Moderation has its own tests (room-sanctions.test.ts, test/moderation.test.ts): nobody is sanctioned here.
     moderate: mock.fn<ChatStore['moderate']>(async () => true),
-    sanctions: mock.fn<ChatStore['sanctions']>(async () => null),
+    sanctions: mock.fn<ChatStore['sanctions']>(async () => new Map()),
   };
   const broadcaster: RoomBroadcaster = {
     publish,

@@ -49,7 +49,7 @@ export class ModerationService {
   /** GET …/mutes and …/bans: the ones in force, by userId (trusted callers). */
   async list(kind: 'mutes' | 'bans', data: unknown): Promise<Sanction[]> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    const list = (await this.store.sanctions(roomId)) ?? notFound(roomId);
+    const list = (await this.store.sanctions([roomId])).get(roomId) ?? notFound(roomId);
     return list[kind];
   }
 

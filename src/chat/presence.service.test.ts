@@ -8,7 +8,7 @@ import { RoomSanctions } from './room-sanctions.js';
 /** A public room for everybody: presence.list's access check passes. */
 const store = {
   roomAccess: async () => ({ visibility: 'public', isMember: false, lastSeq: 0, lastReadSeq: 0 }),
-  sanctions: async () => null,
+  sanctions: async () => new Map(),
 } as unknown as ChatStore;
 const broadcaster = { publish: () => undefined } as unknown as RoomBroadcaster;
 

@@ -29,9 +29,9 @@ function fakeSlots(): SlowModeSlots & { held: Map<string, string> } {
 function sanctionsWith(list: Partial<RoomSanctionList>, slots = fakeSlots()) {
   let reads = 0;
   const store = {
-    sanctions: async () => {
+    sanctions: async (roomIds: string[]) => {
       reads++;
-      return { mutes: [], bans: [], slowModeMs: 0, moderators: [], ...list };
+      return new Map(roomIds.map((id) => [id, { mutes: [], bans: [], slowModeMs: 0, moderators: [], ...list }]));
     },
   } as unknown as ChatStore;
   return { sanctions: new RoomSanctions(store, slots), slots, reads: () => reads };
@@ -77,9 +77,32 @@ describe('RoomSanctions slow mode', () => {
     assert.equal(typeof (await sanctions.takeSlowModeSlot(ROOM, 'u', null)), 'function');
   });
 
+  it('reads the rooms missed in one event-loop turn in one statement; a missing room reads as empty', async () => {
+    const calls: string[][] = [];
+    const store = {
+      sanctions: async (roomIds: string[]) => {
+        calls.push(roomIds);
+        const banned = { mutes: [], bans: [{ userId: 'u', until: null, reason: null }], slowModeMs: 0, moderators: [] };
+        return new Map(roomIds.filter((id) => id !== 'gone').map((id) => [id, id === 'b' ? banned : { ...banned, bans: [] }]));
+      },
+    } as unknown as ChatStore;
+    const sanctions = new RoomSanctions(store, fakeSlots());
+    const outcomes = await Promise.allSettled(['a', 'b', 'c', 'gone', 'a'].map((id) => sanctions.assertMaySpeak(id, 'u')));
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+    );
+    assert.deepEqual(calls, [['a', 'b', 'c', 'gone']]);
+    await sanctions.assertMaySpeak('d', 'u');
+    await sanctions.assertMaySpeak('a', 'u');
+    assert.deepEqual(calls, [['a', 'b', 'c', 'gone'], ['d']], 'the next turn reads only the new room; the others are kept');
+  });
+
   it('reads the rules again after forget(): slow mode turned on elsewhere applies at once', async () => {
     let slowModeMs = 0;
-    const store = { sanctions: async () => ({ mutes: [], bans: [], slowModeMs, moderators: [] }) } as unknown as ChatStore;
+    const store = {
+      sanctions: async (roomIds: string[]) => new Map(roomIds.map((id) => [id, { mutes: [], bans: [], slowModeMs, moderators: [] }])),
+    } as unknown as ChatStore;
     const sanctions = new RoomSanctions(store, fakeSlots());
     assert.equal(await sanctions.takeSlowModeSlot(ROOM, 'u', null), null);
     slowModeMs = 5000;

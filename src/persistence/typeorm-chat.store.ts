@@ -534,33 +534,42 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   /**
-   * One statement: the room's existence, its sanctions in force (expired ones skipped) and, with
-   * slow mode on, its moderators (who are not slowed).
+   * One statement for many rooms (RoomSanctions reads a burst of first requests to many rooms
+   * together): each existing room's sanctions in force (expired ones skipped) and, with slow mode
+   * on, its moderators (who are not slowed).
    */
-  async sanctions(roomId: string): Promise<RoomSanctionList | null> {
+  async sanctions(roomIds: string[]): Promise<Map<string, RoomSanctionList>> {
     return this.guard(async () => {
-      const [row] = (await this.db.query(
-        `SELECT r.slow_mode_ms,
+      const rows = (await this.db.query(
+        `SELECT r.id, r.slow_mode_ms,
            CASE WHEN r.slow_mode_ms > 0 THEN ARRAY(
              SELECT m.user_id FROM room_members m WHERE m.room_id = r.id AND m.role IN ('owner', 'moderator')) END AS moderators,
            (SELECT coalesce(json_agg(json_build_object('userId', s.user_id, 'kind', s.kind, 'until', s.until, 'reason', s.reason)
                      ORDER BY s.user_id COLLATE "C"), '[]')
               FROM room_sanctions s WHERE s.room_id = r.id AND (s.until IS NULL OR s.until > now())) AS sanctions
-         FROM rooms r WHERE r.id = $1`,
-        [roomId],
+         FROM rooms r WHERE r.id = ANY($1::text[])`,
+        [roomIds],
       )) as {
+        id: string;
         slow_mode_ms: number;
         moderators: string[] | null;
         sanctions: { userId: string; kind: 'mute' | 'ban'; until: string | null; reason: string | null }[];
       }[];
-      if (!row) return null;
-      const list: RoomSanctionList = { mutes: [], bans: [], slowModeMs: row.slow_mode_ms, moderators: row.moderators ?? [] };
-      for (const s of row.sanctions) {
-        // json_build_object writes timestamps in Postgres's own format: the API's is ISO 8601 in UTC.
-        const sanction: Sanction = { userId: s.userId, until: s.until === null ? null : new Date(s.until).toISOString(), reason: s.reason };
-        (s.kind === 'mute' ? list.mutes : list.bans).push(sanction);
+      const lists = new Map<string, RoomSanctionList>();
+      for (const row of rows) {
+        const list: RoomSanctionList = { mutes: [], bans: [], slowModeMs: row.slow_mode_ms, moderators: row.moderators ?? [] };
+        for (const s of row.sanctions) {
+          // json_build_object writes timestamps in Postgres's own format: the API's is ISO 8601 in UTC.
+          const sanction: Sanction = {
+            userId: s.userId,
+            until: s.until === null ? null : new Date(s.until).toISOString(),
+            reason: s.reason,
+          };
+          (s.kind === 'mute' ? list.mutes : list.bans).push(sanction);
+        }
+        lists.set(row.id, list);
       }
-      return list;
+      return lists;
     });
   }
 

@@ -72,9 +72,9 @@ export class RoomAccessReconciler {
 
   /** Null for a missing room. */
   private async access(roomId: string): Promise<RoomAccess | null> {
-    const [room, sanctions] = await Promise.all([this.store.getRoom(roomId), this.store.sanctions(roomId)]);
+    const [room, sanctions] = await Promise.all([this.store.getRoom(roomId), this.store.sanctions([roomId])]);
     if (!room) return null;
-    const banned = new Set((sanctions?.bans ?? []).map((b) => b.userId));
+    const banned = new Set((sanctions.get(roomId)?.bans ?? []).map((b) => b.userId));
     if (room.visibility !== 'private') return { members: null, banned };
     return { members: new Set(((await this.store.listMembers(roomId)) ?? []).map((m) => m.userId)), banned };
   }
