@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { devSignInDefault } from './dev-sign-in.mjs';
 import { freePort } from './free-port.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -145,12 +146,10 @@ async function main() {
     const i = args.indexOf(`--${name}`);
     return i >= 0 ? Number(args[i + 1]) : fallback;
   };
-  // The chat page's name sign-in, as with `npm start`, unless the environment brings its own keys.
-  const ownKeys = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'].some((k) => process.env[k]) || process.env.NODE_ENV === 'production';
   const cluster = await startLocalCluster({
     replicas: option('replicas', 3),
     port: option('port', 8080),
-    env: { DEV_SIGN_IN: process.env.DEV_SIGN_IN ?? String(!ownKeys) },
+    env: { DEV_SIGN_IN: process.env.DEV_SIGN_IN ?? devSignInDefault(process.env) },
     output: (name, line) => process.stdout.write(`${name.padEnd(8)} ${line}\n`),
   });
   process.stdout.write(

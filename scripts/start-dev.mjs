@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { devSignInDefault } from './dev-sign-in.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const main = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -14,8 +15,7 @@ const watch = process.argv.includes('--watch');
 
 if (existsSync('.env')) process.loadEnvFile('.env');
 const env = process.env;
-const realKey = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL'].some((k) => env[k]) || env.NODE_ENV === 'production';
-env.DEV_SIGN_IN ??= realKey ? 'false' : 'true';
+env.DEV_SIGN_IN ??= devSignInDefault(env);
 
 if (!watch) {
   await import(main);

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import DataLoader from 'dataloader';
 import { randomUUID } from 'node:crypto';
 import { ChatError } from './chat.errors.js';
 import type { Sanction } from './chat.events.js';
@@ -27,12 +28,6 @@ interface Entry {
   at: number;
 }
 
-/** Rooms to read in the next statement, each with its read and how to settle it. */
-type Batch = Map<
-  string,
-  { read: Promise<RoomSanctionList | null>; resolve: (list: RoomSanctionList | null) => void; reject: (err: unknown) => void }
->;
-
 /**
  * Mutes, bans and slow mode as the request path checks them: one read of a room's list per
  * instance every SANCTIONS_FRESH_MS (a room nobody is sanctioned in reads as an empty list), so a
@@ -46,13 +41,25 @@ type Batch = Map<
 export class RoomSanctions {
   /** Least recently used first. */
   private readonly rooms = new Map<string, Entry>();
-  /** Rooms missed in this event-loop turn, read together at its end; null when none. */
-  private batch: Batch | null = null;
+  /**
+   * The rooms missed in one event-loop turn, read in one statement. Its own cache is off: `rooms`
+   * is the cache, with the freshness bound and the forgetting that DataLoader's has not.
+   */
+  private readonly loader: DataLoader<string, RoomSanctionList | null>;
 
   constructor(
     private readonly store: ChatStore,
     private readonly slots: SlowModeSlots,
-  ) {}
+  ) {
+    this.loader = new DataLoader(
+      async (roomIds) => {
+        const lists = await this.store.sanctions([...roomIds]);
+        return roomIds.map((id) => lists.get(id) ?? null);
+      },
+      // A turn, not a tick: the first messages of a burst arrive in separate socket reads.
+      { cache: false, maxBatchSize: READ_BATCH, batchScheduleFn: (run) => setImmediate(run) },
+    );
+  }
 
   /** FORBIDDEN `{ reason: "banned", until }` while the user is banned from the room. */
   async assertNotBanned(roomId: string, userId: string): Promise<void> {
@@ -103,7 +110,7 @@ export class RoomSanctions {
       this.rooms.set(roomId, kept);
       return kept.read;
     }
-    const entry: Entry = { read: this.readSoon(roomId).then(byUser), at: Date.now() };
+    const entry: Entry = { read: this.loader.load(roomId).then(byUser), at: Date.now() };
     this.rooms.delete(roomId);
     if (this.rooms.size >= ROOMS_KEPT) this.rooms.delete(this.rooms.keys().next().value as string);
     this.rooms.set(roomId, entry);
@@ -112,44 +119,6 @@ export class RoomSanctions {
       if (this.rooms.get(roomId) === entry) this.rooms.delete(roomId);
     });
     return entry.read;
-  }
-
-  /** Joins the room to this turn's batch. A room already in it (forgotten meanwhile) shares its read, which has not begun. */
-  private readSoon(roomId: string): Promise<RoomSanctionList | null> {
-    let batch = this.batch;
-    if (!batch) {
-      const started: Batch = new Map();
-      batch = this.batch = started;
-      setImmediate(() => {
-        this.batch = null;
-        this.send(started);
-      });
-    }
-    const queued = batch.get(roomId);
-    if (queued) return queued.read;
-    let resolve!: (list: RoomSanctionList | null) => void;
-    let reject!: (err: unknown) => void;
-    const read = new Promise<RoomSanctionList | null>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    batch.set(roomId, { read, resolve, reject });
-    return read;
-  }
-
-  private send(batch: Batch): void {
-    const roomIds = [...batch.keys()];
-    for (let i = 0; i < roomIds.length; i += READ_BATCH) {
-      const chunk = roomIds.slice(i, i + READ_BATCH);
-      this.store.sanctions(chunk).then(
-        (lists) => {
-          for (const id of chunk) batch.get(id)!.resolve(lists.get(id) ?? null);
-        },
-        (err: unknown) => {
-          for (const id of chunk) batch.get(id)!.reject(err);
-        },
-      );
-    }
   }
 }
 
