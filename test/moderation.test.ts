@@ -273,17 +273,39 @@ describe('moderation: mute, ban, kick over sockets and HTTP (two instances)', ()
     );
   });
 
-  it("erasure lifts the user's mutes and bans", async () => {
+  it("erasure lifts the user's mutes and bans, each in force an event out", async () => {
     const [A, B] = cluster.instances;
     const roomId = 'mod-erase-room';
+    const lapsedRoom = 'mod-erase-lapsed';
     await roomWithRoles(roomId);
+    await roomWithRoles(lapsedRoom);
+    const stream = new EventsStreamReader(eventsStreamOf(prefix));
     assert.equal((await apiCall(A, 'POST', `/v1/rooms/${roomId}/bans/zed`, { key: API_KEY, body: { reason: 'gone' } })).status, 204);
     assert.equal((await apiCall(A, 'POST', `/v1/rooms/${roomId}/mutes/zed`, { key: API_KEY })).status, 204);
+    assert.equal((await apiCall(A, 'POST', `/v1/rooms/${lapsedRoom}/mutes/zed`, { key: API_KEY, body: { durationMs: 1 } })).status, 204);
+    await sleep(20);
     const zed = cluster.track(await connect('ws', B.url, await tokenFor('zed')));
     assert.equal((await refusal(zed, 'room.join', { roomId })).details.reason, 'banned');
     assert.equal((await apiCall(A, 'POST', '/v1/users/zed/erase', { key: API_KEY })).status, 200);
     assert.deepEqual((await apiCall(B, 'GET', `/v1/rooms/${roomId}/bans`, { key: API_KEY })).body, { bans: [] });
     assert.deepEqual((await apiCall(B, 'GET', `/v1/rooms/${roomId}/mutes`, { key: API_KEY })).body, { mutes: [] });
+    const lifts = (all: { type: string; roomId: string }[]) =>
+      all.filter((e) => [roomId, lapsedRoom].includes(e.roomId) && ['moderation.unmuted', 'moderation.unbanned'].includes(e.type));
+    await stream.waitUntil('lifted by erasure', (all) => lifts(all).length >= 2);
+    await sleep(200);
+    // Events out are at least once: one per id.
+    const once = new Map(lifts(await stream.read()).map((e) => [(e as { id?: string }).id, e]));
+    await stream.close();
+    assert.deepEqual(
+      [...once.values()]
+        .map((e) => ({ type: e.type, roomId: e.roomId, ...((e as any).data as object) }))
+        .sort((a, b) => a.type.localeCompare(b.type)),
+      [
+        { type: 'moderation.unbanned', roomId, userId: 'zed', by: 'api' },
+        { type: 'moderation.unmuted', roomId, userId: 'zed', by: 'api' },
+      ],
+      'the lapsed mute is not announced again',
+    );
     // Erasure closed zed's connection; a new one is let in at once on the instance that had refused.
     const again = cluster.track(await connect('ws', B.url, await tokenFor('zed')));
     await again.ok('room.join', { roomId });
