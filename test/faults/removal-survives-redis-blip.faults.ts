@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, sleep, type Kind, type TestClient } from '../support/clients.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { apiCall, type Method } from '../support/http-api.js';
-import { redisPrefix, startInstance, type Instance } from '../support/instance.js';
+import { redisPrefix, startInstance, waitUntilRedisLost, type Instance } from '../support/instance.js';
 import { PrivateRedis } from '../support/private-infra.js';
 import { tokenFor } from '../support/tokens.js';
 
@@ -134,6 +134,7 @@ describe('a member removed, a user banned or kicked while Redis is down', () => 
     const kicker = await client('ws', A, 'kicker', roomId);
 
     await redis.stop();
+    await waitUntilRedisLost(A);
     assert.equal((await api(A, 'POST', `/v1/rooms/${roomId}/kicks/kicked`, {})).status, 503);
     const refused = await kicker.request('moderation.kick', { roomId, userId: 'kicked' });
     assert.equal(refused.error?.code, 'UNAVAILABLE');

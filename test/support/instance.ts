@@ -81,6 +81,21 @@ export async function startInstance(
   return inst;
 }
 
+/**
+ * Waits until the instance has noticed that Redis is gone (readiness 503 with redis down): killing
+ * Redis returns before each instance's client has seen its connection close.
+ */
+export async function waitUntilRedisLost(inst: Instance, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const res = await fetch(`${inst.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
+    const report = (await res.json()) as { error?: { redis?: unknown } };
+    if (res.status === 503 && report.error?.redis) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${inst.name} still saw Redis after ${timeoutMs} ms`);
+}
+
 export async function waitUntilReady(inst: Instance, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   let exit: { code: number | null } | null = null;
