@@ -15,6 +15,7 @@ import { RedisSlowModeSlots } from './redis/slow-mode-slots.js';
 import { RedisRoomCreationCounter } from './redis/user-window-counter.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
+import { InstanceRelay } from './realtime/instance-relay.js';
 import { LocalConnections } from './realtime/local-connections.js';
 import { RoomAccessReconciler } from './realtime/room-access-reconciler.js';
 import { RoomFanout } from './realtime/room-fanout.js';
@@ -30,6 +31,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     ChatGateway,
     LocalConnections,
     ConnectionSupervisor,
+    InstanceRelay,
     RoomFanout,
     RoomAccessReconciler,
     UserDisconnector,

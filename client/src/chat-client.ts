@@ -22,8 +22,10 @@ import type {
   RoomHandle,
   RoomInfo,
   RoomRecovery,
+  RoomRemoval,
   SendOptions,
 } from './types.js';
+import type { JoinResult } from './wire.js';
 import { WsConnection, type WebSocketConstructor } from './ws-connection.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -68,12 +70,7 @@ interface SyncResult {
   recovery: RoomRecovery | null;
 }
 
-type JoinReply = RoomInfo & {
-  missed?: Message[];
-  hasMore?: boolean;
-  changes?: Message[];
-  hasMoreChanges?: boolean;
-};
+type JoinReply = RoomInfo & Pick<JoinResult, 'missed' | 'hasMore' | 'changes' | 'hasMoreChanges' | 'changesTruncated'>;
 
 interface OpenWaiter {
   resolve(): void;
@@ -263,7 +260,7 @@ export class ChatClientImpl implements ChatClient {
     const data: Record<string, unknown> = { roomId, afterModSeq: opts.afterModSeq };
     if (opts.limit !== undefined) data.limit = opts.limit;
     const page = (await this.call('message.changes', data)) as ChangesPage;
-    return { messages: page.messages, hasMore: page.hasMore, lastModSeq: page.lastModSeq };
+    return { messages: page.messages, hasMore: page.hasMore, lastModSeq: page.lastModSeq, truncated: page.truncated === true };
   }
 
   lastModSeq(roomId: string): number | null {
@@ -634,7 +631,12 @@ export class ChatClientImpl implements ChatClient {
         if (page.hasMore && !more) reason = 'incomplete';
       }
       if (reason !== 'maxPages' && data.sinceModSeq !== undefined && Array.isArray(join.changes)) {
-        const first = { messages: join.changes, hasMore: join.hasMoreChanges === true, lastModSeq: join.lastModSeq ?? 0 };
+        const first = {
+          messages: join.changes,
+          hasMore: join.hasMoreChanges === true,
+          lastModSeq: join.lastModSeq ?? 0,
+          truncated: join.changesTruncated === true,
+        };
         const complete = await this.applyChanges(
           room,
           first,
@@ -834,7 +836,11 @@ export class ChatClientImpl implements ChatClient {
         break;
       case 'room.removed':
         this.joined.delete(roomId!);
-        this.emitRoom('removed', roomId!, typeof d.reason === 'string' ? { roomId: roomId!, reason: d.reason } : { roomId: roomId! });
+        this.emitRoom(
+          'removed',
+          roomId!,
+          typeof d.reason === 'string' ? { roomId: roomId!, reason: d.reason as RoomRemoval['reason'] } : { roomId: roomId! },
+        );
         break;
       case 'error':
         this.events.emit('error', { code: String(d.code ?? 'INTERNAL'), message: String(d.message ?? '') });

@@ -1,4 +1,8 @@
 import type { AbortSignalLike } from './abort.js';
+import type { ChangesPage, ErrorCode, Message, Role, RoomRemovedEvent } from './wire.js';
+
+// The protocol's own payloads, shared with the service (wire.ts is its copy of them).
+export type { ChangesPage, Message, Reaction, Role } from './wire.js';
 
 export type Transport = 'socket.io' | 'ws';
 
@@ -6,52 +10,9 @@ export type Transport = 'socket.io' | 'ws';
 export type ConnectionState = 'CONNECTING' | 'OPEN' | 'CLOSING' | 'CLOSED';
 
 /** Error codes of the protocol; a ChatRequestError may also carry the client's own TIMEOUT, DISCONNECTED or CLOSED. */
-export type ProtocolErrorCode =
-  | 'BAD_REQUEST'
-  | 'UNKNOWN_EVENT'
-  | 'VALIDATION_FAILED'
-  | 'UNAUTHORIZED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  /** A stale `expectedVersion` on edit(); `details.currentVersion` holds the stored one. */
-  | 'CONFLICT'
-  | 'RATE_LIMITED'
-  | 'LIMIT_EXCEEDED'
-  | 'UNAVAILABLE'
-  | 'INTERNAL';
+export type ProtocolErrorCode = ErrorCode;
 
 export type ClientErrorCode = 'TIMEOUT' | 'DISCONNECTED' | 'CLOSED';
-
-export interface Reaction {
-  key: string;
-  count: number;
-  /** Sorted, at most the first 50. */
-  userIds: string[];
-}
-
-/** A stored message in its state at `modSeq`. A deleted one is a tombstone: empty body, mentions and reactions, deletedAt set. */
-export interface Message {
-  id: string;
-  roomId: string;
-  seq: number;
-  senderId: string;
-  body: string;
-  clientMsgId: string | null;
-  createdAt: string;
-  /** 1 when created, +1 per edit or delete. */
-  version: number;
-  /** The room's change counter at this message's latest change: of two states of one message, the higher modSeq is the newer. */
-  modSeq: number;
-  editedAt: string | null;
-  deletedAt: string | null;
-  /** The thread root's seq for a reply, else null. */
-  parentSeq: number | null;
-  replyCount: number;
-  lastReplySeq: number | null;
-  mentions: string[];
-  /** Sorted by key. */
-  reactions: Reaction[];
-}
 
 export interface RoomInfo {
   roomId: string;
@@ -64,9 +25,6 @@ export interface RoomInfo {
   role?: Role;
 }
 
-/** A member's role in a room; owners and moderators may delete any message. */
-export type Role = 'owner' | 'moderator' | 'member';
-
 /** A ban's length (ms, none: until unbanned) and the reason recorded with it (at most 500 characters). */
 export interface BanOptions {
   durationMs?: number;
@@ -74,18 +32,7 @@ export interface BanOptions {
 }
 
 /** Why the server took this client out of a room (room.removed): membership removed, banned, kicked. */
-export interface RoomRemoval {
-  roomId: string;
-  reason?: string;
-}
-
-/** One page of message changes: messages whose latest change is after the cursor, ascending by modSeq. */
-export interface ChangesPage {
-  messages: Message[];
-  hasMore: boolean;
-  /** The room's change counter when the page was read. */
-  lastModSeq: number;
-}
+export type RoomRemoval = RoomRemovedEvent;
 
 export interface HistoryOptions {
   /** The newest `limit` messages below it. */

@@ -1,4 +1,9 @@
-/** The protocol's stable error codes; every failure a client sees carries one of these. */
+import type { Assert, ListsAll } from '../common/assert-type.js';
+import type { ErrorBody, ErrorCode } from './wire.js';
+
+export type { ErrorBody, ErrorCode } from './wire.js';
+
+/** Every ErrorCode, for the API documents and their tests. */
 export const ERROR_CODES = [
   'BAD_REQUEST',
   'UNKNOWN_EVENT',
@@ -12,15 +17,9 @@ export const ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'UNAVAILABLE',
   'INTERNAL',
-] as const;
-
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-  details?: Record<string, unknown>;
-}
+] as const satisfies readonly ErrorCode[];
+/** Fails to compile when an ErrorCode is missing from ERROR_CODES. */
+export type ErrorCodesListed = Assert<ListsAll<ErrorCode, (typeof ERROR_CODES)[number]>>;
 
 export class ChatError extends Error {
   constructor(

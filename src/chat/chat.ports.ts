@@ -9,6 +9,8 @@ import type {
   Room,
   RoomsPage,
   Sanction,
+  ServerEvent,
+  ServerEventMap,
   Visibility,
 } from './chat.events.js';
 
@@ -214,9 +216,9 @@ export type UserExportLine =
 
 /** Live delivery to every connection that joined a room, on every instance. */
 export abstract class RoomBroadcaster {
-  abstract publish(roomId: string, event: string, data: unknown): void;
+  abstract publish<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E]): void;
   /** Like publish, but none of `exceptUserId`'s connections get it. */
-  abstract publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void;
+  abstract publishToOthers<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E], exceptUserId: string): void;
   /** Takes these users' connections out of the room everywhere; each gets `room.removed`. */
   abstract removeUsers(roomId: string, userIds: string[]): void;
   /** Takes every connection whose user is not among `memberIds` out of the room everywhere (the room became private). */

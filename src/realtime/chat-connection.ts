@@ -1,7 +1,7 @@
 import type { Identity } from '../auth/identity.js';
 import type { Transport } from '../common/transport.js';
 import { ChatError } from '../chat/chat.errors.js';
-import { SERVER_EVENTS, type Reply } from '../chat/chat.events.js';
+import { SERVER_EVENTS, type Reply, type ServerEvent, type ServerEventMap } from '../chat/chat.events.js';
 
 /**
  * Why the server closes a connection, which decides how:
@@ -112,7 +112,7 @@ export abstract class ChatConnection {
     this.close('expired');
   }
 
-  abstract push(event: string, data: unknown): void;
+  abstract push<E extends ServerEvent>(event: E, data: ServerEventMap[E]): void;
   protected abstract subscribe(roomId: string): void;
   protected abstract unsubscribe(roomId: string): void;
   /** Starts delivering the client's requests to `listener`. */

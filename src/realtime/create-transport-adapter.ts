@@ -15,7 +15,7 @@ import { OriginPolicy } from './origin-policy.js';
 import { RequestDispatcher } from './request-dispatcher.js';
 import { Tracing } from '../tracing/tracing.js';
 import { RoomFanout } from './room-fanout.js';
-import { UserDisconnector } from './user-disconnector.js';
+import { InstanceRelay } from './instance-relay.js';
 import { TrustedProxies } from '../common/trusted-proxies.js';
 
 /** Builds the one WebSocket adapter from the app's providers and the configuration. */
@@ -25,7 +25,7 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
   const connections = app.get(LocalConnections);
   const redis = app.get(RedisClients);
   const fanout = app.get(RoomFanout);
-  const disconnector = app.get(UserDisconnector);
+  const relay = app.get(InstanceRelay);
   const origins = new OriginPolicy(config.allowedOrigins, config.env !== 'production');
   return new DualTransportAdapter(app, {
     wsPath: '/ws',
@@ -52,8 +52,8 @@ export function createTransportAdapter(app: INestApplication, config: AppConfig)
     onServer: (io) => {
       if (!redis) return;
       io.adapter(redis.socketIoAdapter());
-      fanout.relayThrough(io, redis);
-      disconnector.relayThrough(io);
+      relay.attach(io);
+      fanout.relayThrough(redis);
     },
   });
 }

@@ -3,7 +3,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Server as IoServer } from 'socket.io';
+import type { Message } from '../chat/chat.events.js';
 import WebSocket from 'ws';
+import { fakeRelay } from './fake-relay.test-support.js';
 import { LocalConnections } from './local-connections.js';
 import { RoomFanout } from './room-fanout.js';
 import {
@@ -34,6 +36,11 @@ function countWithN(pushes: Push[], event: string, n: number): number {
   return pushes.filter((p) => p.event === event && (p.data as PayloadWithN)?.n === n).length;
 }
 
+/** A payload the fan-out carries without looking into it, told apart by `n`. */
+function numbered(n: number): Message {
+  return { n } as unknown as Message;
+}
+
 function assertBadRequestPush(frame: Wire, label: string): void {
   assert.equal(frame.event, 'error', `${label}: an error push`);
   assert.equal(frame.id, undefined, `${label}: a push carries no id`);
@@ -43,33 +50,12 @@ function assertBadRequestPush(frame: Wire, label: string): void {
 
 /** The event RoomFanout relays published events under, as another instance would receive it. */
 function relayEventName(): string {
-  const { fakeIo, emitted } = fakeRelayServer();
-  const fanout = new RoomFanout(new LocalConnections());
-  fanout.relayThrough(fakeIo);
-  fanout.publish('probe', 'message.new', {});
+  const { relay, emitted } = fakeRelay();
+  const fanout = new RoomFanout(new LocalConnections(), relay);
+  fanout.relayThrough();
+  fanout.publish('probe', 'message.new', numbered(0));
   assert.equal(emitted.length, 1);
   return emitted[0]?.[0] as string;
-}
-
-/** A stand-in for the socket.io server that records the relay's on/serverSideEmit calls. */
-function fakeRelayServer(): {
-  fakeIo: IoServer;
-  listeners: [string, (...args: unknown[]) => void][];
-  emitted: unknown[][];
-} {
-  const listeners: [string, (...args: unknown[]) => void][] = [];
-  const emitted: unknown[][] = [];
-  const fake = {
-    on(event: string, listener: (...args: unknown[]) => void) {
-      listeners.push([event, listener]);
-      return fake;
-    },
-    serverSideEmit(...args: unknown[]) {
-      emitted.push(args);
-      return true;
-    },
-  };
-  return { fakeIo: fake as unknown as IoServer, listeners, emitted };
 }
 
 describe('DualTransportAdapter on a real HTTP server', () => {
@@ -348,7 +334,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
     });
 
     it('reaches a joined socket.io and a joined ws connection exactly once each, and no one else', async () => {
-      connections.deliver('room-a', 'message.new', { n: 1 });
+      connections.deliver('room-a', 'message.new', numbered(1));
       await drain(all);
       assert.equal(countWithN(ioIn.pushes, 'message.new', 1), 1);
       assert.equal(countWithN(wsIn.pushes, 'message.new', 1), 1);
@@ -357,7 +343,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
     });
 
     it('sends ws members the frame {event, data} without an id', async () => {
-      connections.deliver('room-a', 'message.new', { n: 2 });
+      connections.deliver('room-a', 'message.new', numbered(2));
       await drain(all);
       const frame = wsIn.frames.find((f) => (f.data as PayloadWithN)?.n === 2);
       assert.deepEqual(frame, { event: 'message.new', data: { n: 2 } });
@@ -367,7 +353,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       const ioLeaver = await connectIo('lc-io-leaver');
       const wsLeaver = await connectWs('lc-ws-leaver');
       for (const c of [ioLeaver, wsLeaver]) assert.equal((await c.request('join', { roomId: 'room-c' })).ok, true);
-      connections.deliver('room-c', 'message.new', { n: 3 });
+      connections.deliver('room-c', 'message.new', numbered(3));
       await drain([
         [ioLeaver, 'lc-io-leaver'],
         [wsLeaver, 'lc-ws-leaver'],
@@ -376,7 +362,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       assert.equal(countWithN(wsLeaver.pushes, 'message.new', 3), 1, 'precondition: joined members get the event');
 
       for (const c of [ioLeaver, wsLeaver]) assert.equal((await c.request('leave', { roomId: 'room-c' })).ok, true);
-      connections.deliver('room-c', 'message.new', { n: 4 });
+      connections.deliver('room-c', 'message.new', numbered(4));
       await drain([
         [ioLeaver, 'lc-io-leaver'],
         [wsLeaver, 'lc-ws-leaver'],
@@ -400,7 +386,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
         attempted.push(frame);
         original(frame);
       };
-      connections.deliver('room-d', 'message.new', { n: 5 });
+      connections.deliver('room-d', 'message.new', numbered(5));
       assert.equal(attempted.length, 1, 'precondition: a member of room-d is delivered to');
 
       closer.ws.close(1000, 'bye');
@@ -409,7 +395,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
         'server-side close',
       );
       assert.match(reason, /1000/);
-      connections.deliver('room-d', 'message.new', { n: 6 });
+      connections.deliver('room-d', 'message.new', numbered(6));
       assert.equal(attempted.length, 1, 'a closed connection is no longer a member of room-d');
       assert.equal(connections.count('ws'), wsCount - 1, 'a closed connection is no longer counted');
     });
@@ -447,29 +433,29 @@ describe('DualTransportAdapter on a real HTTP server', () => {
 
     it('without a relay, delivers to the local members of the room exactly once', async () => {
       const fanout = new RoomFanout(connections);
-      fanout.publish('fan-a', 'message.new', { n: 101 });
+      fanout.publish('fan-a', 'message.new', numbered(101));
       await drain(all);
       assertReachedMembersOnce(101);
     });
 
     it('with a relay, delivers locally once and relays once through serverSideEmit', async () => {
-      const { fakeIo, listeners, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(connections);
-      fanout.relayThrough(fakeIo);
+      const { relay, listeners, emitted } = fakeRelay();
+      const fanout = new RoomFanout(connections, relay);
+      fanout.relayThrough();
       const relayEvent = relayEventName();
-      assert.equal(listeners.filter(([name]) => name === relayEvent).length, 1, 'subscribes once to the relay event');
+      assert.ok(listeners.has(relayEvent), 'subscribes to the relay event');
 
-      fanout.publish('fan-a', 'message.new', { n: 102 });
+      fanout.publish('fan-a', 'message.new', numbered(102));
       assert.deepEqual(emitted, [[relayEvent, 'fan-a', 'message.new', { n: 102 }]]);
       await drain(all);
       assertReachedMembersOnce(102);
     });
 
     it('delivers an event relayed from another instance to local members once, without relaying it again', async () => {
-      const { fakeIo, listeners, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(connections);
-      fanout.relayThrough(fakeIo);
-      const listener = listeners.find(([name]) => name === relayEventName())?.[1];
+      const { relay, listeners, emitted } = fakeRelay();
+      const fanout = new RoomFanout(connections, relay);
+      fanout.relayThrough();
+      const listener = listeners.get(relayEventName());
       assert.ok(listener, 'a relay listener is registered');
 
       listener('fan-a', 'message.new', { n: 103 });
@@ -497,7 +483,7 @@ describe('DualTransportAdapter on a real HTTP server', () => {
       assert.deepEqual(await io1.waitPush('room.removed'), { roomId: 'fan-evict' });
       assert.deepEqual(await ws1.waitPush('room.removed'), { roomId: 'fan-evict' });
 
-      fanout.publish('fan-evict', 'message.new', { n: 104 });
+      fanout.publish('fan-evict', 'message.new', numbered(104));
       await drain(members);
       assert.equal(countWithN(io1.pushes, 'message.new', 104), 0, 'the evicted socket.io connection left the socket.io room');
       assert.equal(countWithN(ws1.pushes, 'message.new', 104), 0, 'the evicted ws connection left the ws room');

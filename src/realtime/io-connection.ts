@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io';
 import type { Identity } from '../auth/identity.js';
-import type { Reply } from '../chat/chat.events.js';
+import type { Reply, ServerEvent, ServerEventMap } from '../chat/chat.events.js';
 import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
 import { ioRoom } from './io-rooms.js';
 
@@ -15,7 +15,7 @@ export class IoConnection extends ChatConnection {
     socket.once('disconnect', (reason) => this.notifyClosed(reason));
   }
 
-  push(event: string, data: unknown): void {
+  push<E extends ServerEvent>(event: E, data: ServerEventMap[E]): void {
     this.socket.emit(event, data);
   }
 

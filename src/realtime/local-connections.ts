@@ -1,7 +1,7 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { Server } from 'socket.io';
-import { SERVER_EVENTS } from '../chat/chat.events.js';
+import { SERVER_EVENTS, type ServerEvent, type ServerEventMap } from '../chat/chat.events.js';
 import type { Identity } from '../auth/identity.js';
 import type { Transport } from '../common/transport.js';
 import type { OpenConnections } from '../presence/connection-slots.js';
@@ -97,7 +97,7 @@ export class LocalConnections implements OpenConnections {
    * With `exceptUserId`, that user's connections are skipped (typing): socket.io then encodes per
    * socket instead of once per room, which is fine for those small, rare pushes.
    */
-  deliver(roomId: string, event: string, data: unknown, exceptUserId?: string): void {
+  deliver<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E], exceptUserId?: string): void {
     if (exceptUserId === undefined) this.io?.local.to(ioRoom(roomId)).emit(event, data);
     else this.emitToOtherSockets(roomId, event, data, exceptUserId);
     const members = this.wsRooms.get(roomId);
@@ -111,7 +111,7 @@ export class LocalConnections implements OpenConnections {
     for (const conn of members) if (conn.user.userId !== exceptUserId) conn.sendFrame(frame);
   }
 
-  private emitToOtherSockets(roomId: string, event: string, data: unknown, exceptUserId: string): void {
+  private emitToOtherSockets<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E], exceptUserId: string): void {
     const sockets = this.io?.sockets;
     for (const socketId of sockets?.adapter.rooms.get(ioRoom(roomId)) ?? []) {
       const socket = sockets?.sockets.get(socketId);

@@ -3,6 +3,7 @@ import type { Span } from '@opentelemetry/api';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defer, filter, finalize, type Observable } from 'rxjs';
 import type { Reply } from '../chat/chat.events.js';
+import type { ErrorCode } from '../chat/chat.errors.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { ChatConnection, Responder } from './chat-connection.js';
@@ -10,7 +11,7 @@ import { fieldsNestedTooDeep, MAX_DATA_DEPTH } from '../common/payload-shape.js'
 import type { RequestLimiter } from './limits/request-limiter.js';
 import { Tracing } from '../tracing/tracing.js';
 
-const fail = (code: string, message: string, details?: Record<string, unknown>): Reply => ({
+const fail = (code: ErrorCode, message: string, details?: Record<string, unknown>): Reply => ({
   ok: false,
   error: details ? { code, message, details } : { code, message },
 });

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import type { ServerEvent, ServerEventMap } from '../chat/chat.events.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { RedisNames } from '../redis/redis-names.js';
 import type { RoomWatcher } from './local-connections.js';
@@ -9,8 +10,8 @@ export type Eviction = { userIds: string[] } | { keepMembers: string[] };
 
 /** What one instance relays to the others about a room, in the order it was published: a push, a push to all but one user, an eviction. */
 export type RoomRelay =
-  | { kind: 'event'; event: string; data: unknown }
-  | { kind: 'others'; event: string; data: unknown; exceptUserId: string }
+  | { kind: 'event'; event: ServerEvent; data: ServerEventMap[ServerEvent] }
+  | { kind: 'others'; event: ServerEvent; data: ServerEventMap[ServerEvent]; exceptUserId: string }
   | { kind: 'evict'; who: Eviction };
 
 /**

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import type { Server as IoServer } from 'socket.io';
 import { ChatConnection, type CloseReason } from './chat-connection.js';
+import type { Message } from '../chat/chat.events.js';
+import { fakeRelay } from './fake-relay.test-support.js';
 import { LocalConnections } from './local-connections.js';
 import type { RedisClients } from '../redis/redis-clients.js';
 import type { RoomAccessReconciler } from './room-access-reconciler.js';
@@ -54,22 +55,9 @@ function removedPushes(conn: FakeConnection): unknown[] {
   return conn.pushes.filter((p) => p.event === 'room.removed').map((p) => p.data);
 }
 
-/** A stand-in for the socket.io server that records the relay's on/serverSideEmit calls. */
-function fakeRelayServer() {
-  const listeners = new Map<string, (...args: unknown[]) => void>();
-  const emitted: unknown[][] = [];
-  const fake = {
-    on(event: string, listener: (...args: unknown[]) => void) {
-      assert.equal(listeners.has(event), false, `one listener per relay event (${event})`);
-      listeners.set(event, listener);
-      return fake;
-    },
-    serverSideEmit(...args: unknown[]) {
-      emitted.push(args);
-      return true;
-    },
-  };
-  return { fakeIo: fake as unknown as IoServer, listeners, emitted };
+/** A payload the fan-out carries without looking into it, told apart by `n`. */
+function numbered(n: number): Message {
+  return { n } as unknown as Message;
 }
 
 describe('RoomFanout', () => {
@@ -145,9 +133,9 @@ describe('RoomFanout', () => {
       const local = new LocalConnections();
       const alice = connect(local, 'alice', 'r1');
       const bob = connect(local, 'bob', 'r1');
-      const { fakeIo, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(local);
-      fanout.relayThrough(fakeIo);
+      const { relay, emitted } = fakeRelay();
+      const fanout = new RoomFanout(local, relay);
+      fanout.relayThrough();
       fanout.removeUsers('r1', ['alice']);
       assert.equal(emitted.length, 1);
       assert.deepEqual(emitted[0]?.slice(1), ['r1', { userIds: ['alice'] }]);
@@ -159,9 +147,9 @@ describe('RoomFanout', () => {
       const local = new LocalConnections();
       const alice = connect(local, 'alice', 'r1');
       const bob = connect(local, 'bob', 'r1');
-      const { fakeIo, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(local);
-      fanout.relayThrough(fakeIo);
+      const { relay, emitted } = fakeRelay();
+      const fanout = new RoomFanout(local, relay);
+      fanout.relayThrough();
       fanout.removeNonMembers('r1', ['alice']);
       assert.equal(emitted.length, 1);
       assert.deepEqual(emitted[0]?.slice(1), ['r1', { keepMembers: ['alice'] }]);
@@ -174,14 +162,14 @@ describe('RoomFanout', () => {
       const alice = connect(local, 'alice', 'r1');
       const bob = connect(local, 'bob', 'r1');
       const carol = connect(local, 'carol', 'r1');
-      const { fakeIo, listeners, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(local);
-      fanout.relayThrough(fakeIo);
+      const { relay, listeners, emitted } = fakeRelay();
+      const fanout = new RoomFanout(local, relay);
+      fanout.relayThrough();
 
       // Learn the eviction event's name the way another instance would send it.
-      const probe = new RoomFanout(new LocalConnections());
-      const sent = fakeRelayServer();
-      probe.relayThrough(sent.fakeIo);
+      const sent = fakeRelay();
+      const probe = new RoomFanout(new LocalConnections(), sent.relay);
+      probe.relayThrough();
       probe.removeUsers('r1', ['alice']);
       probe.removeNonMembers('r1', ['carol']);
       assert.equal(sent.emitted.length, 2);
@@ -202,11 +190,11 @@ describe('RoomFanout', () => {
       const local = new LocalConnections();
       const delivered: unknown[][] = [];
       local.deliver = (...args: unknown[]) => void delivered.push(args);
-      const { fakeIo, listeners, emitted } = fakeRelayServer();
-      const fanout = new RoomFanout(local);
-      fanout.relayThrough(fakeIo);
+      const { relay, listeners, emitted } = fakeRelay();
+      const fanout = new RoomFanout(local, relay);
+      fanout.relayThrough();
 
-      fanout.publish('r1', 'message.new', { n: 1 });
+      fanout.publish('r1', 'message.new', numbered(1));
       assert.deepEqual(delivered, [['r1', 'message.new', { n: 1 }]]);
       assert.equal(emitted.length, 1);
       assert.deepEqual(emitted[0]?.slice(1), ['r1', 'message.new', { n: 1 }]);
@@ -250,10 +238,10 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     connect(local, 'stays', 'secret');
     const delivered = recordDeliveries(local);
     const gate = gatedReconciler(local, (u) => u !== 'removed');
-    const fanout = new RoomFanout(local, undefined, gate.reconciler);
-    const { fakeIo, listeners } = fakeRelayServer();
+    const { relay: instances, listeners } = fakeRelay();
+    const fanout = new RoomFanout(local, instances, undefined, gate.reconciler);
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
+    fanout.relayThrough({ sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     const relay = listeners.get('chat:room-event')!;
 
     sub.emit('close');
@@ -277,11 +265,11 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     const removed = connect(local, 'removed', 'secret');
     const delivered = recordDeliveries(local);
     const gate = gatedReconciler(local, (u) => u !== 'removed');
-    const fanout = new RoomFanout(local, undefined, gate.reconciler);
-    const { fakeIo, listeners } = fakeRelayServer();
+    const { relay: instances, listeners } = fakeRelay();
+    const fanout = new RoomFanout(local, instances, undefined, gate.reconciler);
     const sub = new EventEmitter();
     const subscriberGaps = { lost: '-node', back: 'subscribersReady' };
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
+    fanout.relayThrough({ sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
     const relay = listeners.get('chat:room-event')!;
 
     sub.emit('-node');
@@ -301,11 +289,11 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     connect(local, 'stays', 'secret');
     const delivered = recordDeliveries(local);
     const gate = gatedReconciler(local, () => true);
-    const fanout = new RoomFanout(local, undefined, gate.reconciler);
-    const { fakeIo, listeners } = fakeRelayServer();
+    const { relay: instances, listeners } = fakeRelay();
+    const fanout = new RoomFanout(local, instances, undefined, gate.reconciler);
     const sub = new EventEmitter();
     const subscriberGaps = { lost: '-node', back: 'subscribersReady', overAfterMs: 30 };
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
+    fanout.relayThrough({ sub, pub: new EventEmitter(), subscriberGaps } as unknown as RedisClients);
     const relay = listeners.get('chat:room-event')!;
 
     sub.emit('-node');
@@ -325,10 +313,10 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
     connect(local, 'stays', 'secret');
     const delivered = recordDeliveries(local);
     const gate = gatedReconciler(local, () => true);
-    const fanout = new RoomFanout(local, undefined, gate.reconciler);
-    const { fakeIo, listeners } = fakeRelayServer();
+    const { relay: instances, listeners } = fakeRelay();
+    const fanout = new RoomFanout(local, instances, undefined, gate.reconciler);
     const sub = new EventEmitter();
-    fanout.relayThrough(fakeIo, { sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
+    fanout.relayThrough({ sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     sub.emit('close');
     sub.emit('ready');
     await new Promise((r) => setImmediate(r));
@@ -348,10 +336,10 @@ describe('RoomFanout reconcile after a Redis subscriber gap', () => {
   it('an eviction published while the publisher was away asks every instance to reconcile once it is back', async () => {
     const local = new LocalConnections();
     const gate = gatedReconciler(local, () => true);
-    const fanout = new RoomFanout(local, undefined, gate.reconciler);
-    const { fakeIo, listeners, emitted } = fakeRelayServer();
+    const { relay: instances, listeners, emitted } = fakeRelay();
+    const fanout = new RoomFanout(local, instances, undefined, gate.reconciler);
     const pub = Object.assign(new EventEmitter(), { status: 'reconnecting' });
-    fanout.relayThrough(fakeIo, { sub: new EventEmitter(), pub, subscriberGaps: ONE_SERVER } as unknown as RedisClients);
+    fanout.relayThrough({ sub: new EventEmitter(), pub, subscriberGaps: ONE_SERVER } as unknown as RedisClients);
     fanout.removeUsers('secret', ['gone']);
     pub.status = 'ready';
     pub.emit('ready');
@@ -403,9 +391,9 @@ describe('RoomFanout on a Redis Cluster: a sharded channel per room', () => {
     const delivered: unknown[][] = [];
     local.deliver = (...args: unknown[]) => void delivered.push(args);
     const redis = fakeCluster();
-    const { fakeIo, emitted } = fakeRelayServer();
-    const fanout = new RoomFanout(local);
-    fanout.relayThrough(fakeIo, {
+    const { relay, emitted } = fakeRelay();
+    const fanout = new RoomFanout(local, relay);
+    fanout.relayThrough({
       pub: redis.client,
       sub: redis.client,
       subscriberGaps: CLUSTER,
@@ -439,15 +427,18 @@ describe('RoomFanout on a Redis Cluster: a sharded channel per room', () => {
 
   it("publishes a room's pushes, pushes to others and evictions on its channel, in order, and none through serverSideEmit", () => {
     const { redis, emitted, fanout } = setUp();
-    fanout.publish('r1', 'message.new', { n: 1 });
-    fanout.publishToOthers('r1', 'typing', { t: 1 }, 'alice');
+    fanout.publish('r1', 'message.new', numbered(1));
+    fanout.publishToOthers('r1', 'typing', { roomId: 'r1', userId: 'alice', typing: true }, 'alice');
     fanout.removeUsers('r1', ['bob']);
     const published = redis.commands.filter((c) => c[0] === 'spublish');
     assert.deepEqual(
       published.map((c) => [c[1], (JSON.parse(c[2]!) as { relay: unknown }).relay]),
       [
         [names.roomChannel('r1'), { kind: 'event', event: 'message.new', data: { n: 1 } }],
-        [names.roomChannel('r1'), { kind: 'others', event: 'typing', data: { t: 1 }, exceptUserId: 'alice' }],
+        [
+          names.roomChannel('r1'),
+          { kind: 'others', event: 'typing', data: { roomId: 'r1', userId: 'alice', typing: true }, exceptUserId: 'alice' },
+        ],
         [names.roomChannel('r1'), { kind: 'evict', who: { userIds: ['bob'] } }],
       ],
     );
@@ -469,7 +460,7 @@ describe('RoomFanout on a Redis Cluster: a sharded channel per room', () => {
       [1],
     );
     // Its own publish comes back from Redis too: delivered locally once, not again.
-    fanout.publish('r1', 'message.new', { n: 4 });
+    fanout.publish('r1', 'message.new', numbered(4));
     const own = redis.commands.find((c) => c[0] === 'spublish')!;
     redis.client.emit('smessage', own[1], own[2]);
     assert.deepEqual(

@@ -1,33 +1,16 @@
 import { Injectable, Logger, Optional, type OnApplicationShutdown } from '@nestjs/common';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import type { RedisClients } from '../redis/redis-clients.js';
-import type { Server } from 'socket.io';
-import { SERVER_EVENTS, type Message, type RemovalReason } from '../chat/chat.events.js';
+import { SERVER_EVENTS, type Message, type RemovalReason, type ServerEvent, type ServerEventMap } from '../chat/chat.events.js';
 import { RoomBroadcaster } from '../chat/chat.ports.js';
 import { RoomSanctions } from '../chat/room-sanctions.js';
 import type { ChatConnection } from './chat-connection.js';
+import { InstanceRelay, type Removal } from './instance-relay.js';
 import { LocalConnections } from './local-connections.js';
 import { RoomAccessReconciler } from './room-access-reconciler.js';
 import { RoomChannels, type Eviction, type RoomRelay } from './room-channels.js';
 import { Tracing } from '../tracing/tracing.js';
 
-/**
- * Carried between instances by the socket.io adapter's serverSideEmit, on one Redis server; on a
- * cluster each room's channel carries them (RoomChannels) and only the reconcile request takes
- * this way. One server keeps serverSideEmit: its classic pub/sub copies every message to every
- * subscriber of the server anyway, and a subscription per room would only add work.
- */
-const RELAY_EVENT = 'chat:room-event';
-const EVICT_EVENT = 'chat:room-evict';
-const RELAY_TO_OTHERS_EVENT = 'chat:room-event-to-others';
-/** Asks every instance to re-read membership: sent after evictions that left while Redis was away. */
-const RECONCILE_EVENT = 'chat:membership-reconcile';
-/**
- * A room's mutes or bans changed (and who leaves it, for a ban or a kick). By serverSideEmit on a
- * cluster too: the one relay with an acknowledgement from every instance, which the moderator's
- * answer waits for.
- */
-const MODERATED_EVENT = 'chat:room-moderated';
 /** The longest a moderator's answer waits for the other instances (the adapter's own request timeout is 5 s). */
 const MODERATION_CONFIRM_MS = 5_500;
 
@@ -40,8 +23,9 @@ const MAX_HELD_EVENTS = 10_000;
 
 /**
  * Delivers locally first (no Redis round trip for members on this instance), then relays once
- * through the socket.io adapter (on a cluster, on the room's channel, which only the instances
- * with members in the room subscribe to); every other instance delivers to its own members. So each
+ * through the InstanceRelay on one Redis server (its classic pub/sub copies every message to every
+ * subscriber anyway, so a subscription per room would only add work) or, on a cluster, on the
+ * room's channel, which only the instances with members in the room subscribe to; every other instance delivers to its own members. So each
  * joined connection gets each event exactly once, on any instance and either transport.
  * Evictions from a room travel the same way and apply synchronously on arrival.
  *
@@ -52,12 +36,9 @@ const MAX_HELD_EVENTS = 10_000;
  * them. A reconcile also runs every RECONCILE_EVERY_MS for a Redis that hangs without closing.
  * Holding instead of re-checking each push keeps the message path free of reads.
  */
-type Removal = { userId: string; reason: RemovalReason };
-
 @Injectable()
 export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown {
   private readonly logger = new Logger('RoomFanout');
-  private relay: Server | null = null;
   /** On a cluster: the per-room channels that carry relayed pushes and evictions instead of serverSideEmit. */
   private channels: RoomChannels | null = null;
   /** Relayed deliveries waiting for a reconcile; null while the relay is trusted. */
@@ -74,6 +55,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   constructor(
     private readonly local: LocalConnections,
+    @Optional() private readonly relay: InstanceRelay = new InstanceRelay(),
     @Optional() private readonly metrics?: ChatMetrics,
     @Optional() private readonly reconciler?: RoomAccessReconciler,
     @Optional() private readonly tracing: Tracing = Tracing.off,
@@ -89,19 +71,19 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
    * while their subscribers stayed up; they are asked to reconcile when it returns). On a cluster
    * the subscriber's gap is one shard's failover (RedisClients.subscriberGaps).
    */
-  relayThrough(io: Server, redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps' | 'names' | 'isCluster'>): void {
-    this.relay = io;
+  relayThrough(redis?: Pick<RedisClients, 'pub' | 'sub' | 'subscriberGaps' | 'names' | 'isCluster'>): void {
+    const relay = this.relay;
     if (redis?.isCluster) {
       this.channels = new RoomChannels(redis.pub, redis.sub, redis.names, (roomId, relay) => this.receive(roomId, relay));
       this.local.watchRooms(this.channels);
     }
     // Listened to on a cluster too: replicas of an older version relay this way during a rollout.
-    io.on(RELAY_EVENT, (roomId: string, event: string, data: unknown) => this.receive(roomId, { kind: 'event', event, data }));
-    io.on(EVICT_EVENT, (roomId: string, who: Eviction) => this.receive(roomId, { kind: 'evict', who }));
-    io.on(RELAY_TO_OTHERS_EVENT, (roomId: string, event: string, data: unknown, exceptUserId: string) =>
+    relay.on('chat:room-event', (roomId, event, data) => this.receive(roomId, { kind: 'event', event, data }));
+    relay.on('chat:room-evict', (roomId, who) => this.receive(roomId, { kind: 'evict', who }));
+    relay.on('chat:room-event-to-others', (roomId, event, data, exceptUserId) =>
       this.receive(roomId, { kind: 'others', event, data, exceptUserId }),
     );
-    io.on(MODERATED_EVENT, (roomId: string, removal: Removal | null, ack?: () => void) => {
+    relay.on('chat:room-moderated', (roomId, removal, ack?: () => void) => {
       this.applyModeration(roomId, removal);
       if (typeof ack === 'function') ack();
     });
@@ -124,9 +106,9 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     redis.pub.on('ready', () => {
       if (!this.evictionsUnsent) return;
       this.evictionsUnsent = false;
-      io.serverSideEmit(RECONCILE_EVENT);
+      relay.send('chat:membership-reconcile');
     });
-    io.on(RECONCILE_EVENT, () => {
+    relay.on('chat:membership-reconcile', () => {
       this.hold();
       void this.reconcile(true);
     });
@@ -140,6 +122,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     this.deliverRelayed(() => {
       if (relay.kind === 'others') return this.local.deliver(roomId, relay.event, relay.data, relay.exceptUserId);
       this.local.deliver(roomId, relay.event, relay.data);
+      // Another instance's publish paired the event with its payload.
       if (relay.event === SERVER_EVENTS.messageNew)
         this.metrics?.fanoutLag.observe((Date.now() - Date.parse((relay.data as Message).createdAt)) / 1000);
     });
@@ -185,7 +168,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     return run;
   }
 
-  publish(roomId: string, event: string, data: unknown): void {
+  publish<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E]): void {
     if (event === SERVER_EVENTS.messageNew) this.metrics?.messagesStored.inc();
     if (this.tracing.on) this.tracing.fanout(roomId, event, this.relayName(), () => this.deliver(roomId, event, data));
     else this.deliver(roomId, event, data);
@@ -193,19 +176,19 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   /** How a publish reaches the other instances, for its span. */
   private relayName(): string {
-    return this.channels ? 'redis-cluster' : this.relay ? 'redis' : 'none';
+    return this.channels ? 'redis-cluster' : this.relay.attached ? 'redis' : 'none';
   }
 
-  private deliver(roomId: string, event: string, data: unknown): void {
+  private deliver<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E]): void {
     this.local.deliver(roomId, event, data);
     if (this.channels) this.channels.publish(roomId, { kind: 'event', event, data });
-    else this.relay?.serverSideEmit(RELAY_EVENT, roomId, event, data);
+    else this.relay.send('chat:room-event', roomId, event, data);
   }
 
-  publishToOthers(roomId: string, event: string, data: unknown, exceptUserId: string): void {
+  publishToOthers<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E], exceptUserId: string): void {
     this.local.deliver(roomId, event, data, exceptUserId);
     if (this.channels) this.channels.publish(roomId, { kind: 'others', event, data, exceptUserId });
-    else this.relay?.serverSideEmit(RELAY_TO_OTHERS_EVENT, roomId, event, data, exceptUserId);
+    else this.relay.send('chat:room-event-to-others', roomId, event, data, exceptUserId);
   }
 
   private deliverRelayed(deliver: () => void): void {
@@ -216,22 +199,14 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
 
   async moderated(roomId: string, removal: Removal | null): Promise<void> {
     this.applyModeration(roomId, removal);
-    const relay = this.relay;
-    if (!relay) return;
+    if (!this.relay.attached) return;
     if (this.pub && this.pub.status !== 'ready') {
       // Nobody could confirm it: as for an eviction, the others reconcile (bans included) once the publisher is back.
       this.evictionsUnsent = true;
       this.logger.warn(`moderation of room ${roomId} not relayed (Redis away); every instance reconciles when it is back`);
       return;
     }
-    const confirmed = await new Promise<string | null>((resolve) => {
-      // The adapter drops the callback when it cannot even count the instances (Redis down): hence our own bound.
-      const bound = setTimeout(() => resolve(`no confirmation within ${MODERATION_CONFIRM_MS} ms`), MODERATION_CONFIRM_MS);
-      relay.serverSideEmit(MODERATED_EVENT, roomId, removal, (err: Error | null) => {
-        clearTimeout(bound);
-        resolve(err ? err.message : null);
-      });
-    });
+    const confirmed = await this.relay.sendConfirmed('chat:room-moderated', [roomId, removal], MODERATION_CONFIRM_MS);
     if (confirmed !== null)
       this.logger.warn(
         `moderation of room ${roomId} not confirmed by every instance (${confirmed}); ` +
@@ -240,7 +215,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   }
 
   relayReachable(): boolean {
-    return !this.relay || !this.pub || this.pub.status === 'ready';
+    return !this.relay.attached || !this.pub || this.pub.status === 'ready';
   }
 
   /** Forgets the room's cached sanctions here and takes a banned or kicked user's connections out of it. */
@@ -261,7 +236,7 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
     this.evictLocally(roomId, who);
     if (this.pub && this.pub.status !== 'ready') this.evictionsUnsent = true;
     if (this.channels) this.channels.publish(roomId, { kind: 'evict', who });
-    else this.relay?.serverSideEmit(EVICT_EVENT, roomId, who);
+    else this.relay.send('chat:room-evict', roomId, who);
   }
 
   private evictLocally(roomId: string, who: Eviction, reason?: RemovalReason): void {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Server as IoServer } from 'socket.io';
 import type { Transport } from '../common/transport.js';
 import { ChatConnection, type CloseReason } from './chat-connection.js';
+import { fakeRelay } from './fake-relay.test-support.js';
+import { InstanceRelay } from './instance-relay.js';
 import { LocalConnections } from './local-connections.js';
 import { UserDisconnector } from './user-disconnector.js';
 
@@ -34,23 +35,6 @@ function connect(local: LocalConnections, userId: string, transport: Transport):
   return conn;
 }
 
-/** A stand-in for the socket.io server that records the relay's on/serverSideEmit calls. */
-function fakeRelayServer() {
-  const listeners = new Map<string, (...args: unknown[]) => void>();
-  const emitted: unknown[][] = [];
-  const fake = {
-    on(event: string, listener: (...args: unknown[]) => void) {
-      listeners.set(event, listener);
-      return fake;
-    },
-    serverSideEmit(...args: unknown[]) {
-      emitted.push(args);
-      return true;
-    },
-  };
-  return { fakeIo: fake as unknown as IoServer, listeners, emitted };
-}
-
 describe('UserDisconnector', () => {
   it("closes every local connection of the user, on both transports, with reason 'disconnected'; others stay", () => {
     const local = new LocalConnections();
@@ -59,7 +43,7 @@ describe('UserDisconnector', () => {
     const bob = connect(local, 'bob', 'ws');
     const alicePrefixed = connect(local, 'alice2', 'socket.io');
 
-    new UserDisconnector(local).disconnect('alice');
+    new UserDisconnector(local, new InstanceRelay()).disconnect('alice');
 
     assert.deepEqual(aliceIo.closes, ['disconnected']);
     assert.deepEqual(aliceWs.closes, ['disconnected']);
@@ -72,15 +56,14 @@ describe('UserDisconnector', () => {
   it('is a no-op for a user without connections here', () => {
     const local = new LocalConnections();
     const bob = connect(local, 'bob', 'ws');
-    new UserDisconnector(local).disconnect('nobody');
+    new UserDisconnector(local, new InstanceRelay()).disconnect('nobody');
     assert.deepEqual(bob.closes, []);
   });
 
   it('relays the user id once to the other instances and applies relayed disconnects locally', () => {
     const local = new LocalConnections();
-    const { fakeIo, listeners, emitted } = fakeRelayServer();
-    const disconnector = new UserDisconnector(local);
-    disconnector.relayThrough(fakeIo);
+    const { relay, listeners, emitted } = fakeRelay();
+    const disconnector = new UserDisconnector(local, relay);
 
     const carol = connect(local, 'carol', 'ws');
     disconnector.disconnect('carol');

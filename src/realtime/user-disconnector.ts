@@ -1,28 +1,22 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { Server } from 'socket.io';
+import { InstanceRelay } from './instance-relay.js';
 import { LocalConnections } from './local-connections.js';
-
-/** Carried between instances by the socket.io adapter's serverSideEmit. */
-const DISCONNECT_EVENT = 'chat:user-disconnect';
 
 /**
  * Closes every connection of a user on every instance, for POST /v1/users/{userId}/disconnect:
- * this instance's at once, the others' through the socket.io adapter (as RoomFanout carries
- * evictions). Connections close with the `disconnected` reason: socket.io clients get a
+ * this instance's at once, the others' through the InstanceRelay. Connections close with the `disconnected` reason: socket.io clients get a
  * server-side disconnect and do not reconnect by themselves; raw ws clients get close code 4003.
  * Nothing stops the user from connecting again with a valid token; that is what token lifetimes are for.
  */
 @Injectable()
 export class UserDisconnector {
   private readonly logger = new Logger('Connections');
-  private relay: Server | null = null;
 
-  constructor(private readonly local: LocalConnections) {}
-
-  /** Enables the cross-instance relay; only with an adapter that spans instances (Redis). */
-  relayThrough(io: Server): void {
-    this.relay = io;
-    io.on(DISCONNECT_EVENT, (userId: unknown) => {
+  constructor(
+    private readonly local: LocalConnections,
+    private readonly relay: InstanceRelay,
+  ) {
+    relay.on('chat:user-disconnect', (userId: unknown) => {
       if (typeof userId === 'string') this.disconnectLocally(userId);
     });
   }
@@ -30,7 +24,7 @@ export class UserDisconnector {
   /** Fire and forget: while Redis is down, the other instances miss it (the HTTP answer is 202 Accepted). */
   disconnect(userId: string): void {
     this.disconnectLocally(userId);
-    this.relay?.serverSideEmit(DISCONNECT_EVENT, userId);
+    this.relay.send('chat:user-disconnect', userId);
   }
 
   private disconnectLocally(userId: string): void {

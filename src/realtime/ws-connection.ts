@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Identity } from '../auth/identity.js';
-import type { Reply } from '../chat/chat.events.js';
+import type { Reply, ServerEvent, ServerEventMap } from '../chat/chat.events.js';
 import { ChatConnection, type CloseReason, type RequestListener } from './chat-connection.js';
 
 /** Where raw ws room membership lives (LocalConnections; named here so the two modules do not import each other). */
@@ -51,7 +51,7 @@ export class WsConnection extends ChatConnection {
     });
   }
 
-  push(event: string, data: unknown): void {
+  push<E extends ServerEvent>(event: E, data: ServerEventMap[E]): void {
     this.sendFrame(JSON.stringify({ event, data }));
   }
 
