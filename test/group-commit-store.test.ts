@@ -295,9 +295,13 @@ describe('append batcher linger (real Postgres)', () => {
     return sizes;
   }
 
+  /** The first test's messages per transaction, the second's yardstick. */
+  let lingeredMean = 0;
+
   it('sends 0.5 ms apart are stored a few to a transaction with a 10 ms linger, gap-free per room', async () => {
     const lingered = await paced(10, 200, 0.5, 'linger');
     const mean = 200 / lingered.length;
+    lingeredMean = mean;
     console.log(`# 200 sends 0.5 ms apart, linger 10 ms: ${lingered.length} transactions, ${mean.toFixed(1)} messages each`);
     assert.ok(mean >= 4, `batches hold at least 4 messages on average (saw ${mean.toFixed(1)})`);
     const rows = await db.query<{ room_id: string; n: string; top: string }>(
@@ -311,7 +315,14 @@ describe('append batcher linger (real Postgres)', () => {
     const eager = await paced(0, 200, 0.5, 'eager');
     const mean = 200 / eager.length;
     console.log(`# 200 sends 0.5 ms apart, no linger: ${eager.length} transactions, ${mean.toFixed(1)} messages each`);
-    // The control for the test above: what it measures is the linger, not the pacing.
-    assert.ok(mean < 4, `without a linger batches are smaller (saw ${mean.toFixed(1)})`);
+    // The control for the test above: what it measures is the linger, not the pacing. Compared
+    // with what the linger reached on the same host just before, not with a fixed number: on a
+    // loaded machine Postgres is slower and sends queue up into batches without any linger
+    // (CI saw 4.5 per transaction against 12.5 with the linger).
+    assert.ok(lingeredMean > 0, 'the lingered run came first');
+    assert.ok(
+      mean < lingeredMean / 2,
+      `without a linger batches are less than half as large (saw ${mean.toFixed(1)}, with the linger ${lingeredMean.toFixed(1)})`,
+    );
   });
 });
