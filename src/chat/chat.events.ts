@@ -1,4 +1,4 @@
-/** The wire protocol in code: event names and payloads shared by every transport. */
+/** The wire protocol in code: event names and the values beside them; the payloads are the types of wire.ts, re-exported here. */
 
 import type { Assert, ListsAll } from '../common/assert-type.js';
 import type { Role, ServerEventMap } from './wire.js';

@@ -423,10 +423,10 @@ export class TypeOrmChatStore extends ChatStore {
 
   /**
    * Reactions first (all of them count, those on the user's own messages too, which the
-   * tombstones would take anyway), then the messages, then memberships (each a member.removed event, as
-   * DELETE …/members does), read state, and the mutes and bans (each in force a moderation.unmuted or
-   * moderation.unbanned event by "api"). Each batch finds what is
-   * left, so a call that failed half way is finished by the next, and a second call answers zeros.
+   * tombstones would take anyway), then the messages, then memberships (each a member.removed
+   * event, as DELETE …/members does), read state, and the mutes and bans (each in force a
+   * moderation.unmuted or moderation.unbanned event by "api"). Each batch finds what is left, so
+   * a call that failed half way is finished by the next, and a second call answers zeros.
    */
   async eraseUser(userId: string, onChanged: (roomId: string, changed: Message[]) => void): Promise<ErasureResult> {
     const counts: ErasureResult = { messagesDeleted: 0, reactionsRemoved: 0, roomsLeft: 0, sanctionedRooms: [] };
@@ -490,21 +490,23 @@ export class TypeOrmChatStore extends ChatStore {
     }
     const sanctioned = new Set<string>();
     for (;;) {
-      const rows = await this.erasing(async (tx) => {
-        const [lifted] = (await tx.query(
-          `DELETE FROM room_sanctions x USING (SELECT room_id, kind FROM room_sanctions WHERE user_id = $1 LIMIT $2) AS t
-           WHERE x.user_id = $1 AND x.room_id = t.room_id AND x.kind = t.kind
-           RETURNING x.room_id, x.kind, (x.until IS NULL OR x.until > now()) AS in_force`,
-          [userId, ERASE_BATCH],
-        )) as [{ room_id: string; kind: 'mute' | 'ban'; in_force: boolean }[], number];
-        // Lifted as an unmute or unban by the API would be, so a consumer that mirrors sanctions
-        // learns of it; one that had expired ended unannounced already and is not announced again.
-        for (const s of lifted.filter((l) => l.in_force)) {
-          const type = MODERATION_EVENTS[s.kind === 'mute' ? 'unmute' : 'unban'];
-          await tx.query(OUTBOX_SQL, outboxParams(type, s.room_id, { roomId: s.room_id, userId, by: 'api' }));
-        }
-        return lifted;
-      });
+      // Each one in force is announced as an unmute or unban by the API would be, in the same
+      // statement, so a consumer that mirrors sanctions learns of it; one that had expired ended
+      // unannounced already and is not announced again.
+      const rows = (await this.guard(() =>
+        this.db.query(
+          `WITH lifted AS (
+             DELETE FROM room_sanctions x USING (SELECT room_id, kind FROM room_sanctions WHERE user_id = $1 LIMIT $2) AS t
+             WHERE x.user_id = $1 AND x.room_id = t.room_id AND x.kind = t.kind RETURNING x.room_id, x.kind, x.until
+           ), announced AS (
+             INSERT INTO outbox (type, room_id, data)
+             SELECT CASE kind WHEN 'mute' THEN $3 ELSE $4 END, room_id, jsonb_build_object('roomId', room_id, 'userId', $1::text, 'by', 'api')
+             FROM lifted WHERE until IS NULL OR until > now()
+           )
+           SELECT room_id FROM lifted`,
+          [userId, ERASE_BATCH, MODERATION_EVENTS.unmute, MODERATION_EVENTS.unban],
+        ),
+      )) as { room_id: string }[];
       if (rows.length === 0) break;
       for (const { room_id } of rows) sanctioned.add(room_id);
     }

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TEST_JWT_SECRET } from './tokens.js';
+import { until } from './until.js';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -86,14 +87,16 @@ export async function startInstance(
  * Redis returns before each instance's client has seen its connection close.
  */
 export async function waitUntilRedisLost(inst: Instance, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const res = await fetch(`${inst.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
-    const report = (await res.json()) as { error?: { redis?: unknown } };
-    if (res.status === 503 && report.error?.redis) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${inst.name} still saw Redis after ${timeoutMs} ms`);
+  await until(
+    async () => {
+      const res = await fetch(`${inst.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
+      const report = (await res.json()) as { error?: { redis?: unknown } };
+      return res.status === 503 && report.error?.redis !== undefined;
+    },
+    timeoutMs,
+    `${inst.name} did not report Redis down (readiness 503)`,
+    20,
+  );
 }
 
 export async function waitUntilReady(inst: Instance, timeoutMs = 60_000): Promise<void> {

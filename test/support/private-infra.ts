@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { createServer } from 'node:net';
+import { until } from './until.js';
 
 const run = promisify(execFile);
 
@@ -25,7 +26,6 @@ async function stablePort(): Promise<number> {
   }
   throw new Error('no free port below the ephemeral range');
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function pgBin(): string {
   const root = '/usr/lib/postgresql';
@@ -34,15 +34,6 @@ function pgBin(): string {
     .sort((a, b) => Number(b) - Number(a));
   if (!versions.length) throw new Error('initdb not found under /usr/lib/postgresql');
   return join(root, versions[0], 'bin');
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check().catch(() => false)) return;
-    await sleep(100);
-  }
-  throw new Error(`${what} within ${timeoutMs} ms`);
 }
 
 /**
