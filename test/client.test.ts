@@ -1077,13 +1077,32 @@ describe('client library against a scripted ws server: recovery', () => {
   const ROOM = 'scripted-recovery';
   const info = (lastSeq: number) => ({ roomId: ROOM, lastSeq, lastModSeq: lastSeq, lastReadSeq: 0, unread: 0 });
 
+  const HOLE = 'scripted-hole';
+  const holeMessage = (seq: number) => ({
+    id: `h${seq}`,
+    roomId: HOLE,
+    seq,
+    modSeq: seq,
+    senderId: 'other',
+    body: `body ${seq}`,
+    clientMsgId: null,
+    createdAt: new Date(0).toISOString(),
+  });
+
   before(async () => {
     ({ server, url } = await scriptedServer(frames, (frame, _push, reply) => {
-      if (frame.event === 'room.join' && frame.data.sinceSeq === undefined) reply(frame.id, { ok: true, data: info(3) });
+      const hole = frame.data.roomId === HOLE;
+      if (frame.event === 'room.join' && frame.data.sinceSeq === undefined)
+        reply(frame.id, { ok: true, data: hole ? { ...info(3), roomId: HOLE } : info(3) });
       // The rejoin says more follow, and every history page is empty yet says so too.
-      else if (frame.event === 'room.join')
+      else if (frame.event === 'room.join' && !hole)
         reply(frame.id, { ok: true, data: { ...info(9), missed: [], hasMore: true, changes: [], hasMoreChanges: false } });
-      else if (frame.event === 'message.history') reply(frame.id, { ok: true, data: { messages: [], hasMore: true } });
+      else if (frame.event === 'message.history' && !hole) reply(frame.id, { ok: true, data: { messages: [], hasMore: true } });
+      // Retention removes 4-7 between the rejoin's answer (not truncated yet) and its history page.
+      else if (frame.event === 'room.join')
+        reply(frame.id, { ok: true, data: { ...info(9), roomId: HOLE, missed: [], hasMore: true, changes: [], hasMoreChanges: false } });
+      else if (frame.event === 'message.history')
+        reply(frame.id, { ok: true, data: { messages: [8, 9].map(holeMessage), hasMore: false } });
     }));
   });
 
@@ -1101,6 +1120,20 @@ describe('client library against a scripted ws server: recovery', () => {
       discontinuity: true,
     });
     assert.equal(frames.filter((f) => f.event === 'message.history').length, 1, 'one page without progress ends the paging');
+    w.client.close();
+  });
+
+  it("skips seqs a history page shows removed, delivers on after them, and reports 'truncated'", async () => {
+    const w = await open('ws', url, 'scripted-user', { reconnect: { minDelayMs: 20, maxDelayMs: 40 } });
+    const recovered: { rooms: RoomRecovery[]; discontinuity: boolean }[] = [];
+    w.client.on('recovered', (r) => recovered.push(r));
+    await w.client.join(HOLE);
+    for (const c of server.clients) c.terminate();
+    await until('recovered', () => recovered.length === 1, 3000);
+    assert.deepEqual(recovered[0].rooms, [
+      { roomId: HOLE, fromSeq: 3, toSeq: 9, fromModSeq: 3, toModSeq: 9, discontinuity: true, reason: 'truncated' },
+    ]);
+    assert.deepEqual(seqsIn(w, HOLE), [8, 9]);
     w.client.close();
   });
 });

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { connect as connectClient, type Message, type RoomRecovery } from '../client/src/index.js';
 import { connect, sleep, type TestClient } from './support/clients.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { EventsStreamReader } from './support/events-stream.js';
 import { apiCall } from './support/http-api.js';
 import { eventsStreamOf, redisPrefix, UNLIMITED_RATES } from './support/instance.js';
+import { startTcpProxy } from './support/tcp-proxy.js';
 import { tokenFor } from './support/tokens.js';
+import { until } from './support/until.js';
 
 const API_KEY = 'retention-api-key-0123456789';
 
@@ -123,6 +127,49 @@ describe('retention: retentionDays, floorSeq, truncated (two instances)', () => 
       [{ roomId, floorSeq: 5 }],
     );
     await stream.close();
+  });
+
+  it("the client library's rejoin below the floor goes on at the floor and reports 'truncated'", async () => {
+    const roomId = 'retained-client';
+    const proxy = await startTcpProxy(cluster.instances[1].port);
+    const reader = connectClient({
+      url: proxy.url,
+      transport: 'ws',
+      token: await tokenFor('carol'),
+      WebSocket,
+      reconnect: { minDelayMs: 50, maxDelayMs: 200 },
+    });
+    try {
+      const seqs: number[] = [];
+      const recovered: { rooms: RoomRecovery[]; discontinuity: boolean }[] = [];
+      reader.on('message', (m: Message) => m.roomId === roomId && seqs.push(m.seq));
+      reader.on('recovered', (r) => recovered.push(r));
+      await reader.join(roomId);
+      for (let i = 1; i <= 3; i++) await alice.ok('message.send', { roomId, body: `m${i}` });
+      await until(async () => seqs.length === 3, 10_000, 'the reader has 1-3');
+
+      proxy.cut();
+      await until(async () => reader.state === 'CONNECTING', 10_000, 'the reader lost its connection');
+      for (let i = 4; i <= 6; i++) await alice.ok('message.send', { roomId, body: `m${i}` });
+      // 1-5 expire while the reader is away: the floor moves to 6, past what it has (3).
+      await cluster.db.query(`UPDATE messages SET created_at = now() - interval '3 days' WHERE room_id = $1 AND seq <= 5`, [roomId]);
+      await apiCall(cluster.instances[0], 'PUT', `/v1/rooms/${roomId}`, { key: API_KEY, body: { visibility: 'public', retentionDays: 2 } });
+      assert.equal((await floorReaches(cluster, roomId, 6)).floorSeq, 6);
+      proxy.restore();
+
+      await until(async () => recovered.length === 1, 20_000, 'recovered');
+      assert.deepEqual(recovered[0].rooms, [
+        { roomId, fromSeq: 3, toSeq: 6, fromModSeq: 3, toModSeq: 6, discontinuity: true, reason: 'truncated' },
+      ]);
+      assert.equal(recovered[0].discontinuity, true);
+      assert.deepEqual(seqs, [1, 2, 3, 6]);
+      // Delivery goes on after the removed seqs.
+      await alice.ok('message.send', { roomId, body: 'live' });
+      await until(async () => seqs.at(-1) === 7, 10_000, 'the live message after the floor');
+    } finally {
+      reader.close();
+      await proxy.close();
+    }
   });
 
   it('removes a long expired prefix in several batches, on one replica', async () => {

@@ -70,7 +70,7 @@ interface SyncResult {
   recovery: RoomRecovery | null;
 }
 
-type JoinReply = RoomInfo & Pick<JoinResult, 'missed' | 'hasMore' | 'changes' | 'hasMoreChanges' | 'changesTruncated'>;
+type JoinReply = RoomInfo & Pick<JoinResult, 'missed' | 'hasMore' | 'truncated' | 'changes' | 'hasMoreChanges' | 'changesTruncated'>;
 
 interface OpenWaiter {
   resolve(): void;
@@ -611,7 +611,14 @@ export class ChatClientImpl implements ChatClient {
       for (const m of room.early.splice(0)) this.absorb(room, m, 'state');
     } else {
       let reason: RoomRecovery['reason'];
-      for (const m of join.missed ?? []) this.absorb(room, m, 'state');
+      const missed = join.missed ?? [];
+      if (join.truncated === true) {
+        // Messages after sinceSeq are gone below the room's floor (retention): delivery goes on at
+        // the floor, where missed starts, instead of waiting for seqs that no longer exist.
+        reason = 'truncated';
+        room.stream.skipTo((missed[0]?.seq ?? join.lastSeq + 1) - 1);
+      }
+      for (const m of missed) this.absorb(room, m, 'state');
       // Page on until caught up (each page moves upTo on, so this ends) or out of the page budget.
       for (let more = join.hasMore === true, pages = 0; more; pages++) {
         if (pages >= this.maxResumePages) {
@@ -626,9 +633,9 @@ export class ChatClientImpl implements ChatClient {
           messages: Message[];
           hasMore: boolean;
         };
-        for (const m of page.messages) this.absorb(room, m, 'state');
+        if (this.absorbPage(room, before, page.messages)) reason ??= 'truncated';
         more = page.hasMore && room.stream.upTo !== before;
-        if (page.hasMore && !more) reason = 'incomplete';
+        if (page.hasMore && !more) reason ??= 'incomplete';
       }
       if (reason !== 'maxPages' && data.sinceModSeq !== undefined && Array.isArray(join.changes)) {
         const first = {
@@ -637,13 +644,13 @@ export class ChatClientImpl implements ChatClient {
           lastModSeq: join.lastModSeq ?? 0,
           truncated: join.changesTruncated === true,
         };
-        const complete = await this.applyChanges(
+        const outcome = await this.applyChanges(
           room,
           first,
           async (afterModSeq) =>
             okData(await conn.request('message.changes', { roomId, afterModSeq, limit: PAGE }, this.timeoutMs)) as ChangesPage,
         );
-        if (!complete) reason ??= 'incomplete';
+        if (outcome !== 'complete') reason ??= outcome;
       }
       recovery = {
         roomId,
@@ -663,19 +670,39 @@ export class ChatClientImpl implements ChatClient {
   /**
    * Applies `first` and the pages after it until the last one. Each page starts after the last
    * modSeq of the one before, so this ends; reaching the end means every change up to the last
-   * page's lastModSeq is applied.
+   * page's lastModSeq is applied — except, when a page was `truncated`, the changes of messages
+   * that retention removed meanwhile.
    */
-  private async applyChanges(room: JoinedRoom, first: ChangesPage, next: (afterModSeq: number) => Promise<ChangesPage>): Promise<boolean> {
+  private async applyChanges(
+    room: JoinedRoom,
+    first: ChangesPage,
+    next: (afterModSeq: number) => Promise<ChangesPage>,
+  ): Promise<'complete' | 'incomplete' | 'truncated'> {
+    let truncated = false;
     for (let page = first; ;) {
+      truncated ||= page.truncated === true;
       for (const m of page.messages) this.absorb(room, m, 'state');
       if (!page.hasMore) {
         room.changes.reach(page.lastModSeq);
-        return true;
+        return truncated ? 'truncated' : 'complete';
       }
       const last = page.messages.at(-1);
-      if (!last) return false; // hasMore without a message to page on from: the service's pages stopped
+      if (!last) return 'incomplete'; // hasMore without a message to page on from: the service's pages stopped
       page = await next(last.modSeq);
     }
+  }
+
+  /**
+   * Takes one `message.history { afterSeq: before }` page. The history holds every message after
+   * `before` that exists, so a page that starts beyond before + 1 means the seqs between are gone
+   * (retention removed them): delivery skips them. Answers whether it did.
+   */
+  private absorbPage(room: JoinedRoom, before: number | null, messages: Message[]): boolean {
+    const first = messages[0];
+    const hole = before !== null && first !== undefined && first.seq > before + 1 && room.stream.upTo === before;
+    if (hole) room.stream.skipTo(first.seq - 1);
+    for (const m of messages) this.absorb(room, m, 'state');
+    return hole;
   }
 
   /**
@@ -774,7 +801,7 @@ export class ChatClientImpl implements ChatClient {
       while (room.stream.hasGap && this.joined.get(roomId) === room && !room.sync) {
         const before = room.stream.upTo;
         const page = (await this.call('message.history', { roomId, afterSeq: before, limit: PAGE })) as { messages: Message[] };
-        for (const m of page.messages) this.absorb(room, m, 'state');
+        this.absorbPage(room, before, page.messages);
         if (room.stream.upTo === before) return;
       }
     } catch {

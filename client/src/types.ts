@@ -79,11 +79,13 @@ export interface RoomRecovery {
   /**
    * True when messages or changes between fromSeq and toSeq may be missing: the room was moved on
    * to its newest message because the backlog exceeded resume.maxPages (reason 'maxPages'), the
-   * service's pages stopped making progress ('incomplete'), or the rejoin failed ('failed'; an
-   * 'error' was emitted and the next reconnect tries again). Reload what is shown with history().
+   * service's pages stopped making progress ('incomplete'), messages or changes after fromSeq
+   * were removed by the room's retention ('truncated': delivery went on at the room's floor), or
+   * the rejoin failed ('failed'; an 'error' was emitted and the next reconnect tries again).
+   * Reload what is shown with history().
    */
   discontinuity: boolean;
-  reason?: 'maxPages' | 'incomplete' | 'failed';
+  reason?: 'maxPages' | 'incomplete' | 'truncated' | 'failed';
 }
 
 /** The events of one room; a RoomHandle emits them for its room only. */
