@@ -94,6 +94,27 @@ describe('chat store queries (real Postgres)', () => {
     assert.deepEqual((await store.sanctions(['slow'])).get('slow'), { mutes: [], bans: [], slowModeMs: 0, moderators: [] });
   });
 
+  it('judgeJoins answers each (room, user) in order: missing room, ban in force, outsider of a private room, allowed', async () => {
+    await store.upsertRoom(room('jj-pub', 'public'));
+    await store.upsertRoom(room('jj-priv', 'private'));
+    await store.setMember('jj-priv', 'inside', true);
+    await store.setMember('jj-priv', 'banned', true);
+    await store.moderate('jj-priv', { kind: 'ban', userId: 'banned', until: null, reason: null, by: 'api' });
+    await store.moderate('jj-pub', { kind: 'ban', userId: 'was-banned', until: new Date(Date.now() - 1000), reason: null, by: 'api' });
+    await store.moderate('jj-pub', { kind: 'mute', userId: 'muted', until: null, reason: null, by: 'api' });
+    const joins = [
+      { roomId: 'jj-none', userId: 'inside' },
+      { roomId: 'jj-priv', userId: 'inside' },
+      { roomId: 'jj-priv', userId: 'banned' },
+      { roomId: 'jj-priv', userId: 'stranger' },
+      { roomId: 'jj-pub', userId: 'stranger' },
+      { roomId: 'jj-pub', userId: 'was-banned' },
+      { roomId: 'jj-pub', userId: 'muted' },
+    ];
+    assert.deepEqual(await store.judgeJoins(joins), ['missing', 'allowed', 'banned', 'outsider', 'allowed', 'allowed', 'allowed']);
+    assert.deepEqual(await store.judgeJoins([]), []);
+  });
+
   it("listRooms pages by roomId over public rooms joined and private rooms by membership, with each one's read state", async () => {
     const user = 'lister';
     for (const id of ['lr-a', 'lr-c', 'lr-e']) {

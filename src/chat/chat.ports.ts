@@ -190,11 +190,25 @@ export abstract class ChatStore {
    * its event out, in one transaction; false when the room does not exist (nothing stored).
    */
   abstract moderate(roomId: string, action: ModerationAction): Promise<boolean>;
+  /**
+   * Whether each user may still be in each room, in one statement: the room is gone ('missing'),
+   * a ban is in force ('banned'), the room is private and the user not a member ('outsider'), or
+   * 'allowed'. Answers in the order of `joins`.
+   */
+  abstract judgeJoins(joins: readonly JoinToJudge[]): Promise<JoinStanding[]>;
   /** The mutes and bans in force (by userId) and slow mode of those of `roomIds` that exist, in one statement. */
   abstract sanctions(roomIds: string[]): Promise<Map<string, RoomSanctionList>>;
   /** Everything stored about the user, read page by page (bounded memory; the consumer sets the pace). */
   abstract exportUser(userId: string): AsyncIterable<UserExportLine>;
 }
+
+/** A user's join to a room, as the access reconciler asks about it. */
+export interface JoinToJudge {
+  roomId: string;
+  userId: string;
+}
+
+export type JoinStanding = 'allowed' | 'banned' | 'outsider' | 'missing';
 
 export interface ErasureCounts {
   messagesDeleted: number;

@@ -243,6 +243,8 @@ function setup(behaviour: FakeBehaviour = {}): Harness {
     // Moderation has its own tests (room-sanctions.test.ts, test/moderation.test.ts): nobody is sanctioned here.
     moderate: mock.fn<ChatStore['moderate']>(async () => true),
     sanctions: mock.fn<ChatStore['sanctions']>(async () => new Map()),
+    // Only the realtime reconciler asks; test/store-queries.test.ts covers it.
+    judgeJoins: mock.fn<ChatStore['judgeJoins']>(async (joins) => joins.map(() => 'allowed' as const)),
   };
   const broadcaster: RoomBroadcaster = {
     publish,

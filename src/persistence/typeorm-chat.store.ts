@@ -9,6 +9,8 @@ import {
   type ChangeResult,
   type ChangesQuery,
   type ErasureResult,
+  type JoinStanding,
+  type JoinToJudge,
   type MessageChange,
   type ModerationAction,
   type NewMessage,
@@ -542,6 +544,28 @@ export class TypeOrmChatStore extends ChatStore {
         return true;
       }),
     );
+  }
+
+  async judgeJoins(joins: readonly JoinToJudge[]): Promise<JoinStanding[]> {
+    if (joins.length === 0) return [];
+    return this.guard(async () => {
+      // Index lookups per pair (rooms, room_sanctions and room_members by primary key): a private
+      // room's member list is never read whole.
+      const rows = (await this.db.query(
+        `SELECT CASE
+           WHEN r.id IS NULL THEN 'missing'
+           WHEN EXISTS (SELECT 1 FROM room_sanctions s WHERE s.room_id = t.room AND s.kind = 'ban' AND s.user_id = t.usr
+                          AND (s.until IS NULL OR s.until > now())) THEN 'banned'
+           WHEN r.visibility = 'private'
+                AND NOT EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = t.room AND m.user_id = t.usr) THEN 'outsider'
+           ELSE 'allowed' END AS standing
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(room, usr, i)
+         LEFT JOIN rooms r ON r.id = t.room
+         ORDER BY t.i`,
+        [joins.map((j) => j.roomId), joins.map((j) => j.userId)],
+      )) as { standing: JoinStanding }[];
+      return rows.map((r) => r.standing);
+    });
   }
 
   /**

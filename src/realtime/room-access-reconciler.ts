@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { RemovalReason } from '../chat/chat.events.js';
-import { ChatStore } from '../chat/chat.ports.js';
+import { ChatStore, type JoinToJudge } from '../chat/chat.ports.js';
 import type { ChatConnection } from './chat-connection.js';
 import { LocalConnections } from './local-connections.js';
 
@@ -11,15 +11,8 @@ export interface StaleJoin {
   reason?: RemovalReason;
 }
 
-/** Who may stay joined to a room, as Postgres says now. */
-interface RoomAccess {
-  /** The members of a private room; null for a public room (everybody may be in it). */
-  members: Set<string> | null;
-  banned: Set<string>;
-}
-
-/** How many rooms are read at once: a reconcile of many rooms must not take the whole pool. */
-const ROOMS_IN_PARALLEL = 4;
+/** How many (room, user) joins one statement judges: a reconcile of many joins is a few statements, each bounded. */
+const JOINS_PER_STATEMENT = 1000;
 
 /**
  * Finds this instance's connections joined to rooms their users may no longer be in: banned from
@@ -29,11 +22,11 @@ const ROOMS_IN_PARALLEL = 4;
  * not deliver: a removal or ban made on another instance while this instance's subscriber was cut
  * off is lost, and the user would keep receiving the room's live pushes. Postgres is the truth
  * about membership and bans, so the fan-out re-reads them here after every Redis reconnect and now
- * and then. It costs three indexed reads per distinct private room joined here (two for public
- * rooms), not one per connection, and nothing on the message path.
+ * and then: one statement per thousand distinct (room, user) joins on this instance, one after
+ * the other so a reconcile holds one pool connection, and nothing on the message path.
  *
  * Only joins that existed before the reads are judged: a member added and joined during the
- * reads must not be evicted by a member list read before the addition.
+ * reads must not be evicted by a standing read before the addition.
  */
 @Injectable()
 export class RoomAccessReconciler {
@@ -43,39 +36,31 @@ export class RoomAccessReconciler {
   ) {}
 
   async staleJoins(): Promise<StaleJoin[]> {
-    const joinsByRoom = new Map<string, ChatConnection[]>();
+    // One question per (room, user): a user's connections to one room share the answer.
+    const joins = new Map<string, { join: JoinToJudge; conns: ChatConnection[] }>();
     for (const conn of this.local.all()) {
       for (const roomId of conn.rooms) {
-        const conns = joinsByRoom.get(roomId);
-        if (conns) conns.push(conn);
-        else joinsByRoom.set(roomId, [conn]);
+        const key = JSON.stringify([roomId, conn.user.userId]);
+        const entry = joins.get(key);
+        if (entry) entry.conns.push(conn);
+        else joins.set(key, { join: { roomId, userId: conn.user.userId }, conns: [conn] });
       }
     }
-    const rooms = [...joinsByRoom.keys()];
+    const entries = [...joins.values()];
     const stale: StaleJoin[] = [];
-    for (let i = 0; i < rooms.length; i += ROOMS_IN_PARALLEL) {
-      const batch = rooms.slice(i, i + ROOMS_IN_PARALLEL);
-      const access = await Promise.all(batch.map((roomId) => this.access(roomId)));
-      batch.forEach((roomId, j) => {
-        const allowed = access[j];
-        if (!allowed) return;
-        for (const conn of joinsByRoom.get(roomId) ?? []) {
-          if (!conn.rooms.has(roomId)) continue;
-          const { userId } = conn.user;
-          if (allowed.banned.has(userId)) stale.push({ conn, roomId, reason: 'banned' });
-          else if (allowed.members && !allowed.members.has(userId)) stale.push({ conn, roomId });
+    for (let i = 0; i < entries.length; i += JOINS_PER_STATEMENT) {
+      const chunk = entries.slice(i, i + JOINS_PER_STATEMENT);
+      const standings = await this.store.judgeJoins(chunk.map((e) => e.join));
+      chunk.forEach(({ join, conns }, j) => {
+        const standing = standings[j];
+        // A missing room has no pushes to keep anyone from.
+        if (standing !== 'banned' && standing !== 'outsider') return;
+        for (const conn of conns) {
+          if (!conn.rooms.has(join.roomId)) continue;
+          stale.push(standing === 'banned' ? { conn, roomId: join.roomId, reason: 'banned' } : { conn, roomId: join.roomId });
         }
       });
     }
     return stale;
-  }
-
-  /** Null for a missing room. */
-  private async access(roomId: string): Promise<RoomAccess | null> {
-    const [room, sanctions] = await Promise.all([this.store.getRoom(roomId), this.store.sanctions([roomId])]);
-    if (!room) return null;
-    const banned = new Set((sanctions.get(roomId)?.bans ?? []).map((b) => b.userId));
-    if (room.visibility !== 'private') return { members: null, banned };
-    return { members: new Set(((await this.store.listMembers(roomId)) ?? []).map((m) => m.userId)), banned };
   }
 }
