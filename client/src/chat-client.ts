@@ -25,7 +25,17 @@ import type {
   RoomRemoval,
   SendOptions,
 } from './types.js';
-import type { JoinResult } from './wire.js';
+import type {
+  BanRequest,
+  ChangesRequest,
+  ClientEvent,
+  ClientEventMap,
+  EditRequest,
+  HistoryRequest,
+  JoinRequest,
+  RoomsListRequest,
+  SendRequest,
+} from './wire.js';
 import { WsConnection, type WebSocketConstructor } from './ws-connection.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -70,7 +80,11 @@ interface SyncResult {
   recovery: RoomRecovery | null;
 }
 
-type JoinReply = RoomInfo & Pick<JoinResult, 'missed' | 'hasMore' | 'truncated' | 'changes' | 'hasMoreChanges' | 'changesTruncated'>;
+/** What a request of event E sends, and what its `ok` reply holds (the protocol's ClientEventMap). */
+type RequestOf<E extends ClientEvent> = ClientEventMap[E]['request'];
+type ReplyOf<E extends ClientEvent> = ClientEventMap[E]['reply'];
+/** The requests whose reply is the message's latest state, retried by change(). */
+type ChangeEvent = 'message.edit' | 'message.delete' | 'reaction.add' | 'reaction.remove';
 
 interface OpenWaiter {
   resolve(): void;
@@ -199,7 +213,7 @@ export class ChatClientImpl implements ChatClient {
       throw new TypeError('clientMsgId must be 1–64 characters from [A-Za-z0-9_-]');
     const { signal } = opts;
     throwIfAborted(signal);
-    const data: Record<string, unknown> = { roomId, body, clientMsgId };
+    const data: SendRequest = { roomId, body, clientMsgId };
     if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
     if (opts.mentions !== undefined) data.mentions = opts.mentions;
     // The same clientMsgId on every attempt: the server stores the message once however often it
@@ -213,7 +227,7 @@ export class ChatClientImpl implements ChatClient {
         throw err;
       }
       if (reply.ok) {
-        const message = reply.data as Message;
+        const message = reply.data as ReplyOf<'message.send'>;
         const room = this.joined.get(roomId);
         if (room) this.absorb(room, message, 'creation');
         return message;
@@ -227,7 +241,7 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async edit(roomId: string, seq: number, body: string, opts: { mentions?: string[]; expectedVersion?: number } = {}): Promise<Message> {
-    const data: Record<string, unknown> & { roomId: string } = { roomId, seq, body };
+    const data: EditRequest = { roomId, seq, body };
     if (opts.mentions !== undefined) data.mentions = opts.mentions;
     if (opts.expectedVersion !== undefined) data.expectedVersion = opts.expectedVersion;
     return this.change('message.edit', data);
@@ -247,19 +261,19 @@ export class ChatClientImpl implements ChatClient {
 
   async history(roomId: string, opts: HistoryOptions = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
     // Optional fields must be left out rather than sent as undefined/null.
-    const data: Record<string, unknown> = { roomId };
+    const data: HistoryRequest = { roomId };
     if (opts.beforeSeq !== undefined) data.beforeSeq = opts.beforeSeq;
     if (opts.afterSeq !== undefined) data.afterSeq = opts.afterSeq;
     if (opts.parentSeq !== undefined) data.parentSeq = opts.parentSeq;
     if (opts.limit !== undefined) data.limit = opts.limit;
-    const page = (await this.call('message.history', data)) as { messages: Message[]; hasMore: boolean };
+    const page = await this.call('message.history', data);
     return { messages: page.messages, hasMore: page.hasMore };
   }
 
   async changes(roomId: string, opts: { afterModSeq: number; limit?: number }): Promise<ChangesPage> {
-    const data: Record<string, unknown> = { roomId, afterModSeq: opts.afterModSeq };
+    const data: ChangesRequest = { roomId, afterModSeq: opts.afterModSeq };
     if (opts.limit !== undefined) data.limit = opts.limit;
-    const page = (await this.call('message.changes', data)) as ChangesPage;
+    const page = await this.call('message.changes', data);
     return { messages: page.messages, hasMore: page.hasMore, lastModSeq: page.lastModSeq, truncated: page.truncated === true };
   }
 
@@ -268,7 +282,7 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async presence(roomId: string): Promise<string[]> {
-    const res = (await this.call('presence.list', { roomId })) as { users: { userId: string }[] };
+    const res = await this.call('presence.list', { roomId });
     return res.users.map((u) => u.userId);
   }
 
@@ -277,7 +291,7 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async markRead(roomId: string, seq: number): Promise<number> {
-    const res = (await this.call('message.read', { roomId, seq })) as { lastReadSeq: number };
+    const res = await this.call('message.read', { roomId, seq });
     return res.lastReadSeq;
   }
 
@@ -293,7 +307,7 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async ban(roomId: string, userId: string, opts: BanOptions = {}): Promise<void> {
-    const data: Record<string, unknown> = { roomId, userId };
+    const data: BanRequest = { roomId, userId };
     if (opts.durationMs !== undefined) data.durationMs = opts.durationMs;
     if (opts.reason !== undefined) data.reason = opts.reason;
     await this.call('moderation.ban', data);
@@ -320,10 +334,10 @@ export class ChatClientImpl implements ChatClient {
   }
 
   async roomsPage(opts: { limit?: number; afterRoomId?: string } = {}): Promise<{ rooms: RoomInfo[]; hasMore: boolean }> {
-    const data: Record<string, unknown> = {};
+    const data: RoomsListRequest = {};
     if (opts.limit !== undefined) data.limit = opts.limit;
     if (opts.afterRoomId !== undefined) data.afterRoomId = opts.afterRoomId;
-    const page = (await this.call('rooms.list', data)) as { rooms: RoomInfo[]; hasMore?: boolean };
+    const page = await this.call('rooms.list', data);
     return { rooms: page.rooms.map(roomInfo), hasMore: page.hasMore === true };
   }
 
@@ -528,7 +542,7 @@ export class ChatClientImpl implements ChatClient {
    * One attempt: waits up to waitMs for an open connection, then for the reply. An abort before
    * the request is written sends nothing; after it, only the wait for the reply ends.
    */
-  private async rawRequest(event: string, data: unknown, waitMs: number, signal?: AbortSignalLike): Promise<Reply> {
+  private async rawRequest<E extends ClientEvent>(event: E, data: RequestOf<E>, waitMs: number, signal?: AbortSignalLike): Promise<Reply> {
     await this.whenOpen(waitMs, signal);
     throwIfAborted(signal);
     if (!this.conn) throw new ChatRequestError('DISCONNECTED', 'not connected');
@@ -536,8 +550,8 @@ export class ChatClientImpl implements ChatClient {
   }
 
   /** A request whose error reply becomes a ChatRequestError. */
-  private async call(event: string, data: unknown): Promise<unknown> {
-    return okData(await this.rawRequest(event, data, this.timeoutMs));
+  private async call<E extends ClientEvent>(event: E, data: RequestOf<E>): Promise<ReplyOf<E>> {
+    return okData<E>(await this.rawRequest(event, data, this.timeoutMs));
   }
 
   /**
@@ -545,11 +559,11 @@ export class ChatClientImpl implements ChatClient {
    * after UNAVAILABLE and RATE_LIMITED, which the protocol says stored nothing; not after a timeout
    * or a dropped connection, when an edit may have been stored and a second one would be another version.
    */
-  private async change(event: string, data: Record<string, unknown> & { roomId: string }): Promise<Message> {
+  private async change<E extends ChangeEvent>(event: E, data: RequestOf<E>): Promise<Message> {
     for (let failures = 0; ;) {
       let message: Message;
       try {
-        message = (await this.call(event, data)) as Message;
+        message = await this.call<ChangeEvent>(event, data);
       } catch (err) {
         const retryIn = this.retryDelay(err, ++failures);
         if (retryIn === null) throw err;
@@ -598,11 +612,11 @@ export class ChatClientImpl implements ChatClient {
     const { roomId } = room.stream;
     const since = room.stream.upTo;
     const sinceMod = room.changes.upTo;
-    const data: Record<string, unknown> = { roomId };
+    const data: JoinRequest = { roomId };
     if (since !== null) data.sinceSeq = since;
     // Only a rejoin catches up on changes: the first join starts at the room's current state.
     if (since !== null && sinceMod !== null) data.sinceModSeq = sinceMod;
-    const join = okData(await conn.request('room.join', data, this.timeoutMs)) as JoinReply;
+    const join = okData<'room.join'>(await conn.request('room.join', data, this.timeoutMs));
     let recovery: RoomRecovery | null = null;
     if (since === null) {
       room.stream.start(join.lastSeq);
@@ -628,11 +642,10 @@ export class ChatClientImpl implements ChatClient {
           if (typeof join.lastModSeq === 'number') room.changes.reach(join.lastModSeq);
           break;
         }
-        const before = room.stream.upTo;
-        const page = okData(await conn.request('message.history', { roomId, afterSeq: before, limit: PAGE }, this.timeoutMs)) as {
-          messages: Message[];
-          hasMore: boolean;
-        };
+        // A rejoin's stream started at `since`, so it is never unset here.
+        const before = room.stream.upTo ?? since;
+        const history: HistoryRequest = { roomId, afterSeq: before, limit: PAGE };
+        const page = okData<'message.history'>(await conn.request('message.history', history, this.timeoutMs));
         if (this.absorbPage(room, before, page.messages)) reason ??= 'truncated';
         more = page.hasMore && room.stream.upTo !== before;
         if (page.hasMore && !more) reason ??= 'incomplete';
@@ -644,12 +657,10 @@ export class ChatClientImpl implements ChatClient {
           lastModSeq: join.lastModSeq ?? 0,
           truncated: join.changesTruncated === true,
         };
-        const outcome = await this.applyChanges(
-          room,
-          first,
-          async (afterModSeq) =>
-            okData(await conn.request('message.changes', { roomId, afterModSeq, limit: PAGE }, this.timeoutMs)) as ChangesPage,
-        );
+        const outcome = await this.applyChanges(room, first, async (afterModSeq) => {
+          const next: ChangesRequest = { roomId, afterModSeq, limit: PAGE };
+          return okData<'message.changes'>(await conn.request('message.changes', next, this.timeoutMs));
+        });
         if (outcome !== 'complete') reason ??= outcome;
       }
       recovery = {
@@ -800,7 +811,8 @@ export class ChatClientImpl implements ChatClient {
     try {
       while (room.stream.hasGap && this.joined.get(roomId) === room && !room.sync) {
         const before = room.stream.upTo;
-        const page = (await this.call('message.history', { roomId, afterSeq: before, limit: PAGE })) as { messages: Message[] };
+        if (before === null) return; // not joined yet: the join answers from where the room is
+        const page = await this.call('message.history', { roomId, afterSeq: before, limit: PAGE });
         this.absorbPage(room, before, page.messages);
         if (room.stream.upTo === before) return;
       }
@@ -877,9 +889,13 @@ export class ChatClientImpl implements ChatClient {
   }
 }
 
-function okData(reply: Reply): unknown {
+/**
+ * The data of an `ok` reply to a request of event E, typed as the protocol says it is (the
+ * transports carry it untyped); an error reply becomes a ChatRequestError.
+ */
+function okData<E extends ClientEvent>(reply: Reply): ReplyOf<E> {
   if (!reply.ok) throw new ChatRequestError(reply.error.code, reply.error.message, reply.error.details);
-  return reply.data;
+  return reply.data as ReplyOf<E>;
 }
 
 function roomInfo(r: RoomInfo): RoomInfo {

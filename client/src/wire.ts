@@ -211,3 +211,104 @@ export interface HistoryPage {
 
 /** The reply object every request gets, on every transport. */
 export type Reply<T = unknown> = { ok: true; data: T } | { ok: false; error: ErrorBody };
+
+/** A request naming one room. */
+export interface RoomRef {
+  roomId: string;
+}
+
+/** A request naming one message of a room. */
+export interface MessageRef extends RoomRef {
+  seq: number;
+}
+
+export interface JoinRequest extends RoomRef {
+  /** Catch up on the messages after it (`missed`, `hasMore`, `truncated`). */
+  sinceSeq?: number;
+  /** Catch up on the changes after it (`changes`, `hasMoreChanges`, `changesTruncated`). */
+  sinceModSeq?: number;
+}
+
+export interface SendRequest extends RoomRef {
+  body: string;
+  /** The sender's idempotency key: a repeat answers the message stored the first time. */
+  clientMsgId?: string;
+  /** A reply in the thread of this message. */
+  parentSeq?: number;
+  mentions?: string[];
+}
+
+export interface EditRequest extends MessageRef {
+  body: string;
+  mentions?: string[];
+  /** Refused with CONFLICT unless the stored message is at this version. */
+  expectedVersion?: number;
+}
+
+export interface ReactionRequest extends MessageRef {
+  key: string;
+}
+
+export interface HistoryRequest extends RoomRef {
+  beforeSeq?: number;
+  afterSeq?: number;
+  /** Only this thread's replies. */
+  parentSeq?: number;
+  limit?: number;
+}
+
+export interface ChangesRequest extends RoomRef {
+  afterModSeq: number;
+  limit?: number;
+}
+
+export interface RoomsListRequest {
+  limit?: number;
+  afterRoomId?: string;
+}
+
+export interface ModerationTarget extends RoomRef {
+  userId: string;
+}
+
+export interface MuteRequest extends ModerationTarget {
+  /** No duration: until unmuted. */
+  durationMs?: number;
+}
+
+export interface BanRequest extends MuteRequest {
+  reason?: string | null;
+}
+
+export interface AuthRefreshRequest {
+  token: string;
+}
+
+/**
+ * Every request a connection can make, by event name: what it sends and what an `ok` reply holds.
+ * The gateway's handlers answer these types, and the client's requests are typed by it.
+ */
+export interface ClientEventMap {
+  'room.join': { request: JoinRequest; reply: JoinResult };
+  'room.leave': { request: RoomRef; reply: RoomRef };
+  'message.send': { request: SendRequest; reply: Message };
+  'message.history': { request: HistoryRequest; reply: HistoryPage };
+  'message.edit': { request: EditRequest; reply: Message };
+  'message.delete': { request: MessageRef; reply: Message };
+  'reaction.add': { request: ReactionRequest; reply: Message };
+  'reaction.remove': { request: ReactionRequest; reply: Message };
+  'message.changes': { request: ChangesRequest; reply: ChangesPage };
+  'message.read': { request: MessageRef; reply: RoomRef & { lastReadSeq: number } };
+  'typing.start': { request: RoomRef; reply: RoomRef };
+  'typing.stop': { request: RoomRef; reply: RoomRef };
+  'rooms.list': { request: RoomsListRequest; reply: RoomsPage };
+  'presence.list': { request: RoomRef; reply: PresenceList };
+  'moderation.mute': { request: MuteRequest; reply: ModerationTarget };
+  'moderation.unmute': { request: ModerationTarget; reply: ModerationTarget };
+  'moderation.ban': { request: BanRequest; reply: ModerationTarget };
+  'moderation.unban': { request: ModerationTarget; reply: ModerationTarget };
+  'moderation.kick': { request: ModerationTarget; reply: ModerationTarget };
+  'auth.refresh': { request: AuthRefreshRequest; reply: { userId: string; expiresAt: string } };
+}
+
+export type ClientEvent = keyof ClientEventMap;

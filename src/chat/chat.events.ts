@@ -1,7 +1,7 @@
 /** The wire protocol in code: event names and the values beside them; the payloads are the types of wire.ts, re-exported here. */
 
 import type { Assert, ListsAll } from '../common/assert-type.js';
-import type { Role, ServerEventMap } from './wire.js';
+import type { ClientEvent, Role, ServerEventMap } from './wire.js';
 
 export type * from './wire.js';
 
@@ -26,7 +26,9 @@ export const CLIENT_EVENTS = {
   moderationBan: 'moderation.ban',
   moderationUnban: 'moderation.unban',
   moderationKick: 'moderation.kick',
-} as const;
+} as const satisfies Record<string, ClientEvent>;
+/** Fails to compile when a request of ClientEventMap has no name here. */
+export type ClientEventsListed = Assert<ListsAll<ClientEvent, (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS]>>;
 
 export const SERVER_EVENTS = {
   session: 'session',

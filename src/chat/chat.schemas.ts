@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { storableJsonIssue, storableTextIssue } from '../common/safe-text.js';
 import { ChatError } from './chat.errors.js';
-import { ROLES } from './chat.events.js';
+import type { Assert, SameShape } from '../common/assert-type.js';
+import { ROLES, type ClientEvent, type ClientEventMap } from './chat.events.js';
 
 const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -183,6 +184,30 @@ export function createSchemas(limits: { maxMessageLength: number; maxHistoryPage
 }
 
 export type ChatSchemas = ReturnType<typeof createSchemas>;
+
+/** A request's type in ClientEventMap, as the protocol's types say. */
+type RequestOf<E extends ClientEvent> = ClientEventMap[E]['request'];
+/** What a schema accepts (before defaults). */
+type Accepts<K extends keyof ChatSchemas> = z.input<ChatSchemas[K]>;
+
+/** Fails to compile when a schema and the request type of wire.ts (which the client compiles) disagree. */
+export type SchemasMatchRequests = Assert<
+  | SameShape<Accepts<'join'>, RequestOf<'room.join'>>
+  | SameShape<Accepts<'leave'>, RequestOf<'room.leave'>>
+  | SameShape<Accepts<'send'>, RequestOf<'message.send'>>
+  | SameShape<Accepts<'history'>, RequestOf<'message.history'>>
+  | SameShape<Accepts<'edit'>, RequestOf<'message.edit'>>
+  | SameShape<Accepts<'messageRef'>, RequestOf<'message.delete'>>
+  | SameShape<Accepts<'reaction'>, RequestOf<'reaction.add'>>
+  | SameShape<Accepts<'changes'>, RequestOf<'message.changes'>>
+  | SameShape<Accepts<'read'>, RequestOf<'message.read'>>
+  | SameShape<Accepts<'roomRef'>, RequestOf<'typing.start'>>
+  | SameShape<Accepts<'roomsList'>, RequestOf<'rooms.list'>>
+  | SameShape<z.input<typeof presenceQuery>, RequestOf<'presence.list'>>
+  | SameShape<Accepts<'mute'>, RequestOf<'moderation.mute'>>
+  | SameShape<Accepts<'moderationTarget'>, RequestOf<'moderation.kick'>>
+  | SameShape<Accepts<'ban'>, RequestOf<'moderation.ban'>>
+>;
 
 /** A user named by a service (HTTP path parameter), with the same rule as a token's `sub`. */
 export const userRef = z.object({ userId });
