@@ -100,6 +100,21 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: COMPOSITION, message: LOWER_LAYER }] }] },
   },
   {
+    // Configuration is read and validated once, where the process starts (config/ parses what main.ts hands it).
+    files: ['src/**/*.ts'],
+    ignores: [...TESTS, 'src/main.ts', 'src/migrate.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message: 'Only main.ts and migrate.ts read the environment; take configuration from AppConfig.',
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'src/**/*.test.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
