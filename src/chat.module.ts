@@ -19,6 +19,7 @@ import { InstanceRelay } from './realtime/instance-relay.js';
 import { LocalConnections } from './realtime/local-connections.js';
 import { RoomAccessReconciler } from './realtime/room-access-reconciler.js';
 import { RoomFanout } from './realtime/room-fanout.js';
+import { TransportAdapterFactory } from './realtime/transport-adapter.factory.js';
 import { UserDisconnector } from './realtime/user-disconnector.js';
 
 /** The chat: one service, one gateway for both transports, and the fan-out between them. */
@@ -35,6 +36,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     RoomFanout,
     RoomAccessReconciler,
     UserDisconnector,
+    TransportAdapterFactory,
     TokenVerifier,
     PresenceService,
     presenceStoreProvider,

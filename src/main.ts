@@ -13,7 +13,7 @@ import { TrustedProxies } from './common/trusted-proxies.js';
 import { createLogger, PinoNestLogger } from './logging/pino-logger.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './persistence/embedded-postgres.js';
 import { applyMigrations, MigrationState } from './persistence/migration-runner.js';
-import { createTransportAdapter } from './realtime/create-transport-adapter.js';
+import { TransportAdapterFactory } from './realtime/transport-adapter.factory.js';
 import { serveApiDocs } from './http/api-docs.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { ChatMetrics } from './metrics/chat-metrics.js';
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     bodyParser: false,
   });
   const gate = app.get(ShutdownGate);
-  app.useWebSocketAdapter(createTransportAdapter(app, config));
+  app.useWebSocketAdapter(app.get(TransportAdapterFactory).create(app));
   app.use(httpLogger(log, new TrustedProxies(config.trustedProxies)));
   app.useGlobalFilters(new HttpErrorFilter(app.get(ChatMetrics)));
   app.useBodyParser('json', { limit: config.limits.maxPayloadBytes });

@@ -186,7 +186,7 @@ export interface AdapterSetup {
   onServer?: (io: IoServer) => void;
 }
 
-/** The adapter's options wired the way createTransportAdapter wires them, with a fake token check and user counter. */
+/** The adapter's options wired the way TransportAdapterFactory wires them, with a fake token check and user counter. */
 export function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
   const connections = setup.connections ?? new LocalConnections();
   const gate = setup.gate ?? new ShutdownGate();
