@@ -251,6 +251,28 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
     const [a] = await db.query<{ n: string }>("SELECT count(*) AS n FROM messages WHERE room_id = 'slow-a'");
     assert.equal(Number(a.n), 1, 'nothing stored for the callers answered UNAVAILABLE');
   });
+
+  it('stores time-ordered ids (UUIDv7) for sends and thread replies alike, later messages sorting after earlier ones', async () => {
+    const send = async (parentSeq: number | null, n: number) => {
+      const result = await store.append(
+        { roomId: 'v7-ids', senderId: 'u', body: `m${n}`, clientMsgId: null, parentSeq, mentions: [] },
+        { trusted: false, createRoom: true },
+        () => {},
+      );
+      assert.equal(result.outcome, 'created');
+      return (result as { message: Message }).message;
+    };
+    const root = await send(null, 0);
+    const ids = [root.id];
+    for (let n = 1; n <= 6; n++) {
+      await new Promise((r) => setTimeout(r, 2)); // a new millisecond: the timestamp part orders them
+      ids.push((await send(n % 2 === 0 ? root.seq : null, n)).id);
+    }
+    for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, id);
+    assert.deepEqual([...ids].sort(), ids, 'ids sort in the order they were stored');
+    const stamp = (id: string) => parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+    assert.ok(Math.abs(stamp(ids[0]) - Date.now()) < 60_000, `the id's timestamp is now (${new Date(stamp(ids[0])).toISOString()})`);
+  });
 });
 
 /**

@@ -21,14 +21,7 @@ export class AppendWithoutRepliesFastPath1764700000000 implements MigrationInter
   name = 'AppendWithoutRepliesFastPath1764700000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query(
-      appendFunction(`
-    IF cardinality(array_remove(p_parents, NULL)) = 0 THEN
-      RETURN QUERY ${SENDS_STATEMENT};
-    ELSE
-      RETURN QUERY ${APPEND_STATEMENT};
-    END IF;`),
-    );
+    await q.query(withFastPath(SENDS_STATEMENT, APPEND_STATEMENT));
   }
 
   async down(q: QueryRunner): Promise<void> {
@@ -36,12 +29,22 @@ export class AppendWithoutRepliesFastPath1764700000000 implements MigrationInter
   }
 }
 
+/** chat_append running `sends` for a batch without thread replies and `append` for one with a reply. */
+export function withFastPath(sends: string, append: string): string {
+  return appendFunction(`
+    IF cardinality(array_remove(p_parents, NULL)) = 0 THEN
+      RETURN QUERY ${sends};
+    ELSE
+      RETURN QUERY ${append};
+    END IF;`);
+}
+
 /**
  * AppendReportsMissingRooms' statement with the message-changes columns: a message takes the
  * room's next mod_seq (one per message, so mod_seq - seq stays the room's lead within the batch)
  * and its mentions; the answer and the outbox carry the whole Message.
  */
-const SENDS_STATEMENT = `
+export const SENDS_STATEMENT = `
     WITH input AS (
       SELECT t.i::integer AS i, t.room, t.sender, t.body, t.client, t.chk, coalesce(t.ment::jsonb, '[]') AS ment
       FROM unnest(p_rooms, p_senders, p_bodies, p_clients, p_check, p_mentions)

@@ -13,6 +13,7 @@ import { AddRetention1764910000000 } from './1764910000000-AddRetention.js';
 import { IndexUserData1765000000000 } from './1765000000000-IndexUserData.js';
 import { AddRoomSanctions1765100000000 } from './1765100000000-AddRoomSanctions.js';
 import { AddSlowMode1765200000000 } from './1765200000000-AddSlowMode.js';
+import { TimeOrderedMessageIds1765300000000 } from './1765300000000-TimeOrderedMessageIds.js';
 
 /** Every migration, oldest first. */
 export const migrations = [
@@ -31,4 +32,5 @@ export const migrations = [
   IndexUserData1765000000000,
   AddRoomSanctions1765100000000,
   AddSlowMode1765200000000,
+  TimeOrderedMessageIds1765300000000,
 ];
