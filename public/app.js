@@ -187,6 +187,11 @@ async function start() {
       else if (r.reason === 'kicked') showNotice(() => `A moderator removed you from ${r.roomId}; you can join it again.`);
       else showError({ code: 'FORBIDDEN', message: `removed from ${r.roomId}` });
     }),
+    c.on('recovered', ({ rooms: recovered }) => {
+      // What the list shows may have holes (messages retention removed, a backlog skipped): read it afresh.
+      const room = shown?.roomId;
+      if (room && recovered.some((r) => r.roomId === room && r.discontinuity)) void showLatest(room).catch(showError);
+    }),
     c.on('throttled', ({ roomId, retryAfterMs }) => {
       if (shown?.roomId === roomId) showWaiting(roomId, retryAfterMs);
     }),
@@ -270,20 +275,29 @@ async function join(roomId) {
     el.roomTitle.textContent = roomId;
     el.modTools.hidden = !shown.moderator;
     showModStatus(null);
-    el.messages.replaceChildren();
     clearTypists();
     renderRooms();
-    const page = await client.history(roomId, { limit: HISTORY_PAGE });
-    if (shown?.roomId !== roomId) return;
-    shown.hasMore = page.hasMore;
-    for (const m of page.messages) addMessage(m);
-    el.messages.scrollTop = el.messages.scrollHeight;
-    markRead();
+    await showLatest(roomId);
     await loadPresence(roomId);
-    await fillView();
   } catch (err) {
     showRefusal(err, roomId);
   }
+}
+
+/** Shows the room's newest messages afresh, in place of whatever the list held. */
+async function showLatest(roomId) {
+  shown.states.clear();
+  shown.items.clear();
+  shown.oldest = Infinity;
+  shown.hasMore = true;
+  el.messages.replaceChildren();
+  const page = await client.history(roomId, { limit: HISTORY_PAGE });
+  if (shown?.roomId !== roomId) return;
+  shown.hasMore = page.hasMore;
+  for (const m of page.messages) addMessage(m);
+  el.messages.scrollTop = el.messages.scrollHeight;
+  markRead();
+  await fillView();
 }
 
 async function loadPresence(roomId) {

@@ -42,7 +42,8 @@ describe('message changes on the chat page (Chromium)', { skip: NO_CHROMIUM }, (
   let browser: Browser;
   let context: BrowserContext;
   const clients: TestClient[] = [];
-  const instanceEnv = () => pageInstanceEnv(db.url, prefix);
+  // Retention every 300 ms, for the test of a reconnect past a room's floor.
+  const instanceEnv = () => ({ ...pageInstanceEnv(db.url, prefix), RETENTION_INTERVAL_MS: '300' });
 
   before(async () => {
     db = await createTestDatabase();
@@ -391,6 +392,44 @@ describe('message changes on the chat page (Chromium)', { skip: NO_CHROMIUM }, (
         );
         assertShowsStored(state, stored, 'after the reconnect');
         await screenshot(ed.page, `caught-up-${tag}`);
+      });
+
+      it("after a reconnect past the room's retention floor shows the room afresh: removed messages go, later ones come", async () => {
+        const room = `retained-${tag}`;
+        await joinRoom(ed.page, room, ED);
+        for (let i = 1; i <= 3; i++) await fayRaw.ok('message.send', { roomId: room, body: `kept a while ${tag} ${i}` });
+        await waitForBodies(
+          ed.page,
+          [1, 2, 3].map((i) => `kept a while ${tag} ${i}`),
+        );
+        const banner = ed.page.getByTestId('reconnect-banner');
+        const port = C.port;
+        C.proc.kill('SIGKILL');
+        await C.exited;
+        await banner.waitFor({ state: 'visible' });
+
+        for (let i = 4; i <= 6; i++) await fayRaw.ok('message.send', { roomId: room, body: `kept a while ${tag} ${i}` });
+        // 1-5 expire while the page is away: the floor moves to 6, past all it shows (1-3).
+        await db.query(`UPDATE messages SET created_at = now() - interval '3 days' WHERE room_id = $1 AND seq <= 5`, [room]);
+        await db.query('UPDATE rooms SET retention_days = 2 WHERE id = $1', [room]);
+        const end = Date.now() + 20_000;
+        while ((await db.query<{ floor_seq: string }>('SELECT floor_seq FROM rooms WHERE id = $1', [room]))[0].floor_seq !== '6') {
+          assert.ok(Date.now() < end, 'the floor reaches 6 within 20 s');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+
+        C = await restartOn(`C-${tag}`, port, instanceEnv());
+        await waitForState(ed.page, 'OPEN');
+        await banner.waitFor({ state: 'hidden' });
+        await waitForBodies(ed.page, [`kept a while ${tag} 6`]);
+        const deadline = Date.now() + 10_000;
+        let shownSeqs: number[] = [];
+        while (Date.now() < deadline) {
+          shownSeqs = (await mainState(ed.page)).map((m) => m.seq);
+          if (shownSeqs.join() === '6') break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.deepEqual(shownSeqs, [6], 'only what is stored: 1-3 were removed, 4-5 never shown');
       });
     });
   }
