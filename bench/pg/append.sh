@@ -9,17 +9,7 @@ PSQL="psql -h 127.0.0.1 -p 55499 -U postgres -v ON_ERROR_STOP=1 -qtA"
 DB=b_$V
 $PSQL -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB TEMPLATE tmpl" >/dev/null
 if [ "$V" = v7 ]; then
-  (cd "$ROOT" && node -e "
-require('reflect-metadata');
-(async () => {
-  const { DataSource } = require('typeorm');
-  const { dataSourceOptions } = await import('./dist/persistence/data-source-options.js');
-  const { migrations } = await import('./dist/persistence/migrations/index.js');
-  const ds = new DataSource({ ...dataSourceOptions({ url: 'postgres://postgres@127.0.0.1:55499/$DB', poolSize: 1, timeoutMs: 10000 }), migrations, logging: false });
-  await ds.initialize();
-  await ds.runMigrations({ transaction: 'each' });
-  await ds.destroy();
-})().catch((e) => { console.error(e); process.exit(1); });")
+  node "$ROOT/bench/pg/migrate.mjs" "postgres://postgres@127.0.0.1:55499/$DB"
 fi
 $PSQL -d $DB -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 $PSQL -d $DB -c "SELECT count(*) FROM messages" >/dev/null

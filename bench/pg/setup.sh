@@ -21,18 +21,7 @@ fi
 runuser -u postgres -- "$B/pg_ctl" -D "$DIR/data" -l "$DIR/pg.log" -w start >/dev/null || true
 PSQL="psql -h 127.0.0.1 -p 55499 -U postgres -v ON_ERROR_STOP=1 -q"
 $PSQL -c "DROP DATABASE IF EXISTS tmpl" -c "CREATE DATABASE tmpl"
-(cd "$ROOT" && node -e "
-require('reflect-metadata');
-(async () => {
-  const { DataSource } = require('typeorm');
-  const { dataSourceOptions } = await import('./dist/persistence/data-source-options.js');
-  const { migrations } = await import('./dist/persistence/migrations/index.js');
-  const upTo = migrations.findIndex((m) => m.name.startsWith('TimeOrderedMessageIds'));
-  const ds = new DataSource({ ...dataSourceOptions({ url: 'postgres://postgres@127.0.0.1:55499/tmpl', poolSize: 1, timeoutMs: 10000 }), migrations: migrations.slice(0, upTo), logging: false });
-  await ds.initialize();
-  await ds.runMigrations({ transaction: 'each' });
-  await ds.destroy();
-})().catch((e) => { console.error(e); process.exit(1); });")
+node "$ROOT/bench/pg/migrate.mjs" postgres://postgres@127.0.0.1:55499/tmpl --before TimeOrderedMessageIds
 $PSQL -d tmpl <<'SQL'
 INSERT INTO rooms (id, last_seq, last_mod_seq) SELECT 'room' || r, 2000, 2000 FROM generate_series(1, 1000) r;
 INSERT INTO messages (id, room_id, seq, mod_seq, sender_id, body, created_at)
