@@ -4,7 +4,8 @@ import { ChatError } from './chat.errors.js';
 import type { Assert, SameShape } from '../common/assert-type.js';
 import { ROLES, type ClientEvent, type ClientEventMap } from './chat.events.js';
 
-const ROOM_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** A room id, as the protocol states it (the API documents show the same string). */
+export const ROOM_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
 const CLIENT_MSG_ID = /^[A-Za-z0-9_-]{1,64}$/;
 // Unicode White_Space, which String.prototype.trim does not match exactly (it misses U+0085).
 const ONLY_WHITE_SPACE = /^\p{White_Space}*$/u;
@@ -33,7 +34,7 @@ const MAX_MENTION_ENTRIES = 1000;
 /** White_Space or a control character (Cc): not allowed in a reaction key. */
 const NOT_IN_KEY = /[\p{White_Space}\p{Cc}]/u;
 
-const roomId = z.string().regex(ROOM_ID, 'must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$');
+const roomId = z.string().regex(new RegExp(ROOM_ID_PATTERN), `must match ${ROOM_ID_PATTERN}`);
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Every stored string passes this (see safe-text.ts); the issue names the field. */

@@ -21,8 +21,7 @@ import {
   type Sanction,
   type Visibility,
 } from '../chat/chat.events.js';
-
-const ROOM_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$';
+import { ROOM_ID_PATTERN } from '../chat/chat.schemas.js';
 
 @ApiSchema({ name: 'Reaction' })
 export class ReactionModel implements Reaction {

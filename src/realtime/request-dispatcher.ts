@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Span } from '@opentelemetry/api';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defer, filter, finalize, type Observable } from 'rxjs';
-import type { Reply } from '../chat/chat.events.js';
+import { CLIENT_EVENTS, type Reply } from '../chat/chat.events.js';
 import type { ErrorCode } from '../chat/chat.errors.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
@@ -36,9 +36,9 @@ export class RequestDispatcher {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
     conn.onRequest((event, data, reply, malformed) => {
       // Traced (message.send only): the span ends with the reply, whichever step gives it.
-      const span = this.tracing.on && event === 'message.send' ? this.tracing.startSend(conn.transport) : null;
+      const span = this.tracing.on && event === CLIENT_EVENTS.messageSend ? this.tracing.startSend(conn.transport) : null;
       const respond = this.measured(table.has(event) ? event : 'unknown', span ? this.traced(span, reply) : reply);
-      if (event === 'message.send') this.metrics?.messagesReceived.inc({ transport: conn.transport });
+      if (event === CLIENT_EVENTS.messageSend) this.metrics?.messagesReceived.inc({ transport: conn.transport });
       // Limits come first, so floods of unknown, malformed or unparseable requests count as well.
       void this.limiter.check(conn, event).then(
         (decision) => {

@@ -1,3 +1,4 @@
+import { CLIENT_EVENTS } from '../../chat/chat.events.js';
 import type { AppConfig } from '../../config/config.schema.js';
 import type { ChatConnection } from '../chat-connection.js';
 
@@ -36,7 +37,7 @@ export class RequestLimiter {
     bucket.at = now;
     if (bucket.tokens < 1) return this.refuse(bucket, Math.ceil(((1 - bucket.tokens) * 1000) / perSecond));
     bucket.tokens -= 1;
-    if (event === 'message.send') {
+    if (event === CLIENT_EVENTS.messageSend) {
       const { messages, windowMs } = this.limits.perUser;
       const { count, resetAt } = await this.users.hit(conn.user.userId, windowMs);
       // The window is on the counter's clock (shared through Redis), not the injectable `now`.
