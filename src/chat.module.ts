@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TokenVerifier } from './auth/token-verifier.js';
-import { ChatLimits, RoomBroadcaster, RoomCreationCounter, SlowModeSlots } from './chat/chat.ports.js';
+import { ChatLimits, RoomBroadcaster, RoomCreationCounter, SlowModeSlots, UserMessageCounter } from './chat/chat.ports.js';
 import { ChatService } from './chat/chat.service.js';
 import { ModerationService } from './chat/moderation.service.js';
 import { PresenceService } from './chat/presence.service.js';
@@ -12,7 +12,7 @@ import { ConnectionSlots, OpenConnections } from './presence/connection-slots.js
 import { connectionSlotsProvider } from './presence/connection-slots.provider.js';
 import { presenceStoreProvider } from './presence/presence-store.provider.js';
 import { RedisSlowModeSlots } from './redis/slow-mode-slots.js';
-import { RedisRoomCreationCounter } from './redis/user-window-counter.js';
+import { RedisRoomCreationCounter, RedisUserMessageCounter } from './redis/user-window-counter.js';
 import { ChatGateway } from './realtime/chat.gateway.js';
 import { ConnectionSupervisor } from './realtime/connection-supervisor.js';
 import { InstanceRelay } from './realtime/instance-relay.js';
@@ -44,6 +44,7 @@ import { UserDisconnector } from './realtime/user-disconnector.js';
     { provide: RoomBroadcaster, useExisting: RoomFanout },
     { provide: OpenConnections, useExisting: LocalConnections },
     { provide: RoomCreationCounter, useExisting: RedisRoomCreationCounter },
+    { provide: UserMessageCounter, useExisting: RedisUserMessageCounter },
     { provide: SlowModeSlots, useExisting: RedisSlowModeSlots },
     {
       provide: ChatLimits,

@@ -279,6 +279,15 @@ export abstract class ChatLimits {
 }
 
 /**
+ * Counts a user's message.send requests in fixed windows (RATE_LIMIT_USER_MESSAGES), shared by
+ * every instance where it can be; like RoomCreationCounter, hit() never throws and answers quickly.
+ */
+export abstract class UserMessageCounter {
+  /** Counts one message: how many the user sent in the current window, and when the window ends (epoch ms). */
+  abstract hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }>;
+}
+
+/**
  * Counts one user's room creations in fixed windows, shared by every instance where it can be;
  * hit() never throws and answers quickly (an instance counts alone while the shared count is out
  * of reach, rather than refusing or delaying).

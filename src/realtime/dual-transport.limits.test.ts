@@ -5,7 +5,8 @@ import { createServer } from 'node:http';
 import WebSocket from 'ws';
 import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { DualTransportOptions } from './dual-transport.adapter.js';
-import { RequestLimiter, type UserMessageCounter } from './limits/request-limiter.js';
+import type { UserMessageCounter } from '../chat/chat.ports.js';
+import { RequestLimiter } from './limits/request-limiter.js';
 import { RequestDispatcher } from './request-dispatcher.js';
 import {
   adapterOn,

@@ -1,5 +1,6 @@
 import { Inject, Injectable, type INestApplication } from '@nestjs/common';
 import { TokenVerifier } from '../auth/token-verifier.js';
+import { UserMessageCounter } from '../chat/chat.ports.js';
 import { TrustedProxies } from '../common/trusted-proxies.js';
 import { APP_CONFIG } from '../config/config.module.js';
 import type { AppConfig } from '../config/config.schema.js';
@@ -7,7 +8,6 @@ import { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { ConnectionSlots } from '../presence/connection-slots.js';
 import { RedisClients } from '../redis/redis-clients.js';
-import { RedisUserMessageCounter } from '../redis/user-window-counter.js';
 import { Tracing } from '../tracing/tracing.js';
 import { Admission } from './admission.js';
 import { DualTransportAdapter } from './dual-transport.adapter.js';
@@ -32,7 +32,7 @@ export class TransportAdapterFactory {
     private readonly gate: ShutdownGate,
     private readonly connections: LocalConnections,
     private readonly slots: ConnectionSlots,
-    private readonly messageCounter: RedisUserMessageCounter,
+    private readonly messageCounter: UserMessageCounter,
     private readonly metrics: ChatMetrics,
     private readonly tracing: Tracing,
     private readonly fanout: RoomFanout,

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { RoomCreationCounter } from '../chat/chat.ports.js';
+import type { RoomCreationCounter, UserMessageCounter } from '../chat/chat.ports.js';
 import { RedisClients } from './redis-clients.js';
 import type { RedisConnection } from './redis-connection.js';
 
@@ -75,7 +75,7 @@ class RedisUserWindowCounter {
 
 /** message.send per user (RATE_LIMIT_USER_MESSAGES): keys `<prefix>:rate:<user>:<window>`. */
 @Injectable()
-export class RedisUserMessageCounter extends RedisUserWindowCounter {
+export class RedisUserMessageCounter extends RedisUserWindowCounter implements UserMessageCounter {
   constructor(@Inject(RedisClients) redis: RedisClients | null) {
     super(redis, 'rate');
   }

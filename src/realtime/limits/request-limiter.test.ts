@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AppConfig } from '../../config/config.schema.js';
 import type { ChatConnection } from '../chat-connection.js';
-import { RequestLimiter, type LimitDecision, type UserMessageCounter } from './request-limiter.js';
+import type { UserMessageCounter } from '../../chat/chat.ports.js';
+import { RequestLimiter, type LimitDecision } from './request-limiter.js';
 
 const LIMITS: AppConfig['rateLimits'] = {
   perConnection: { perSecond: 10, burst: 5 },

@@ -1,12 +1,7 @@
 import { CLIENT_EVENTS } from '../../chat/chat.events.js';
+import type { UserMessageCounter } from '../../chat/chat.ports.js';
 import type { AppConfig } from '../../config/config.schema.js';
 import type { ChatConnection } from '../chat-connection.js';
-
-/** Counts a user's messages in fixed windows, across instances where it can (see UserMessageCounter). */
-export interface UserMessageCounter {
-  /** Counts one message; resolves how many the user sent in the current window, and when the window ends. */
-  hit(userId: string, windowMs: number): Promise<{ count: number; resetAt: number }>;
-}
 
 interface Bucket {
   tokens: number;
