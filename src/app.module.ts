@@ -1,14 +1,18 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { ChatModule } from './chat.module.js';
+import { ChatModule } from './chat/chat.module.js';
 import { CommandsModule } from './commands/commands.module.js';
 import { ConfigModule } from './config/config.module.js';
 import type { AppConfig } from './config/config.schema.js';
 import { EventsModule } from './events/events.module.js';
 import { HealthModule } from './health/health.module.js';
+import { HooksModule } from './hooks/hooks.module.js';
 import { HttpApiModule } from './http/http.module.js';
 import { LifecycleModule } from './lifecycle/lifecycle.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { DatabaseModule } from './persistence/database.module.js';
+import { PresenceModule } from './presence/presence.module.js';
+import { FanoutModule } from './realtime/fanout.module.js';
+import { RealtimeModule } from './realtime/realtime.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { RetentionModule } from './retention/retention.module.js';
 import { TracingModule } from './tracing/tracing.module.js';
@@ -32,7 +36,8 @@ export class AppModule {
           timeoutMs: config.db.timeoutMs,
           appendLingerMs: config.db.appendLingerMs,
         }),
-        ChatModule,
+        ChatModule.forRoot({ adapters: [FanoutModule, PresenceModule, HooksModule] }),
+        RealtimeModule,
         EventsModule,
         RetentionModule,
         HttpApiModule,
