@@ -1,3 +1,4 @@
+import type { Logger } from '@nestjs/common';
 import type { Assert, ListsAll } from '../common/assert-type.js';
 import type { ErrorBody, ErrorCode } from './wire.js';
 
@@ -42,4 +43,23 @@ export class StorageUnavailableError extends ChatError {
     super('UNAVAILABLE', 'storage is unavailable, try again');
     this.cause = cause;
   }
+}
+
+/**
+ * The protocol error body for a failure in any handler (socket, HTTP, command): a ChatError's own
+ * code, UNAVAILABLE for storage outages (a warning: the client retries), INTERNAL with the stack
+ * only in the log for anything unexpected.
+ */
+export function errorBodyOf(exception: unknown, logger: Logger): ErrorBody {
+  if (exception instanceof StorageUnavailableError) {
+    logger.warn(`storage unavailable: ${describe(exception.cause)}`);
+    return exception.toBody();
+  }
+  if (exception instanceof ChatError) return exception.toBody();
+  logger.error(`unexpected failure: ${describe(exception)}`);
+  return { code: 'INTERNAL', message: 'internal error' };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }

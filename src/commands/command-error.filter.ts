@@ -1,6 +1,6 @@
 import { Catch, Injectable, Logger, Optional, type RpcExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
-import { errorBodyOf } from '../common/error-body.js';
+import { errorBodyOf } from '../chat/chat.errors.js';
 import { ChatMetrics } from '../metrics/chat-metrics.js';
 
 /**

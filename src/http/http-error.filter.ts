@@ -1,6 +1,6 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
-import { ChatError, StorageUnavailableError, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
+import { errorBodyOf, type ErrorBody, type ErrorCode } from '../chat/chat.errors.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -44,14 +44,12 @@ export class HttpErrorFilter implements ExceptionFilter {
   }
 
   private describe(exception: unknown): [number, ErrorBody] {
-    if (exception instanceof StorageUnavailableError) this.logger.warn(`storage unavailable: ${String(exception.cause)}`);
-    if (exception instanceof ChatError) return [STATUS[exception.code], exception.toBody()];
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const code = FROM_HTTP_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'BAD_REQUEST');
       return [status, { code, message: exception.message }];
     }
-    this.logger.error(`unexpected failure: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`);
-    return [500, { code: 'INTERNAL', message: 'internal error' }];
+    const body = errorBodyOf(exception, this.logger);
+    return [STATUS[body.code], body];
   }
 }

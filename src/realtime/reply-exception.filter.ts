@@ -1,5 +1,5 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
-import { errorBodyOf } from '../common/error-body.js';
+import { errorBodyOf } from '../chat/chat.errors.js';
 import type { Responder } from './chat-connection.js';
 
 /**
