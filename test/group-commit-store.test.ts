@@ -289,7 +289,7 @@ describe('append batcher linger (real Postgres)', () => {
   /** `count` sends to `rooms` rooms, one every `everyMs` (a busy wait: timers are too coarse); the batch sizes seen. */
   async function paced(lingerMs: number, count: number, everyMs: number, prefix: string): Promise<number[]> {
     const sizes: number[] = [];
-    const batcher = new AppendBatcher(ds, 2, lingerMs, (n) => sizes.push(n));
+    const batcher = new AppendBatcher(ds, 2, lingerMs, { batch: (n) => sizes.push(n) });
     const sends: Promise<AppendResult>[] = [];
     for (let i = 0; i < count; i++) {
       const input = { roomId: `${prefix}-${i % 4}`, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };

@@ -30,20 +30,22 @@ describe('metrics and logs', () => {
     const sender = cluster.track(await connect('io', A.url, await tokenFor('m-sender')));
     const reader = cluster.track(await connect('ws', B.url, await tokenFor('m-reader')));
     for (const c of [sender, reader]) await c.ok('room.join', { roomId: 'metrics-room' });
-    const sent = await sender.ok('message.send', { roomId: 'metrics-room', body: 'counted' });
+    const sent = await sender.ok('message.send', { roomId: 'metrics-room', body: 'counted', clientMsgId: 'metrics-once' });
     await reader.waitFor('message.new', (m) => m.id === sent.id);
+    const again = await sender.ok('message.send', { roomId: 'metrics-room', body: 'counted', clientMsgId: 'metrics-once' });
+    assert.equal(again.id, sent.id, 'the repeat answers the stored message');
     await sender.request('no.such.event', {});
     await sleep(200);
 
     const [a, b] = [await scrape(0), await scrape(1)];
     assert.equal(sample(a, 'chat_connections{transport="socket.io"}'), 1);
     assert.equal(sample(b, 'chat_connections{transport="ws"}'), 1);
-    assert.equal(sample(a, 'chat_messages_received_total{transport="socket.io"}'), 1);
-    assert.equal(sample(a, 'chat_messages_stored_total'), 1);
+    assert.equal(sample(a, 'chat_messages_received_total{transport="socket.io"}'), 2);
+    assert.equal(sample(a, 'chat_messages_stored_total'), 1, 'the repeat of a clientMsgId stores nothing');
     assert.equal(sample(a, 'chat_messages_delivered_total{transport="socket.io"}'), 1, 'the sender’s own joined connection');
     assert.equal(sample(b, 'chat_messages_delivered_total{transport="ws"}'), 1);
     assert.equal(sample(b, 'chat_fanout_lag_seconds_count'), 1, 'one message relayed to B');
-    assert.equal(sample(a, 'chat_ack_latency_seconds_count{event="message.send"}'), 1);
+    assert.equal(sample(a, 'chat_ack_latency_seconds_count{event="message.send"}'), 2);
     assert.equal(sample(a, 'chat_errors_total{code="UNKNOWN_EVENT"}'), 1);
     const inUse = sample(a, 'chat_db_pool_open_connections{state="in_use"}') ?? NaN;
     const idle = sample(a, 'chat_db_pool_open_connections{state="idle"}') ?? NaN;

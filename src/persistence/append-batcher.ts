@@ -65,6 +65,12 @@ interface Queued extends PendingAppend {
  * could not get in time (one slow room) is split in two and each half retried, down to the one
  * bad message or the slow room, so only those callers fail.
  */
+/** What the store's metrics learn of each transaction: its size when attempted, the messages it created once committed. */
+export interface AppendObserver {
+  batch?(messages: number): void;
+  stored?(messages: number): void;
+}
+
 export class AppendBatcher {
   private queue: Queued[] = [];
   private inFlight = 0;
@@ -81,7 +87,7 @@ export class AppendBatcher {
     private readonly db: DataSource,
     private readonly maxInFlight: number,
     private readonly lingerMs: number,
-    private readonly observeBatch: (messages: number) => void = () => undefined,
+    private readonly observe: AppendObserver = {},
     private readonly tracing: Tracing = Tracing.off,
   ) {}
 
@@ -181,14 +187,17 @@ export class AppendBatcher {
       // One row per caller (idx = its position, 1-based), then one 'parent' row per reply created.
       const parents = new Map<number, AppendRow>();
       for (const row of attempt.rows) if (row.outcome === 'parent') parents.set(row.idx, row);
+      let created = 0;
       attempt.batch.forEach((p, i) => {
         const result = toResult(p.input, attempt.rows[i]!);
         if (result.outcome === 'created') {
+          created++;
           const parent = parents.get(i + 1);
           p.onCreated(result.message, parent ? rowToMessage(p.input.roomId, parent) : null);
         }
         p.resolve(result);
       });
+      if (created) this.observe.stored?.(created);
       return;
     }
     // Retried only after the failed attempt gave its connection back: halves waiting for
@@ -237,7 +246,7 @@ export class AppendBatcher {
       // One statement, so one implicit transaction: chat_append raises (and nothing commits) once
       // the earliest caller's deadline, less the COMMIT's share, has passed.
       const budget = Math.max(1, Math.min(...batch.map((p) => p.deadline)) - now - COMMIT_RESERVE_MS);
-      this.observeBatch(batch.length);
+      this.observe.batch?.(batch.length);
       span = this.tracing.on ? this.batchSpan(batch) : null;
       const { rows } = await client.query<AppendRow>({
         name: statementName(client),

@@ -144,7 +144,7 @@ export class TypeOrmChatStore extends ChatStore {
       db,
       Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1),
       appendLingerMs,
-      (n) => metrics?.appendBatchSize.observe(n),
+      metrics ? { batch: (n) => metrics.appendBatchSize.observe(n), stored: (n) => metrics.messagesStored.inc(n) } : {},
       tracing,
     );
   }

@@ -169,7 +169,6 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
   }
 
   publish<E extends ServerEvent>(roomId: string, event: E, data: ServerEventMap[E]): void {
-    if (event === SERVER_EVENTS.messageNew) this.metrics?.messagesStored.inc();
     if (this.tracing.on) this.tracing.fanout(roomId, event, this.relayName(), () => this.deliver(roomId, event, data));
     else this.deliver(roomId, event, data);
   }
