@@ -14,6 +14,7 @@ import { ModerationService } from '../chat/moderation.service.js';
 import { PresenceService } from '../chat/presence.service.js';
 import { ChatConnection } from './chat-connection.js';
 import { ReplyExceptionFilter } from './reply-exception.filter.js';
+import { SubscribeUserMessage } from './user-message.decorator.js';
 
 /** What a handler of event E answers (the reply's data): the protocol's ClientEventMap says. */
 type Answer<E extends ClientEvent> = Promise<ClientEventMap[E]['reply']>;
@@ -51,7 +52,7 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
     return this.chat.leave(conn.user.userId, data, conn);
   }
 
-  @SubscribeMessage(CLIENT_EVENTS.messageSend)
+  @SubscribeUserMessage(CLIENT_EVENTS.messageSend)
   send(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown): Answer<typeof CLIENT_EVENTS.messageSend> {
     return this.chat.send(conn.user.userId, data);
   }

@@ -18,6 +18,7 @@ import {
   MAX_CONNECTIONS_PER_USER,
   nestTransform,
   RecordingConnection,
+  SENDS,
   TestServer,
   WAIT_MS,
   within,
@@ -62,7 +63,7 @@ describe('DualTransportAdapter.bindMessageHandlers (limits and shutdown)', () =>
     const { ask } = bound(
       { gate },
       { 'message.send': () => 'sent' },
-      { dispatcher: new RequestDispatcher(gate, new RequestLimiter(GENEROUS_LIMITS, failing)) },
+      { dispatcher: new RequestDispatcher(gate, new RequestLimiter(GENEROUS_LIMITS, failing), SENDS) },
     );
     const reply = await ask('message.send');
     assert.deepEqual(reply, { ok: false, error: { code: 'INTERNAL', message: 'internal error' } });

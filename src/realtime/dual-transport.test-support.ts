@@ -47,6 +47,8 @@ export const GENEROUS_LIMITS: AppConfig['rateLimits'] = {
   roomCreations: { perUser: 20, windowMs: 60_000 },
 };
 export const MAX_CONNECTIONS_PER_USER = 2;
+/** The events the tests' dispatchers treat as a user's messages, as the gateway declares message.send. */
+export const SENDS: ReadonlySet<string> = new Set(['message.send']);
 export const MAX_ROOMS_PER_CONNECTION = 3;
 
 /** Resolves or rejects like `promise`, but rejects after `ms` so no wait is unbounded. */
@@ -210,7 +212,7 @@ export function adapterOptions(setup: AdapterSetup = {}): DualTransportOptions {
     }),
     handshakes: new HandshakeGuard(handshakes),
     connectTimeoutMs: handshakes.connectTimeoutMs,
-    dispatcher: new RequestDispatcher(gate, new RequestLimiter(setup.rateLimits ?? GENEROUS_LIMITS, new InMemoryMessageCounter())),
+    dispatcher: new RequestDispatcher(gate, new RequestLimiter(setup.rateLimits ?? GENEROUS_LIMITS, new InMemoryMessageCounter()), SENDS),
     connections,
     onServer: setup.onServer ?? (() => undefined),
   };

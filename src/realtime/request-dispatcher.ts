@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Span } from '@opentelemetry/api';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defer, filter, finalize, type Observable } from 'rxjs';
-import { CLIENT_EVENTS, type Reply } from '../chat/chat.events.js';
+import type { Reply } from '../chat/chat.events.js';
 import type { ErrorCode } from '../chat/chat.errors.js';
 import type { ShutdownGate } from '../lifecycle/shutdown-gate.js';
 import type { ChatMetrics } from '../metrics/chat-metrics.js';
@@ -28,6 +28,8 @@ export class RequestDispatcher {
   constructor(
     private readonly gate: ShutdownGate,
     private readonly limiter: RequestLimiter,
+    /** The events that send a user's message (the gateway's SubscribeUserMessage handlers). */
+    private readonly userMessages: ReadonlySet<string>,
     private readonly metrics?: ChatMetrics,
     private readonly tracing: Tracing = Tracing.off,
   ) {}
@@ -35,12 +37,13 @@ export class RequestDispatcher {
   bind(conn: ChatConnection, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     const table = new Map(handlers.map((h) => [String(h.message), h.callback]));
     conn.onRequest((event, data, reply, malformed) => {
-      // Traced (message.send only): the span ends with the reply, whichever step gives it.
-      const span = this.tracing.on && event === CLIENT_EVENTS.messageSend ? this.tracing.startSend(conn.transport) : null;
+      const userMessage = this.userMessages.has(event);
+      // Traced (sends only): the span ends with the reply, whichever step gives it.
+      const span = this.tracing.on && userMessage ? this.tracing.startSend(conn.transport) : null;
       const respond = this.measured(table.has(event) ? event : 'unknown', span ? this.traced(span, reply) : reply);
-      if (event === CLIENT_EVENTS.messageSend) this.metrics?.messagesReceived.inc({ transport: conn.transport });
+      if (userMessage) this.metrics?.messagesReceived.inc({ transport: conn.transport });
       // Limits come first, so floods of unknown, malformed or unparseable requests count as well.
-      void this.limiter.check(conn, event).then(
+      void this.limiter.check(conn, userMessage).then(
         (decision) => {
           if (!decision.allowed) {
             respond(fail('RATE_LIMITED', 'too many requests', { retryAfterMs: decision.retryAfterMs }));

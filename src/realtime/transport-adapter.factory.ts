@@ -10,6 +10,7 @@ import { ConnectionSlots } from '../presence/connection-slots.js';
 import { RedisClients } from '../redis/redis-clients.js';
 import { Tracing } from '../tracing/tracing.js';
 import { Admission } from './admission.js';
+import { ChatGateway } from './chat.gateway.js';
 import { DualTransportAdapter } from './dual-transport.adapter.js';
 import { InstanceRelay } from './instance-relay.js';
 import { HandshakeGuard } from './limits/handshake-guard.js';
@@ -18,6 +19,7 @@ import { LocalConnections } from './local-connections.js';
 import { OriginPolicy } from './origin-policy.js';
 import { RequestDispatcher } from './request-dispatcher.js';
 import { RoomFanout } from './room-fanout.js';
+import { userMessageEvents } from './user-message.decorator.js';
 
 /**
  * Builds the one WebSocket adapter from injected providers and the configuration. The adapter
@@ -59,7 +61,13 @@ export class TransportAdapterFactory {
       }),
       handshakes: new HandshakeGuard(config.handshakes, Date.now, new TrustedProxies(config.trustedProxies)),
       connectTimeoutMs: config.handshakes.connectTimeoutMs,
-      dispatcher: new RequestDispatcher(gate, new RequestLimiter(config.rateLimits, this.messageCounter), this.metrics, this.tracing),
+      dispatcher: new RequestDispatcher(
+        gate,
+        new RequestLimiter(config.rateLimits, this.messageCounter),
+        userMessageEvents(ChatGateway),
+        this.metrics,
+        this.tracing,
+      ),
       connections: this.connections,
       onServer: (io) => {
         if (!redis) return;

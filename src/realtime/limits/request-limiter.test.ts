@@ -36,11 +36,11 @@ async function checkTimes(
   limiter: RequestLimiter,
   conn: ChatConnection,
   n: number,
-  event = 'room.join',
+  userMessage = false,
   now = T0,
 ): Promise<LimitDecision[]> {
   const out: LimitDecision[] = [];
-  for (let i = 0; i < n; i++) out.push(await limiter.check(conn, event, now));
+  for (let i = 0; i < n; i++) out.push(await limiter.check(conn, userMessage, now));
   return out;
 }
 
@@ -56,17 +56,17 @@ describe('RequestLimiter', () => {
       const conn = connection();
       const burst = await checkTimes(limiter, conn, 5);
       assert.deepEqual(burst, Array(5).fill({ allowed: true }));
-      refused(await limiter.check(conn, 'room.join', T0));
+      refused(await limiter.check(conn, false, T0));
     });
 
     it('says when the next token arrives in retryAfterMs', async () => {
       const limiter = new RequestLimiter(LIMITS, new FakeCounter());
       const conn = connection();
       await checkTimes(limiter, conn, 5);
-      assert.equal(refused(await limiter.check(conn, 'room.join', T0)).retryAfterMs, 100, 'a whole token at 10/s');
-      assert.equal(refused(await limiter.check(conn, 'room.join', T0 + 40)).retryAfterMs, 60, 'part of a token refilled');
-      assert.equal(refused(await limiter.check(conn, 'room.join', T0 + 90)).retryAfterMs, 10);
-      const almost = refused(await limiter.check(conn, 'room.join', T0 + 99.5)).retryAfterMs;
+      assert.equal(refused(await limiter.check(conn, false, T0)).retryAfterMs, 100, 'a whole token at 10/s');
+      assert.equal(refused(await limiter.check(conn, false, T0 + 40)).retryAfterMs, 60, 'part of a token refilled');
+      assert.equal(refused(await limiter.check(conn, false, T0 + 90)).retryAfterMs, 10);
+      const almost = refused(await limiter.check(conn, false, T0 + 99.5)).retryAfterMs;
       assert.ok(almost >= 1 && almost <= 2, `a fraction of a millisecond is rounded up, never 0: ${almost}`);
     });
 
@@ -74,10 +74,10 @@ describe('RequestLimiter', () => {
       const limiter = new RequestLimiter(LIMITS, new FakeCounter());
       const conn = connection();
       await checkTimes(limiter, conn, 5);
-      refused(await limiter.check(conn, 'room.join', T0 + 50));
-      assert.deepEqual(await limiter.check(conn, 'room.join', T0 + 100), { allowed: true }, 'one token after 100 ms');
-      refused(await limiter.check(conn, 'room.join', T0 + 100));
-      const afterHalfASecond = await checkTimes(limiter, conn, 6, 'room.join', T0 + 600);
+      refused(await limiter.check(conn, false, T0 + 50));
+      assert.deepEqual(await limiter.check(conn, false, T0 + 100), { allowed: true }, 'one token after 100 ms');
+      refused(await limiter.check(conn, false, T0 + 100));
+      const afterHalfASecond = await checkTimes(limiter, conn, 6, false, T0 + 600);
       assert.deepEqual(
         afterHalfASecond.map((d) => d.allowed),
         [true, true, true, true, true, false],
@@ -88,8 +88,8 @@ describe('RequestLimiter', () => {
     it('never holds more than the burst, however long the connection was idle', async () => {
       const limiter = new RequestLimiter(LIMITS, new FakeCounter());
       const conn = connection();
-      await limiter.check(conn, 'room.join', T0);
-      const later = await checkTimes(limiter, conn, 6, 'room.join', T0 + 3_600_000);
+      await limiter.check(conn, false, T0);
+      const later = await checkTimes(limiter, conn, 6, false, T0 + 3_600_000);
       assert.deepEqual(
         later.map((d) => d.allowed),
         [true, true, true, true, true, false],
@@ -101,22 +101,18 @@ describe('RequestLimiter', () => {
       const first = connection('alice');
       const second = connection('alice');
       await checkTimes(limiter, first, 5);
-      refused(await limiter.check(first, 'room.join', T0));
-      assert.deepEqual(
-        await limiter.check(second, 'room.join', T0),
-        { allowed: true },
-        'another connection of the same user has its own bucket',
-      );
+      refused(await limiter.check(first, false, T0));
+      assert.deepEqual(await limiter.check(second, false, T0), { allowed: true }, 'another connection of the same user has its own bucket');
     });
   });
 
   describe('per user (message.send window)', () => {
-    it('counts message.send only, with the user id and the configured window', async () => {
+    it("counts a user's messages only, with the user id and the configured window", async () => {
       const counter = new FakeCounter();
       const limiter = new RequestLimiter(LIMITS, counter);
       const conn = connection('alice');
-      for (const event of ['room.join', 'message.history', 'room.leave', 'auth.refresh', 'message.send']) {
-        assert.deepEqual(await limiter.check(conn, event, T0), { allowed: true }, event);
+      for (const userMessage of [false, false, false, false, true]) {
+        assert.deepEqual(await limiter.check(conn, userMessage, T0), { allowed: true }, String(userMessage));
       }
       assert.deepEqual(counter.hits, [['alice', 60_000]]);
     });
@@ -125,34 +121,34 @@ describe('RequestLimiter', () => {
       const counter = new FakeCounter(30_000);
       const limiter = new RequestLimiter({ ...LIMITS, perConnection: { perSecond: 10, burst: 100 } }, counter);
       const conn = connection('alice');
-      const sends = await checkTimes(limiter, conn, 3, 'message.send');
+      const sends = await checkTimes(limiter, conn, 3, true);
       assert.deepEqual(sends, Array(3).fill({ allowed: true }));
-      const refusal = refused(await limiter.check(conn, 'message.send', T0));
+      const refusal = refused(await limiter.check(conn, true, T0));
       assert.ok(refusal.retryAfterMs > 29_000 && refusal.retryAfterMs <= 30_000, `retryAfterMs ${refusal.retryAfterMs}`);
     });
 
     it('still allows other requests when the user exhausted the message window', async () => {
       const limiter = new RequestLimiter({ ...LIMITS, perConnection: { perSecond: 10, burst: 100 } }, new FakeCounter());
       const conn = connection('alice');
-      await checkTimes(limiter, conn, 3, 'message.send');
-      refused(await limiter.check(conn, 'message.send', T0));
-      assert.deepEqual(await limiter.check(conn, 'message.history', T0), { allowed: true });
+      await checkTimes(limiter, conn, 3, true);
+      refused(await limiter.check(conn, true, T0));
+      assert.deepEqual(await limiter.check(conn, false, T0), { allowed: true });
     });
 
     it('shares the window between connections of one user, not between users', async () => {
       const limiter = new RequestLimiter({ ...LIMITS, perConnection: { perSecond: 10, burst: 100 } }, new FakeCounter());
       const [a1, a2, bob] = [connection('alice'), connection('alice'), connection('bob')];
-      await checkTimes(limiter, a1, 3, 'message.send');
-      refused(await limiter.check(a2, 'message.send', T0));
-      assert.deepEqual(await limiter.check(bob, 'message.send', T0), { allowed: true });
+      await checkTimes(limiter, a1, 3, true);
+      refused(await limiter.check(a2, true, T0));
+      assert.deepEqual(await limiter.check(bob, true, T0), { allowed: true });
     });
 
     it('does not count a message.send the connection bucket already refused', async () => {
       const counter = new FakeCounter();
       const limiter = new RequestLimiter(LIMITS, counter);
       const conn = connection('alice');
-      await checkTimes(limiter, conn, 5, 'room.join');
-      refused(await limiter.check(conn, 'message.send', T0));
+      await checkTimes(limiter, conn, 5, false);
+      refused(await limiter.check(conn, true, T0));
       assert.deepEqual(counter.hits, []);
     });
   });
@@ -174,9 +170,9 @@ describe('RequestLimiter', () => {
         (await checkTimes(limiter, conn, 2)).map((d) => refused(d).disconnect),
         [false, false],
       );
-      assert.deepEqual(await limiter.check(conn, 'room.join', T0 + 100), { allowed: true });
+      assert.deepEqual(await limiter.check(conn, false, T0 + 100), { allowed: true });
       assert.deepEqual(
-        (await checkTimes(limiter, conn, 3, 'room.join', T0 + 100)).map((d) => refused(d).disconnect),
+        (await checkTimes(limiter, conn, 3, false, T0 + 100)).map((d) => refused(d).disconnect),
         [false, false, true],
       );
     });
@@ -184,9 +180,9 @@ describe('RequestLimiter', () => {
     it('counts per-user window refusals in the same row', async () => {
       const limiter = new RequestLimiter({ ...LIMITS, perConnection: { perSecond: 10, burst: 100 } }, new FakeCounter());
       const conn = connection();
-      await checkTimes(limiter, conn, 3, 'message.send');
+      await checkTimes(limiter, conn, 3, true);
       assert.deepEqual(
-        (await checkTimes(limiter, conn, 3, 'message.send')).map((d) => refused(d).disconnect),
+        (await checkTimes(limiter, conn, 3, true)).map((d) => refused(d).disconnect),
         [false, false, true],
       );
     });
@@ -196,8 +192,8 @@ describe('RequestLimiter', () => {
       const [first, second] = [connection(), connection()];
       await checkTimes(limiter, first, 5 + 2);
       await checkTimes(limiter, second, 5);
-      assert.equal(refused(await limiter.check(second, 'room.join', T0)).disconnect, false, "the other connection's refusals do not count");
-      assert.equal(refused(await limiter.check(first, 'room.join', T0)).disconnect, true);
+      assert.equal(refused(await limiter.check(second, false, T0)).disconnect, false, "the other connection's refusals do not count");
+      assert.equal(refused(await limiter.check(first, false, T0)).disconnect, true);
     });
   });
 });

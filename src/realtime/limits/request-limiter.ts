@@ -1,4 +1,3 @@
-import { CLIENT_EVENTS } from '../../chat/chat.events.js';
 import type { UserMessageCounter } from '../../chat/chat.ports.js';
 import type { AppConfig } from '../../config/config.schema.js';
 import type { ChatConnection } from '../chat-connection.js';
@@ -13,7 +12,7 @@ export type LimitDecision = { allowed: true } | { allowed: false; retryAfterMs: 
 
 /**
  * Rate limits: a token bucket per connection over every request (RATE_LIMIT_BURST, refilled at
- * RATE_LIMIT_PER_SECOND), and a window per user over `message.send`, shared by all instances.
+ * RATE_LIMIT_PER_SECOND), and a window per user over the user's messages (`message.send`), shared by all instances.
  * A connection refused RATE_LIMIT_DISCONNECT_AFTER times in a row is to be disconnected.
  */
 export class RequestLimiter {
@@ -24,7 +23,7 @@ export class RequestLimiter {
     private readonly users: UserMessageCounter,
   ) {}
 
-  async check(conn: ChatConnection, event: string, now = Date.now()): Promise<LimitDecision> {
+  async check(conn: ChatConnection, userMessage: boolean, now = Date.now()): Promise<LimitDecision> {
     const { perSecond, burst } = this.limits.perConnection;
     let bucket = this.buckets.get(conn);
     if (!bucket) this.buckets.set(conn, (bucket = { tokens: burst, at: now, refusedInARow: 0 }));
@@ -32,7 +31,7 @@ export class RequestLimiter {
     bucket.at = now;
     if (bucket.tokens < 1) return this.refuse(bucket, Math.ceil(((1 - bucket.tokens) * 1000) / perSecond));
     bucket.tokens -= 1;
-    if (event === CLIENT_EVENTS.messageSend) {
+    if (userMessage) {
       const { messages, windowMs } = this.limits.perUser;
       const { count, resetAt } = await this.users.hit(conn.user.userId, windowMs);
       // The window is on the counter's clock (shared through Redis), not the injectable `now`.
