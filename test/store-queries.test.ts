@@ -115,6 +115,96 @@ describe('chat store queries (real Postgres)', () => {
     assert.deepEqual(await store.judgeJoins([]), []);
   });
 
+  it("room.join's reads asked in one turn share one statement each, and each caller gets its own answer", async () => {
+    await store.upsertRoom(room('wv-pub', 'public'));
+    await store.upsertRoom(room('wv-priv', 'private'));
+    await store.setMember('wv-priv', 'in', true);
+    const send = (roomId: string, i: number) =>
+      store.append(
+        { roomId, senderId: 'w', body: `m${i}`, clientMsgId: `wv-${roomId}-${i}`, parentSeq: null, mentions: [] },
+        { trusted: true, createRoom: false },
+        () => undefined,
+      );
+    for (let i = 0; i < 3; i++) await send('wv-pub', i);
+    await send('wv-priv', 0);
+    const statements: string[] = [];
+    const query = ds.query.bind(ds);
+    ds.query = ((sql: string, params?: unknown[]) => (statements.push(sql), query(sql, params))) as typeof ds.query;
+    try {
+      const opened = await Promise.all([
+        store.openRoom('wv-pub', 'a'),
+        store.openRoom('wv-pub', 'a'),
+        store.openRoom('wv-priv', 'in'),
+        store.openRoom('wv-priv', 'out'),
+        store.openRoom('wv-none', 'a'),
+      ]);
+      assert.equal(statements.length, 1, 'one statement for the wave of opens');
+      const pub = { visibility: 'public', isMember: false, role: 'member', lastSeq: 3, lastModSeq: 3, lastReadSeq: 0 };
+      assert.deepEqual(opened, [
+        pub,
+        pub,
+        { visibility: 'private', isMember: true, role: 'member', lastSeq: 1, lastModSeq: 1, lastReadSeq: 0 },
+        { visibility: 'private', isMember: false, role: 'member', lastSeq: 1, lastModSeq: 1, lastReadSeq: 0 },
+        null,
+      ]);
+      const joined = (await query(
+        `SELECT user_id, room_id FROM room_reads WHERE room_id LIKE 'wv-%' AND joined_at IS NOT NULL ORDER BY 1, 2`,
+      )) as {
+        user_id: string;
+        room_id: string;
+      }[];
+      assert.deepEqual(
+        joined,
+        [
+          { user_id: 'a', room_id: 'wv-pub' },
+          { user_id: 'in', room_id: 'wv-priv' },
+        ],
+        'a first join is recorded once, and only where the user is allowed',
+      );
+
+      statements.length = 0;
+      const access = await Promise.all([
+        store.roomAccess('wv-priv', 'in'),
+        store.roomAccess('wv-none', 'in'),
+        store.roomAccess('wv-pub', 'b'),
+      ]);
+      assert.equal(statements.length, 1, 'one statement for the wave of access checks');
+      assert.deepEqual(
+        access.map((a) => a && [a.visibility, a.isMember, a.lastSeq]),
+        [['private', true, 1], null, ['public', false, 3]],
+      );
+
+      statements.length = 0;
+      const pages = await Promise.all([
+        store.page({ roomId: 'wv-pub', afterSeq: 0, limit: 2 }),
+        store.page({ roomId: 'wv-pub', afterSeq: 2, limit: 10 }),
+        store.page({ roomId: 'wv-priv', afterSeq: 0, limit: 10 }),
+        store.page({ roomId: 'wv-none', afterSeq: 0, limit: 10 }),
+      ]);
+      assert.equal(statements.length, 1, 'one statement for the wave of missed-message reads');
+      assert.deepEqual(
+        pages.map((p) => [p.messages.map((m) => `${m.roomId}:${m.seq}:${m.body}`), p.hasMore, p.floorSeq]),
+        [
+          [['wv-pub:1:m0', 'wv-pub:2:m1'], true, 1],
+          [['wv-pub:3:m2'], false, 1],
+          [['wv-priv:1:m0'], false, 1],
+          [[], false, 1],
+        ],
+      );
+    } finally {
+      ds.query = query;
+    }
+  });
+
+  it('a room.join read that Postgres refuses fails its own caller only, not the others of its wave', async () => {
+    await store.upsertRoom(room('wv-ok', 'public'));
+    const [bad, good] = await Promise.allSettled([store.roomAccess('wv-ok', 'nul\u0000user'), store.roomAccess('wv-ok', 'fine')]);
+    assert.equal(bad.status, 'rejected');
+    assert.equal((bad as PromiseRejectedResult).reason.code, 'VALIDATION_FAILED');
+    assert.equal(good.status, 'fulfilled');
+    assert.equal((good as PromiseFulfilledResult<unknown>).value !== null, true);
+  });
+
   it("listRooms pages by roomId over public rooms joined and private rooms by membership, with each one's read state", async () => {
     const user = 'lister';
     for (const id of ['lr-a', 'lr-c', 'lr-e']) {

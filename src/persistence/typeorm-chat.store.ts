@@ -28,51 +28,24 @@ import { ChatMetrics } from '../metrics/chat-metrics.js';
 import { RoomEntity } from './entities/room.entity.js';
 import { AppendBatcher } from './append-batcher.js';
 import { Tracing } from '../tracing/tracing.js';
+import { JoinReads } from './join-reads.js';
 import { applyChange, removeUserReactions } from './message-changes.js';
 import { MESSAGE_COLUMNS, rowToMessage, type MessageRow } from './message-row.js';
 import { RoomChangeQueue } from './room-change-queue.js';
 import { isDataError } from './sql-state.js';
 import { APPEND_LINGER_MS, STORAGE_TIMEOUT_MS } from './storage-timeout.js';
 
-interface AccessRow {
-  last_seq: string;
-  last_mod_seq: string;
-  visibility: Visibility;
-  is_member: boolean;
-  role: Role | null;
-  last_read_seq: string;
-}
-
-/** A room's access for a user, with the user's read state; $1 room, $2 user. */
-const ACCESS_CTE = `
-  access AS (
-    SELECT r.last_seq, r.last_mod_seq, r.visibility, m.user_id IS NOT NULL AS is_member, m.role,
-           COALESCE(rr.last_read_seq, 0) AS last_read_seq, rr.joined_at IS NOT NULL AS joined
-    FROM rooms r
-    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
-    LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
-    WHERE r.id = $1)`;
-
-const ACCESS_SQL = `WITH ${ACCESS_CTE} SELECT last_seq, last_mod_seq, visibility, is_member, role, last_read_seq FROM access`;
-
-/**
- * ACCESS_SQL that also records a first join the user is allowed (for rooms.list). A rejoin, the
- * common case after reconnects, inserts no row and so writes nothing.
- */
-const OPEN_SQL = `
-  WITH ${ACCESS_CTE},
-  joined AS (
-    INSERT INTO room_reads (user_id, room_id, joined_at)
-    SELECT $2, $1, now() FROM access WHERE (visibility = 'public' OR is_member) AND NOT joined
-    ON CONFLICT (user_id, room_id) DO UPDATE SET joined_at = EXCLUDED.joined_at WHERE room_reads.joined_at IS NULL)
-  SELECT last_seq, last_mod_seq, visibility, is_member, role, last_read_seq FROM access`;
-
 /**
  * Moves the read position to min($3, lastSeq) when that is ahead; the conflict clause re-checks
  * against the newest row, so concurrent reads never move it back. `moved_to` is null when nothing grew.
  */
 const READ_SQL = `
-  WITH ${ACCESS_CTE},
+  WITH access AS (
+    SELECT r.last_seq, r.visibility, m.user_id IS NOT NULL AS is_member, COALESCE(rr.last_read_seq, 0) AS last_read_seq
+    FROM rooms r
+    LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
+    LEFT JOIN room_reads rr ON rr.user_id = $2 AND rr.room_id = r.id
+    WHERE r.id = $1),
   target AS (
     SELECT visibility, is_member, last_read_seq, LEAST($3::bigint, last_seq) AS seq,
            visibility = 'public' OR is_member AS allowed
@@ -127,6 +100,7 @@ const KNOWN_ROOMS = 10_000;
 export class TypeOrmChatStore extends ChatStore {
   private readonly batcher: AppendBatcher;
   private readonly changeQueue: RoomChangeQueue;
+  private readonly joins: JoinReads;
   /** Rooms seen to exist, least recently used first; rooms are never deleted, so a yes stays true. */
   private readonly knownRooms = new Set<string>();
 
@@ -140,6 +114,7 @@ export class TypeOrmChatStore extends ChatStore {
     super();
     // Two transactions in flight let one batch fill while the other commits; one on a one-connection pool.
     this.changeQueue = new RoomChangeQueue(db, timeoutMs);
+    this.joins = new JoinReads(db);
     this.batcher = new AppendBatcher(
       db,
       Math.min(2, (db.options as { poolSize?: number }).poolSize ?? 1),
@@ -163,13 +138,12 @@ export class TypeOrmChatStore extends ChatStore {
     );
   }
 
-  /** One statement, which also records the join (OPEN_SQL). */
+  /** One statement per wave of joins, which also records a first join (JoinReads). */
   async openRoom(roomId: string, userId: string): Promise<RoomAccess | null> {
     return this.guard(async () => {
-      const [row] = (await this.db.query(OPEN_SQL, [roomId, userId])) as AccessRow[];
-      if (!row) return null;
-      this.remember(roomId);
-      return toAccess(row);
+      const access = await this.joins.open({ roomId, userId });
+      if (access) this.remember(roomId);
+      return access;
     });
   }
 
@@ -191,10 +165,7 @@ export class TypeOrmChatStore extends ChatStore {
   }
 
   async roomAccess(roomId: string, userId: string): Promise<RoomAccess | null> {
-    return this.guard(async () => {
-      const [row] = (await this.db.query(ACCESS_SQL, [roomId, userId])) as AccessRow[];
-      return row ? toAccess(row) : null;
-    });
+    return this.guard(() => this.joins.access({ roomId, userId }));
   }
 
   /**
@@ -203,6 +174,8 @@ export class TypeOrmChatStore extends ChatStore {
    * reconnect runs this, and the find's query building and entity hydration cost more than the query.
    */
   async page({ roomId, beforeSeq, afterSeq, parentSeq, limit }: PageQuery): Promise<StoredPage> {
+    // What a rejoin reads: gathered with the other rejoins of the wave.
+    if (afterSeq !== undefined && parentSeq === undefined) return this.guard(() => this.joins.after({ roomId, afterSeq, limit }));
     return this.guard(async () => {
       const ascending = afterSeq !== undefined;
       const order = ascending ? 'ASC' : 'DESC';
@@ -721,17 +694,6 @@ const OUTBOX_SQL = 'INSERT INTO outbox (type, room_id, data) VALUES ($1, $2, $3:
 
 function outboxParams(type: EventType, roomId: string, data: unknown): [string, string, string] {
   return [type, roomId, JSON.stringify(data)];
-}
-
-function toAccess(row: AccessRow): RoomAccess {
-  return {
-    visibility: row.visibility,
-    isMember: row.is_member,
-    role: row.role ?? 'member',
-    lastSeq: Number(row.last_seq),
-    lastModSeq: Number(row.last_mod_seq),
-    lastReadSeq: Number(row.last_read_seq),
-  };
 }
 
 function toRoom(row: RoomEntity): Room {
