@@ -177,7 +177,7 @@ const handlers = {
   stormArm({ group, fallbackUrl, jitterMs, recover, capacity, deadlineMs }) {
     const g = groups.get(group);
     const deadline = nowUs() + deadlineMs * 1000;
-    g.storm = { lostAt: [], doneAt: [], gaveUp: 0, attempts: 0, joinErrors: {}, overflow: 0 };
+    g.storm = { lostAt: [], doneAt: [], gaveUp: 0, attempts: 0, joinErrors: {}, connectErrors: {}, overflow: 0 };
     const mark = (rec, m) => {
       const n = Number(m.body.slice(0, m.body.indexOf('|')));
       if (n >= capacity || m.seq >= capacity) return void g.storm.overflow++;
@@ -208,7 +208,9 @@ const handlers = {
         rec.client = c;
         try {
           await c.connect(10_000);
-        } catch {
+        } catch (err) {
+          const reason = String(err?.message ?? err).slice(0, 80);
+          g.storm.connectErrors[reason] = (g.storm.connectErrors[reason] ?? 0) + 1;
           return void setTimeout(reconnect, Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
         }
         if (g.stopped) return void c.terminate();
@@ -239,6 +241,7 @@ const handlers = {
       gaveUp: g.storm.gaveUp,
       attempts: g.storm.attempts,
       joinErrors: g.storm.joinErrors,
+      connectErrors: g.storm.connectErrors,
     };
   },
 

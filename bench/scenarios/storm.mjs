@@ -87,6 +87,7 @@ async function one(ctx, { side, transport, repeat, cfg }) {
     lastDisconnectSeenMs: lastOf(lostAt),
     attempts: waits.reduce((s, w) => s + w.attempts, 0),
     joinErrors: mergeCounts(waits.map((w) => w.joinErrors)),
+    connectErrors: mergeCounts(waits.map((w) => w.connectErrors)),
     ackedMessages: Object.values(acked).reduce((s, ns) => s + ns.length, 0),
     sendErrors: mergeCounts(stops.map((s) => s.errors)),
     expectedDeliveries: checks.reduce((s, c) => s + c.expected, 0),
@@ -104,9 +105,16 @@ async function one(ctx, { side, transport, repeat, cfg }) {
         ? `all back${side === 'service' ? ' and caught up' : ''} in ${rec.allBackMs} ms`
         : `${done.length} back, ${gaveUp} gave up`) +
       ` (p50 ${fmt.ms(rec.backP50Ms)} p99 ${fmt.ms(rec.backP99Ms)} ms)  acked ${rec.ackedMessages}, lost ${rec.lostMessages} messages / ${rec.lostDeliveries} deliveries` +
-      `  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} host ${fmt.pct(cpu.hostBusyPct)}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
+      `  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} host ${fmt.pct(cpu.hostBusyPct)}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}` +
+      `  ${rec.attempts} connects${failedConnects(rec.connectErrors)}`,
   );
   return rec;
+}
+
+/** The reasons connects failed, for the log: what made clients retry. */
+function failedConnects(errors) {
+  const entries = Object.entries(errors).sort((a, b) => b[1] - a[1]);
+  return entries.length ? ` (failed: ${entries.map(([reason, n]) => `${n} ${reason}`).join(', ')})` : '';
 }
 
 function lastOf(xs) {
