@@ -47,6 +47,12 @@ interface Queued extends PendingAppend {
   traced?: TracedAppend;
 }
 
+/** What the store's metrics learn of each transaction: its size when attempted, the messages it created once committed. */
+export interface AppendObserver {
+  batch?(messages: number): void;
+  stored?(messages: number): void;
+}
+
 /**
  * Group commit: sends that arrive while a transaction is in flight wait for the next one and are
  * stored together, so a COMMIT (and its fsync) serves many messages. Each batch is one call of the
@@ -65,12 +71,6 @@ interface Queued extends PendingAppend {
  * could not get in time (one slow room) is split in two and each half retried, down to the one
  * bad message or the slow room, so only those callers fail.
  */
-/** What the store's metrics learn of each transaction: its size when attempted, the messages it created once committed. */
-export interface AppendObserver {
-  batch?(messages: number): void;
-  stored?(messages: number): void;
-}
-
 export class AppendBatcher {
   private queue: Queued[] = [];
   private inFlight = 0;

@@ -174,7 +174,8 @@ export class TypeOrmChatStore extends ChatStore {
    * reconnect runs this, and the find's query building and entity hydration cost more than the query.
    */
   async page({ roomId, beforeSeq, afterSeq, parentSeq, limit }: PageQuery): Promise<StoredPage> {
-    // What a rejoin reads: gathered with the other rejoins of the wave.
+    // What a rejoin reads, gathered with the other rejoins of the wave (JoinReads). Thread pages keep this
+    // statement: `parent_seq = $4` is what lets the planner use the replies' partial index.
     if (afterSeq !== undefined && parentSeq === undefined) return this.guard(() => this.joins.after({ roomId, afterSeq, limit }));
     return this.guard(async () => {
       const ascending = afterSeq !== undefined;
