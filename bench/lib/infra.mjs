@@ -16,7 +16,10 @@ const BASELINES = {
   io: fileURLToPath(new URL('../baselines/socketio-baseline.mjs', import.meta.url)),
   ws: fileURLToPath(new URL('../baselines/ws-baseline.mjs', import.meta.url)),
 };
-export const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/postgres';
+// BENCH_PG_SERVER points the bench at another server (say, a private one with pg_stat_statements
+// loaded, for a per-statement breakdown); the machine's shared server is the default.
+const PG_SERVER = process.env.BENCH_PG_SERVER ?? 'postgres://postgres@127.0.0.1:5432';
+export const PG_ADMIN = `${PG_SERVER}/postgres`;
 export const REDIS_URL = 'redis://127.0.0.1:6379';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -75,7 +78,7 @@ export async function createDatabase(registry) {
     await admin.end();
   }
   registry.onCleanup(() => dropDatabase(name));
-  return { name, url: `postgres://postgres@127.0.0.1:5432/${name}` };
+  return { name, url: `${PG_SERVER}/${name}` };
 }
 
 async function dropDatabase(name) {

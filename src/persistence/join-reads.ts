@@ -8,6 +8,14 @@ import { isDataError } from './sql-state.js';
 /** Keys per statement: a wave of rejoins larger than this takes several. */
 const WAVE_MAX = 500;
 
+/**
+ * How long a wave waits for more keys while joins come concurrently: a connect or reconnect storm.
+ * Each statement is a transaction of its own, and at a few hundred a second Postgres spends far more
+ * per transaction than flat out (bench/pg/rate.sh: one-message chat_append 880-922 us of CPU at
+ * 200/s, 497-508 us at full speed), so joins a few milliseconds apart are much cheaper together.
+ */
+export const JOIN_WAVE_LINGER_MS = 25;
+
 interface AccessRow {
   idx: string;
   last_seq: string;
@@ -74,9 +82,8 @@ export interface AfterKey {
 /**
  * The reads of room.join (open, the access re-check, the missed messages), each gathered per turn
  * of the event loop into one statement: a reconnect storm brings hundreds of rejoins at once, and
- * one statement for a wave costs Postgres and the pool far less than one per rejoin. setImmediate
- * runs after the poll phase, so every request whose socket data arrived in that phase is in the wave.
- * Outside storms a wave holds one key and the statement is the same.
+ * one statement for a wave costs Postgres and the pool far less than one per rejoin. While joins
+ * keep coming a wave lingers (JOIN_WAVE_LINGER_MS); outside storms a wave holds one key and goes at once.
  */
 export class JoinReads {
   private readonly opens: DataLoader<AccessKey, RoomAccess | null>;
@@ -134,10 +141,23 @@ export class JoinReads {
  * A loader of one statement per wave. When Postgres refuses a wave's data, each key is asked
  * alone, so only the key at fault fails; any other failure fails the wave's callers, as it would
  * each of their statements.
+ *
+ * A wave runs on the next turn of the event loop (setImmediate runs after the poll phase, so every
+ * request whose socket data arrived in that phase is in it) — or, while joins come concurrently (a
+ * wave of this kind is in flight, or the last one held several keys and began less than
+ * JOIN_WAVE_LINGER_MS ago), after JOIN_WAVE_LINGER_MS. One client joining its rooms one after
+ * another never waits: its waves hold one key and none is in flight when the next comes.
  */
 function wave<K, V>(load: (keys: readonly K[]) => Promise<V[]>): DataLoader<K, V> {
+  let inFlight = 0;
+  let lastStart = -Infinity;
+  let lastSize = 0;
+  const concurrent = () => inFlight > 0 || (lastSize > 1 && performance.now() - lastStart < JOIN_WAVE_LINGER_MS);
   return new DataLoader<K, V>(
     async (keys) => {
+      lastStart = performance.now();
+      lastSize = keys.length;
+      inFlight++;
       try {
         return await load(keys);
       } catch (err) {
@@ -150,9 +170,15 @@ function wave<K, V>(load: (keys: readonly K[]) => Promise<V[]>): DataLoader<K, V
             ),
           ),
         );
+      } finally {
+        inFlight--;
       }
     },
-    { cache: false, maxBatchSize: WAVE_MAX, batchScheduleFn: (run) => setImmediate(run) },
+    {
+      cache: false,
+      maxBatchSize: WAVE_MAX,
+      batchScheduleFn: (run) => (concurrent() ? setTimeout(run, JOIN_WAVE_LINGER_MS) : setImmediate(run)),
+    },
   );
 }
 
