@@ -1,10 +1,10 @@
 // The chat page: plain ES modules served by the service, on top of the client library
 // (/client/index.js). Message bodies, names and room ids are only ever set as textContent.
 import { connect } from '/client/index.js';
-import { button } from './dom.js';
-import { memberControls } from './member-controls.js';
+import { bannedItem, memberControls, muteKey, redrawTimeLeft } from './member-controls.js';
 import { parseMentions } from './mentions.js';
 import { MessageItem } from './message-view.js';
+import { duration, secondsUntil } from './time-left.js';
 
 const HISTORY_PAGE = 50;
 /** A thread's replies are read in pages of this many, up to THREAD_PAGES pages (the newest ones). */
@@ -34,6 +34,8 @@ const el = {
   modTools: $('mod-tools'),
   modDuration: $('mod-duration'),
   modStatus: $('mod-status'),
+  bansSection: $('bans-section'),
+  bans: $('bans'),
   roomTitle: $('room-title'),
   messages: $('messages'),
   typing: $('typing'),
@@ -72,6 +74,10 @@ let typingIdle = null;
  */
 let notice = null;
 let noticeTimer = null;
+/** Redraws the time left of the shown room's mutes and bans every second while one of them has an end. */
+let sanctionsTimer = null;
+/** The bans the banned users' list shows, as JSON: it is redrawn only when they change. */
+let bansDrawn = '[]';
 
 function showError(err) {
   el.error.textContent = err ? `${err.code ? `${err.code}: ` : ''}${err.message ?? String(err)}` : '';
@@ -87,7 +93,7 @@ function showNotice(text, endsAt = null) {
 }
 
 function renderNotice() {
-  const left = notice.endsAt === null ? null : Math.ceil((notice.endsAt - Date.now()) / 1000);
+  const left = notice.endsAt === null ? null : secondsUntil(notice.endsAt);
   if (left !== null && left <= 0) return clearNotice();
   el.notice.textContent = notice.text(left === null ? null : duration(left));
   el.notice.hidden = false;
@@ -112,12 +118,6 @@ function showRefusal(err, roomId) {
   const what = reason === 'muted' ? `You are muted in ${roomId}` : `You are banned from ${roomId}`;
   const until = typeof err.details.until === 'string' ? Date.parse(err.details.until) : null;
   showNotice((left) => (left === null ? `${what} until a moderator lifts it.` : `${what} for ${left} more.`), until);
-}
-
-function duration(seconds) {
-  if (seconds < 60) return `${seconds} s`;
-  const minutes = Math.ceil(seconds / 60);
-  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 /** The state and the banner change together, so the page never shows OPEN under a reconnect banner. */
@@ -169,6 +169,8 @@ async function start() {
       renderConnection();
       void refreshRooms();
       if (shown) void loadPresence(shown.roomId);
+      // Other moderators may have acted while this page was away.
+      void loadSanctions();
     }),
     c.on('message', onMessage),
     c.on('updated', onUpdated),
@@ -214,6 +216,7 @@ function stop() {
   el.presence.replaceChildren();
   el.modTools.hidden = true;
   showModStatus(null);
+  renderSanctions();
   el.roomTitle.textContent = 'No room';
   renderConnection();
 }
@@ -270,14 +273,22 @@ async function join(roomId) {
       oldest: Infinity,
       hasMore: true,
       loadingOlder: false,
+      /** A moderator's view: the room's mutes and bans as moderation.list last answered; null until it has. */
+      sanctions: null,
+      /** The moderation.list under way, and whether it is to be asked again when it is answered. */
+      listing: null,
+      listAgain: false,
     };
     rooms.set(roomId, { roomId, lastSeq: joined.lastSeq, lastReadSeq: joined.lastReadSeq, unread: joined.unread });
     el.roomTitle.textContent = roomId;
     el.modTools.hidden = !shown.moderator;
     showModStatus(null);
+    renderSanctions();
     clearTypists();
     renderRooms();
     await showLatest(roomId);
+    // Before the presence entries, so that their controls are drawn knowing who is muted.
+    await loadSanctions();
     await loadPresence(roomId);
   } catch (err) {
     showRefusal(err, roomId);
@@ -316,8 +327,82 @@ function presenceItem(userId) {
   const name = document.createElement('span');
   name.textContent = userId === client?.userId ? `${userId} (you)` : userId;
   li.append(name);
-  if (moderating() && userId !== client?.userId) li.append(memberControls(userId, moderate));
+  if (moderating() && userId !== client?.userId) li.append(memberControls(userId, moderate, muteOf(userId)));
   return li;
+}
+
+/** The user's mute in the shown room (`{ until }`), null when not muted, undefined when the page has not learnt the room's mutes. */
+function muteOf(userId) {
+  return shown?.sanctions ? (shown.sanctions.mutes.find((s) => s.userId === userId) ?? null) : undefined;
+}
+
+/**
+ * A moderator's page asks the shown room's mutes and bans (moderation.list): on joining, after
+ * each of its own actions and when a member's entry and its controls appear. An ask made while
+ * one is under way is made again once that one is answered, so a burst of entries costs two
+ * requests and what is drawn is never older than the last ask. Resolves once drawn.
+ */
+function loadSanctions() {
+  const target = shown;
+  if (!client || !target?.moderator) return Promise.resolve();
+  if (target.listing) {
+    target.listAgain = true;
+    return target.listing;
+  }
+  target.listing = (async () => {
+    try {
+      do {
+        target.listAgain = false;
+        const { mutes, bans } = await client.sanctions(target.roomId);
+        if (shown !== target) return;
+        target.sanctions = { mutes, bans };
+        renderSanctions();
+      } while (target.listAgain);
+    } catch (err) {
+      if (shown === target) showError(err);
+    } finally {
+      target.listing = null;
+    }
+  })();
+  return target.listing;
+}
+
+/**
+ * Draws what follows the shown room's mutes and bans: the controls of the presence entries whose
+ * mute changed, and the banned users' list (a banned user is never in the presence list).
+ */
+function renderSanctions() {
+  clearInterval(sanctionsTimer);
+  sanctionsTimer = null;
+  const moderator = moderating();
+  const known = moderator ? shown.sanctions : null;
+  // What has not changed is left alone: it may be under the moderator's pointer.
+  if (moderator)
+    for (const li of el.presence.children) {
+      const controls = li.querySelector('.member-controls');
+      const mute = muteOf(li.dataset.user);
+      if (controls && controls.dataset.mute !== muteKey(mute)) controls.replaceWith(memberControls(li.dataset.user, moderate, mute));
+    }
+  const bans = known?.bans ?? [];
+  const drawing = JSON.stringify(bans);
+  if (drawing !== bansDrawn) el.bans.replaceChildren(...bans.map((ban) => bannedItem(ban, moderate)));
+  bansDrawn = drawing;
+  el.bansSection.hidden = bans.length === 0;
+  if (known && [...known.mutes, ...bans].some((s) => s.until !== null)) sanctionsTimer = setInterval(tickSanctions, 1000);
+}
+
+/** Every second while a mute or ban has an end: its time left is redrawn, and it goes once it ran out, as on the service. */
+function tickSanctions() {
+  const known = shown?.sanctions;
+  if (!known) return;
+  const inForce = (s) => s.until === null || Date.parse(s.until) > Date.now();
+  if (known.mutes.every(inForce) && known.bans.every(inForce)) {
+    redrawTimeLeft(el.presence);
+    redrawTimeLeft(el.bans);
+    return;
+  }
+  shown.sanctions = { mutes: known.mutes.filter(inForce), bans: known.bans.filter(inForce) };
+  renderSanctions();
 }
 
 /** A moderator's action from a member's entry; mutes and bans last as long as the duration picked. */
@@ -336,6 +421,9 @@ async function moderate(action, userId) {
     else await client.unban(roomId, userId);
   } catch (err) {
     return showError(err);
+  } finally {
+    // What the action changed, or what another moderator had changed when it was refused.
+    void loadSanctions();
   }
   const done = {
     mute: `${userId} is muted in ${roomId} ${lasting}.`,
@@ -344,15 +432,11 @@ async function moderate(action, userId) {
     ban: `${userId} is banned from ${roomId} ${lasting}.`,
     unban: `${userId} may join ${roomId} again.`,
   }[action];
-  // A banned user leaves the presence list, so their unban is offered here.
-  showModStatus(
-    done,
-    action === 'ban' ? button('Unban', () => void moderate('unban', userId), { testid: 'member-unban', className: 'secondary' }) : null,
-  );
+  showModStatus(done);
 }
 
-function showModStatus(text, control = null) {
-  el.modStatus.replaceChildren(...(text ? [text] : []), ...(control ? [' ', control] : []));
+function showModStatus(text) {
+  el.modStatus.textContent = text ?? '';
   el.modStatus.hidden = !text;
 }
 
@@ -362,6 +446,8 @@ function onPresence({ roomId, userId, online }) {
   if (online && !existing) {
     const after = [...el.presence.children].find((li) => li.dataset.user > userId);
     el.presence.insertBefore(presenceItem(userId), after ?? null);
+    // Its controls are drawn from the list asked earlier: ask again, another moderator may have acted since.
+    if (userId !== client?.userId) void loadSanctions();
   } else if (!online && existing && userId !== client?.userId) existing.remove();
 }
 

@@ -1,8 +1,10 @@
 /// <reference lib="dom" />
 // Moderation on the chat page (docs/page.md, "Moderators and notices"): a moderator's page on one
 // instance (socket.io) and a member's page on the other (ws). The moderator deletes the member's
-// message and mutes, unmutes, kicks, bans and unbans them from their presence entry; the member's
-// page says what happened to it, with the time left, and slow mode's wait is counted down.
+// message and mutes, unmutes, kicks and bans them from their presence entry, and unbans them from
+// the banned users' list; the member's page says what happened to it, with the time left, and slow
+// mode's wait is counted down. The moderator's page offers Unmute and Unban only for users the
+// service lists as muted or banned (moderation.list), including after a reload.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -61,6 +63,7 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
   });
 
   const entry = (user: string, control: string) => `[data-testid="presence"] > [data-user="${user}"] [data-testid="${control}"]`;
+  const bannedEntry = (user: string) => `[data-testid="moderation-bans"] > [data-user="${user}"]`;
   const noticeText = (page: Page) => page.getByTestId('notice').textContent();
 
   async function storedBodies(): Promise<string[]> {
@@ -90,8 +93,10 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
     await waitForPresence(ann.page, MOD);
 
     await until(mod.page, entry(ANN, 'member-mute'));
-    for (const control of ['member-mute', 'member-unmute', 'member-kick', 'member-ban'])
+    for (const control of ['member-mute', 'member-kick', 'member-ban'])
       assert.equal(await mod.page.locator(entry(ANN, control)).count(), 1, control);
+    assert.equal(await mod.page.locator(entry(ANN, 'member-unmute')).count(), 0, 'no Unmute for a member who is not muted');
+    assert.equal(await mod.page.getByTestId('moderation-bans').isVisible(), false, 'nobody is banned');
     assert.equal(await mod.page.locator(entry(MOD, 'member-mute')).count(), 0, 'no controls on the own entry');
     assert.equal(await ann.page.locator('[data-testid^="member-"]').count(), 0, 'a member gets no controls');
     assert.ok(await mod.page.getByTestId('moderation-duration').isVisible());
@@ -109,6 +114,10 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
   it('mutes for the duration picked: the member sees the time left and nothing is stored; unmuted, the kept text goes out', async () => {
     await moderate('member-mute', '600000');
     await until(mod.page, '[data-testid="moderation-status"]', { text: `${ANN} is muted in ${ROOM} for 10 min` });
+    await until(mod.page, entry(ANN, 'member-unmute'));
+    assert.equal(await mod.page.locator(entry(ANN, 'member-mute')).count(), 0, 'no Mute for a muted member');
+    const muted = mod.page.locator(`[data-testid="presence"] > [data-user="${ANN}"]`);
+    assert.match((await muted.textContent()) ?? '', /muted, (9|10) min left/);
     await typeAndSend(ann.page, 'said while muted');
     await until(ann.page, '[data-testid="notice"]', { text: `You are muted in ${ROOM} for` });
     assert.match((await noticeText(ann.page)) ?? '', /for (9|10) min more/);
@@ -117,6 +126,8 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
 
     await moderate('member-unmute');
     await until(mod.page, '[data-testid="moderation-status"]', { text: `${ANN} can write in ${ROOM} again` });
+    await until(mod.page, entry(ANN, 'member-mute'));
+    assert.equal(await mod.page.locator(entry(ANN, 'member-unmute')).count(), 0, 'no Unmute once unmuted');
     await ann.page.getByTestId('composer').press('Enter');
     await waitForBodies(mod.page, ['said while muted']);
     assert.ok(await ann.page.getByTestId('notice').isHidden(), 'the notice goes once a message is out');
@@ -149,7 +160,7 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
     await waitForPresence(mod.page, ANN);
   });
 
-  it('bans until lifted: the member is told, a rejoin says they are banned; unbanned from the status, they join again', async () => {
+  it("bans until lifted: the member is told, a rejoin says they are banned; unbanned from the banned users' list, they join again", async () => {
     await until(mod.page, entry(ANN, 'member-ban'));
     await moderate('member-ban', '');
     await until(mod.page, '[data-testid="moderation-status"]', { text: `${ANN} is banned from ${ROOM} until unbanned` });
@@ -159,12 +170,48 @@ describe('moderation on the chat page (Chromium)', { skip: NO_CHROMIUM }, () => 
     await until(ann.page, '[data-testid="notice"]', { text: `You are banned from ${ROOM} until a moderator lifts it.` });
     await screenshot(ann.page, 'moderation-banned');
 
+    await until(mod.page, bannedEntry(ANN), { text: 'banned until lifted' });
     await mod.page.getByTestId('member-unban').click();
     await until(mod.page, '[data-testid="moderation-status"]', { text: `${ANN} may join ${ROOM} again` });
+    await until(mod.page, bannedEntry(ANN), { gone: true });
     await joinRoom(ann.page, ROOM, ANN);
     await typeAndSend(ann.page, 'back after the ban');
     await waitForBodies(mod.page, ['back after the ban']);
     await screenshot(mod.page, 'moderation-moderator');
+    for (const p of [mod, ann]) assert.deepEqual([p.dialogs, p.errors], [[], []]);
+  });
+
+  it("after a reload the moderator's page learns the mutes and bans from the service, its own and others'", async () => {
+    await moderate('member-mute', '');
+    await until(mod.page, entry(ANN, 'member-unmute'));
+    // A ban the page did not make, of a user it never saw: over HTTP, for an hour.
+    const bob = 'pm-bob';
+    assert.equal(
+      (await apiCall(B, 'POST', `/v1/rooms/${ROOM}/bans/${bob}`, { key: API_KEY, body: { durationMs: 3_600_000, reason: 'flooding' } }))
+        .status,
+      204,
+    );
+
+    await mod.page.reload();
+    await signIn(mod, MOD, 'socket.io');
+    await joinRoom(mod.page, ROOM, MOD);
+    await waitForPresence(mod.page, ANN);
+    await until(mod.page, entry(ANN, 'member-unmute'));
+    assert.equal(await mod.page.locator(entry(ANN, 'member-mute')).count(), 0, 'no Mute for a member the service lists as muted');
+    assert.match((await mod.page.locator(`[data-testid="presence"] > [data-user="${ANN}"]`).textContent()) ?? '', /muted until lifted/);
+    await until(mod.page, bannedEntry(bob));
+    assert.match((await mod.page.locator(bannedEntry(bob)).textContent()) ?? '', /banned, (1 h 0 min|59 min) left.*flooding/);
+    assert.equal(await mod.page.locator(`[data-testid="presence"] > [data-user="${bob}"]`).count(), 0, 'a banned user is not online');
+    assert.equal(await ann.page.getByTestId('moderation-bans').isVisible(), false, 'a member sees no bans');
+    await screenshot(mod.page, 'moderation-listed');
+
+    await mod.page.locator(bannedEntry(bob)).getByTestId('member-unban').click();
+    await until(mod.page, bannedEntry(bob), { gone: true });
+    assert.deepEqual((await apiCall(A, 'GET', `/v1/rooms/${ROOM}/bans`, { key: API_KEY })).body, { bans: [] });
+    assert.equal(await mod.page.getByTestId('moderation-bans').isVisible(), false, 'no bans left to show');
+    await moderate('member-unmute');
+    await until(mod.page, entry(ANN, 'member-mute'));
+    assert.deepEqual((await apiCall(A, 'GET', `/v1/rooms/${ROOM}/mutes`, { key: API_KEY })).body, { mutes: [] });
     for (const p of [mod, ann]) assert.deepEqual([p.dialogs, p.errors], [[], []]);
   });
 });

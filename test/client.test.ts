@@ -417,7 +417,7 @@ describe('client library (@chat-service/client)', () => {
     });
   }
 
-  it('moderates: mute, unmute, kick and ban (room handle too) hold for the target on the other instance and transport', async () => {
+  it('moderates: mute, unmute, kick and ban (room handle too) hold for the target on the other instance and transport, and are listed', async () => {
     const [A, B] = cluster.instances;
     const room = 'client-moderation';
     assert.equal((await apiCall(A, 'PUT', `/v1/rooms/${room}`, { key: API_KEY, body: { visibility: 'public' } })).status, 201);
@@ -429,6 +429,7 @@ describe('client library (@chat-service/client)', () => {
     assert.equal((await mod.client.join(room)).role, 'moderator');
     await target.client.join(room);
     await assert.rejects(target.client.mute(room, 'cl-mod'), isCode('FORBIDDEN'), 'a member cannot moderate');
+    await assert.rejects(target.client.sanctions(room), isCode('FORBIDDEN'), 'nor list the mutes and bans');
 
     await mod.client.mute(room, 'cl-target', { durationMs: 60_000 });
     const muted = await target.client.send(room, 'while muted').then(
@@ -439,6 +440,11 @@ describe('client library (@chat-service/client)', () => {
     const details = (muted as ChatRequestError).details as { reason: string; until: string };
     assert.equal(details.reason, 'muted');
     assert.ok(Date.parse(details.until) > Date.now() + 50_000, `until ${details.until} is about a minute away`);
+    assert.deepEqual(await mod.client.sanctions(room), {
+      roomId: room,
+      mutes: [{ userId: 'cl-target', until: details.until, reason: null }],
+      bans: [],
+    });
     await mod.client.unmute(room, 'cl-target');
     assert.equal((await target.client.send(room, 'unmuted')).senderId, 'cl-target');
 
@@ -452,6 +458,7 @@ describe('client library (@chat-service/client)', () => {
     assert.deepEqual(removed[1], { roomId: room, reason: 'banned' });
     const bans = await apiCall(A, 'GET', `/v1/rooms/${room}/bans`, { key: API_KEY });
     assert.deepEqual(bans.body, { bans: [{ userId: 'cl-target', until: null, reason: 'spam' }] });
+    assert.deepEqual(await mod.client.room(room).sanctions(), { roomId: room, mutes: [], bans: bans.body.bans });
     await assert.rejects(target.client.join(room), isCode('FORBIDDEN'), 'a banned user cannot rejoin');
     await mod.client.unban(room, 'cl-target');
     assert.equal((await target.client.join(room)).roomId, room);

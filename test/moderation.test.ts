@@ -223,6 +223,91 @@ describe('moderation: mute, ban, kick over sockets and HTTP (two instances)', ()
     assert.deepEqual((await apiCall(A, 'GET', `/v1/rooms/${roomId}/bans`, { key: READ_KEY })).body, { bans: [] });
   });
 
+  it('moderation.list: the mutes and bans in force, as the HTTP lists say, on either instance and transport; moderators only; bad input changes nothing', async () => {
+    const [A, B] = cluster.instances;
+    const roomId = 'list-room';
+    await roomWithRoles(roomId);
+    const moWs = cluster.track(await connect('ws', A.url, await tokenFor('mo')));
+    const olgaIo = cluster.track(await connect('io', B.url, await tokenFor('olga')));
+    const moderators = [moWs, olgaIo];
+    // Neither moderator joined the room: listing needs no join.
+    for (const c of moderators) assert.deepEqual(await c.ok('moderation.list', { roomId }), { roomId, mutes: [], bans: [] }, c.kind);
+
+    const started = Date.now();
+    await moWs.ok('moderation.mute', { roomId, userId: 'ann' });
+    await moWs.ok('moderation.mute', { roomId, userId: 'cat', durationMs: 60_000 });
+    await moWs.ok('moderation.mute', { roomId, userId: 'eve', durationMs: 3000 });
+    await moWs.ok('moderation.ban', { roomId, userId: 'ben', reason: 'spam' });
+    await moWs.ok('moderation.ban', { roomId, userId: 'dan', durationMs: 60_000 });
+    /** Both HTTP lists, read on the other instance: what moderation.list must answer. */
+    const overHttp = async () => ({
+      roomId,
+      mutes: (await apiCall(B, 'GET', `/v1/rooms/${roomId}/mutes`, { key: READ_KEY })).body.mutes,
+      bans: (await apiCall(B, 'GET', `/v1/rooms/${roomId}/bans`, { key: READ_KEY })).body.bans,
+    });
+    const http = await overHttp();
+    // The mutes and bans were made on A; olga asks on B, over socket.io.
+    for (const c of moderators) assert.deepEqual(await c.ok('moderation.list', { roomId }), http, c.kind);
+    const summary = (list: { userId: string; until: string | null; reason: string | null }[]) =>
+      list.map((s) => [
+        s.userId,
+        s.until === null ? 'until lifted' : Date.parse(s.until) - started > 55_000 ? 'a minute' : 'seconds',
+        s.reason,
+      ]);
+    assert.deepEqual(summary(http.mutes), [
+      ['ann', 'until lifted', null],
+      ['cat', 'a minute', null],
+      ['eve', 'seconds', null],
+    ]);
+    assert.deepEqual(summary(http.bans), [
+      ['ben', 'until lifted', 'spam'],
+      ['dan', 'a minute', null],
+    ]);
+
+    // Once eve's timed mute ran out it is not listed, by the service's clock, on either instance.
+    await sleep(Math.max(0, Date.parse(http.mutes[2].until) - Date.now()) + 50);
+    const later = await overHttp();
+    assert.deepEqual(summary(later.mutes), summary(http.mutes).slice(0, 2));
+    for (const c of moderators) assert.deepEqual(await c.ok('moderation.list', { roomId }), later, c.kind);
+
+    // Not a moderator (either transport), a banned moderator, or a room that does not exist: FORBIDDEN.
+    for (const kind of ['ws', 'io'] as const) {
+      const pat = cluster.track(await connect(kind, kind === 'ws' ? B.url : A.url, await tokenFor('pat')));
+      assert.equal((await refusal(pat, 'moderation.list', { roomId })).code, 'FORBIDDEN', kind);
+    }
+    assert.equal((await refusal(moWs, 'moderation.list', { roomId: 'no-such-room' })).code, 'FORBIDDEN');
+    assert.equal((await apiCall(A, 'PUT', `/v1/rooms/${roomId}/members/ben`, { key: API_KEY, body: { role: 'moderator' } })).status, 204);
+    const ben = cluster.track(await connect('ws', B.url, await tokenFor('ben')));
+    const banned = await refusal(ben, 'moderation.list', { roomId });
+    assert.deepEqual([banned.code, banned.details], ['FORBIDDEN', { reason: 'banned', until: null }], 'a banned moderator');
+
+    // Bad input, on both transports: the code moderation.mute answers it with, and nothing changes.
+    for (const c of moderators)
+      for (const [data, fields] of [
+        [{}, ['roomId']],
+        [{ roomId: '' }, ['roomId']],
+        [{ roomId: 'no spaces' }, ['roomId']],
+        [{ roomId: 7 }, ['roomId']],
+        [{ roomId: 'r'.repeat(129) }, ['roomId']],
+        [undefined, []],
+        [null, []],
+        [roomId, []],
+        [[roomId], []],
+      ] as const) {
+        const bad = await refusal(c, 'moderation.list', data);
+        assert.deepEqual([bad.code, bad.details], ['VALIDATION_FAILED', { fields }], `${c.kind} ${JSON.stringify(data)}`);
+        assert.equal((await refusal(c, 'moderation.mute', data)).code, bad.code, `moderation.mute refuses ${JSON.stringify(data)} alike`);
+      }
+    assert.deepEqual(await overHttp(), later, 'nothing refused changed the lists');
+
+    // An unmute and an unban on B are gone from what A answers at once.
+    await olgaIo.ok('moderation.unmute', { roomId, userId: 'ann' });
+    await olgaIo.ok('moderation.unban', { roomId, userId: 'ben' });
+    const lifted = await moWs.ok('moderation.list', { roomId });
+    assert.deepEqual([summary(lifted.mutes), summary(lifted.bans)], [[['cat', 'a minute', null]], [['dan', 'a minute', null]]]);
+    assert.deepEqual(lifted, await overHttp());
+  });
+
   it('slow mode: one message per slowModeMs per user across instances and transports; moderators and the HTTP API are not slowed; a resend is answered', async () => {
     const [A, B] = cluster.instances;
     const roomId = 'slow-room';

@@ -33,6 +33,7 @@ import type {
   EditRequest,
   HistoryRequest,
   JoinRequest,
+  ModerationList,
   RoomsListRequest,
   SendRequest,
 } from './wire.js';
@@ -319,6 +320,11 @@ export class ChatClientImpl implements ChatClient {
 
   async kick(roomId: string, userId: string): Promise<void> {
     await this.call('moderation.kick', { roomId, userId });
+  }
+
+  async sanctions(roomId: string): Promise<ModerationList> {
+    const list = await this.call('moderation.list', { roomId });
+    return { roomId: list.roomId, mutes: list.mutes, bans: list.bans };
   }
 
   async rooms(): Promise<RoomInfo[]> {

@@ -13,6 +13,7 @@ export type {
   ConnectionState,
   HistoryOptions,
   Message,
+  ModerationList,
   ProtocolErrorCode,
   Reaction,
   Role,
@@ -21,6 +22,7 @@ export type {
   RoomInfo,
   RoomRecovery,
   RoomRemoval,
+  Sanction,
   SendOptions,
   Transport,
 } from './types.js';

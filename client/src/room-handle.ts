@@ -5,6 +5,7 @@ import type {
   ChatClient,
   HistoryOptions,
   Message,
+  ModerationList,
   RoomEvents,
   RoomHandle,
   RoomInfo,
@@ -94,5 +95,9 @@ export class RoomHandleImpl implements RoomHandle {
 
   kick(userId: string): Promise<void> {
     return this.client.kick(this.roomId, userId);
+  }
+
+  sanctions(): Promise<ModerationList> {
+    return this.client.sanctions(this.roomId);
   }
 }

@@ -1,8 +1,8 @@
 import type { AbortSignalLike } from './abort.js';
-import type { ChangesPage, ErrorCode, Message, Role, RoomRemovedEvent } from './wire.js';
+import type { ChangesPage, ErrorCode, Message, ModerationList, Role, RoomRemovedEvent } from './wire.js';
 
 // The protocol's own payloads, shared with the service (wire.ts is its copy of them).
-export type { ChangesPage, Message, Reaction, Role } from './wire.js';
+export type { ChangesPage, Message, ModerationList, Reaction, Role, Sanction } from './wire.js';
 
 export type Transport = 'socket.io' | 'ws';
 
@@ -219,6 +219,8 @@ export interface ChatClient {
   unban(roomId: string, userId: string): Promise<void>;
   /** Takes the user's connections out of the room ('removed' with reason 'kicked'); they may join again. */
   kick(roomId: string, userId: string): Promise<void>;
+  /** The room's mutes and bans in force (moderation.list), each sorted by userId; `until` ISO 8601 or null (until lifted). */
+  sanctions(roomId: string): Promise<ModerationList>;
   /** Every room of the user (rooms.list), by roomId: pages through the list until the last page. */
   rooms(): Promise<RoomInfo[]>;
   /** One rooms.list page: up to `limit` (1–1000, default 1000) rooms after `afterRoomId`; `hasMore` when more follow. */
@@ -248,4 +250,5 @@ export interface RoomHandle {
   ban(userId: string, opts?: BanOptions): Promise<void>;
   unban(userId: string): Promise<void>;
   kick(userId: string): Promise<void>;
+  sanctions(): Promise<ModerationList>;
 }

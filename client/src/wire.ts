@@ -117,12 +117,19 @@ export type Role = 'owner' | 'moderator' | 'member';
 /** Why a connection left a room without asking: `room.removed { roomId, reason? }` (no reason: membership ended). */
 export type RemovalReason = 'banned' | 'kicked';
 
-/** An active mute or ban, as listed by GET /v1/rooms/{roomId}/mutes and …/bans (a mute's reason is null). */
+/** An active mute or ban, as listed by moderation.list and GET /v1/rooms/{roomId}/mutes and …/bans (a mute's reason is null). */
 export interface Sanction {
   userId: string;
   /** ISO 8601; null: until lifted. */
   until: string | null;
   reason: string | null;
+}
+
+/** The `moderation.list` reply: the room's mutes and bans in force, each sorted by userId (a mute's reason is null). */
+export interface ModerationList {
+  roomId: string;
+  mutes: Sanction[];
+  bans: Sanction[];
 }
 
 export interface Member {
@@ -308,6 +315,7 @@ export interface ClientEventMap {
   'moderation.ban': { request: BanRequest; reply: ModerationTarget };
   'moderation.unban': { request: ModerationTarget; reply: ModerationTarget };
   'moderation.kick': { request: ModerationTarget; reply: ModerationTarget };
+  'moderation.list': { request: RoomRef; reply: ModerationList };
   'auth.refresh': { request: AuthRefreshRequest; reply: { userId: string; expiresAt: string } };
 }
 

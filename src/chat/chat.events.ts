@@ -26,6 +26,7 @@ export const CLIENT_EVENTS = {
   moderationBan: 'moderation.ban',
   moderationUnban: 'moderation.unban',
   moderationKick: 'moderation.kick',
+  moderationList: 'moderation.list',
 } as const satisfies Record<string, ClientEvent>;
 /** Fails to compile when a request of ClientEventMap has no name here. */
 export type ClientEventsListed = Assert<ListsAll<ClientEvent, (typeof CLIENT_EVENTS)[keyof typeof CLIENT_EVENTS]>>;

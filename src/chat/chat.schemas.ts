@@ -208,6 +208,7 @@ export type SchemasMatchRequests = Assert<
   | SameShape<Accepts<'mute'>, RequestOf<'moderation.mute'>>
   | SameShape<Accepts<'moderationTarget'>, RequestOf<'moderation.kick'>>
   | SameShape<Accepts<'ban'>, RequestOf<'moderation.ban'>>
+  | SameShape<Accepts<'roomRef'>, RequestOf<'moderation.list'>>
 >;
 
 /** A user named by a service (HTTP path parameter), with the same rule as a token's `sub`. */

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { RemovalReason, Sanction } from './chat.events.js';
+import type { ModerationList, RemovalReason } from './chat.events.js';
 import { ChatError } from './chat.errors.js';
 import { ChatLimits, ChatStore, RoomBroadcaster, type ModerationAction } from './chat.ports.js';
 import { createSchemas, parseInput, type ChatSchemas } from './chat.schemas.js';
@@ -17,7 +17,8 @@ const REMOVALS: Partial<Record<ModerationKind, RemovalReason>> = { ban: 'banned'
  * Mute, unmute, ban, unban and kick: by a moderator (owner or moderator) of the room over a
  * socket, or by a trusted service over HTTP. Each is stored with its event out, then relayed to
  * every instance (which forget the room's cached sanctions and, for a ban or kick, take the
- * user's connections out of the room) before it is answered. ChatService enforces them.
+ * user's connections out of the room) before it is answered. ChatService enforces them. The same
+ * two callers read the lists of the mutes and bans in force.
  */
 @Injectable()
 export class ModerationService {
@@ -46,11 +47,16 @@ export class ModerationService {
     return { roomId, userId: action.userId };
   }
 
-  /** GET …/mutes and …/bans: the ones in force, by userId (trusted callers). */
-  async list(kind: 'mutes' | 'bans', data: unknown): Promise<Sanction[]> {
+  /**
+   * The room's mutes and bans in force, by userId: moderation.list for a moderator of the room
+   * (`actor`), or GET …/mutes and …/bans for a trusted service (null). Read from the store, not
+   * from RoomSanctions' copy, so the answer includes what another instance did a moment ago.
+   */
+  async list(actor: string | null, data: unknown): Promise<ModerationList> {
     const { roomId } = parseInput(this.schemas.roomRef, data);
-    const list = (await this.store.sanctions([roomId])).get(roomId) ?? notFound(roomId);
-    return list[kind];
+    if (actor !== null) await this.assertModerator(roomId, actor, 'list its mutes and bans');
+    const { mutes, bans } = (await this.store.sanctions([roomId])).get(roomId) ?? notFound(roomId);
+    return { roomId, mutes, bans };
   }
 
   private parse(kind: ModerationKind, data: unknown, by: string): ModerationAction & { roomId: string } {
@@ -66,13 +72,24 @@ export class ModerationService {
     return { kind, roomId, userId, by };
   }
 
-  /** FORBIDDEN unless the actor moderates the room (and is not banned from it); an owner cannot be muted, banned or kicked. */
+  /** As assertModerator; and an owner cannot be muted, banned or kicked. */
   private async assertMayModerate(roomId: string, actor: string, action: ModerationAction): Promise<void> {
-    await this.sanctions.assertNotBanned(roomId, actor);
-    const [mine, theirs] = await Promise.all([this.store.roomAccess(roomId, actor), this.store.roomAccess(roomId, action.userId)]);
-    if (mine?.role !== 'owner' && mine?.role !== 'moderator')
-      throw new ChatError('FORBIDDEN', `only an owner or moderator of room ${roomId} may ${action.kind} its users`);
+    const [, theirs] = await Promise.all([
+      this.assertModerator(roomId, actor, `${action.kind} its users`),
+      this.store.roomAccess(roomId, action.userId),
+    ]);
     if (theirs?.role === 'owner' && (action.kind === 'mute' || action.kind === 'ban' || action.kind === 'kick'))
       throw new ChatError('FORBIDDEN', `an owner of room ${roomId} cannot be muted, banned or kicked`);
+  }
+
+  /**
+   * FORBIDDEN unless the actor is an owner or moderator of the room who is not banned from it (a
+   * room that does not exist has no moderators); `what` ends the refusal's message.
+   */
+  private async assertModerator(roomId: string, actor: string, what: string): Promise<void> {
+    await this.sanctions.assertNotBanned(roomId, actor);
+    const mine = await this.store.roomAccess(roomId, actor);
+    if (mine?.role !== 'owner' && mine?.role !== 'moderator')
+      throw new ChatError('FORBIDDEN', `only an owner or moderator of room ${roomId} may ${what}`);
   }
 }

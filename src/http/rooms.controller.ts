@@ -169,7 +169,7 @@ export class RoomsController {
   @ApiOkResponse({ type: BanListModel })
   @ApiErrors(400, 401, 404, 503)
   async listBans(@Param('roomId') roomId: string) {
-    return { bans: await this.moderation.list('bans', { roomId }) };
+    return { bans: (await this.moderation.list(null, { roomId })).bans };
   }
 
   @Get('mutes')
@@ -177,7 +177,7 @@ export class RoomsController {
   @ApiOkResponse({ type: MuteListModel })
   @ApiErrors(400, 401, 404, 503)
   async listMutes(@Param('roomId') roomId: string) {
-    return { mutes: await this.moderation.list('mutes', { roomId }) };
+    return { mutes: (await this.moderation.list(null, { roomId })).mutes };
   }
 
   /** A trusted action (`by: "api"`); a body, where one is allowed, adds durationMs (and a ban's reason). */

@@ -137,6 +137,11 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
     return this.moderation.act(conn.user.userId, 'kick', data);
   }
 
+  @SubscribeMessage(CLIENT_EVENTS.moderationList)
+  moderationList(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown): Answer<typeof CLIENT_EVENTS.moderationList> {
+    return this.moderation.list(conn.user.userId, data);
+  }
+
   @SubscribeMessage(CLIENT_EVENTS.authRefresh)
   async refresh(@ConnectedSocket() conn: ChatConnection, @MessageBody() data: unknown): Answer<typeof CLIENT_EVENTS.authRefresh> {
     const identity = await this.tokens.refresh(conn.user, data);
