@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChatError } from './chat.errors.js';
+import { refusal } from './chat-error.test-support.js';
 import type { Role } from './chat.events.js';
 import type { ChatStore, RoomBroadcaster, RoomSanctionList, SlowModeSlots } from './chat.ports.js';
 import { ModerationService } from './moderation.service.js';
@@ -31,15 +31,6 @@ function serviceWith(roles: Record<string, Role>) {
     roomCreations: { perUser: 20, windowMs: 60_000 },
   };
   return { moderation: new ModerationService(store, {} as RoomBroadcaster, sanctions, limits), stored, reads: () => reads };
-}
-
-async function refusal(work: Promise<unknown>): Promise<ChatError> {
-  const err = await work.then(
-    () => assert.fail('expected a refusal'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ChatError);
-  return err;
 }
 
 describe('ModerationService.list (moderation.list and GET …/mutes, …/bans)', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ChatError } from './chat.errors.js';
+import { refusal } from './chat-error.test-support.js';
 import type { ChatStore, RoomSanctionList, SlowModeSlots } from './chat.ports.js';
 import { RoomSanctions } from './room-sanctions.js';
 
@@ -35,15 +35,6 @@ function sanctionsWith(list: Partial<RoomSanctionList>, slots = fakeSlots()) {
     },
   } as unknown as ChatStore;
   return { sanctions: new RoomSanctions(store, slots), slots, reads: () => reads };
-}
-
-async function refusal(work: Promise<unknown>): Promise<ChatError> {
-  const err = await work.then(
-    () => assert.fail('expected a refusal'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ChatError);
-  return err;
 }
 
 describe('RoomSanctions slow mode', () => {
