@@ -1,11 +1,13 @@
 // The group commit's batch sizes in a measured window: chat_append_batch_size (a Prometheus
 // histogram, messages per append transaction) from GET /metrics of every service instance, read
-// just before and just after the window, summed over the instances.
+// just before and just after the window, summed over the instances; from the same scrapes, the
+// pub/sub messages the instances' Redis subscribers received (chat_relay_messages_received_total).
 import { scrapeMetrics } from './infra.mjs';
 import { nowUs } from './hist.mjs';
 import { until } from './measure.mjs';
 
 export const BATCH_METRIC = 'chat_append_batch_size';
+export const RELAY_METRIC = 'chat_relay_messages_received_total';
 // The scrape before the window starts this early, so serving it (a few ms) stays outside the window.
 const LEAD_US = 30_000;
 const AFTER_US = 5_000;
@@ -25,6 +27,12 @@ export function parseHistogram(text, name) {
     else if (line.startsWith(`${name}_count `)) count = Number(line.slice(name.length + 7));
   }
   return count === null ? null : { buckets, sum, count };
+}
+
+/** The value of an unlabelled counter in Prometheus text, or null. */
+export function parseCounter(text, name) {
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  return m ? Number(m[1]) : null;
 }
 
 const leOf = (cum, total, q) => {
@@ -61,7 +69,18 @@ export function batchSummary(before, after) {
 }
 
 async function read(instances) {
-  return Promise.all(instances.map(async (inst) => parseHistogram(await scrapeMetrics(inst), BATCH_METRIC)));
+  return Promise.all(
+    instances.map(async (inst) => {
+      const text = await scrapeMetrics(inst);
+      return { hist: parseHistogram(text, BATCH_METRIC), relays: parseCounter(text, RELAY_METRIC) };
+    }),
+  );
+}
+
+/** Pub/sub messages the instances' subscribers received in the window, all instances together, or null. */
+function relaysReceived(before, after) {
+  if ([...before, ...after].some((r) => r.relays === null)) return null;
+  return after.reduce((a, r) => a + r.relays, 0) - before.reduce((a, r) => a + r.relays, 0);
 }
 
 /**
@@ -91,7 +110,11 @@ export async function batchWindow(instances, primeUs, startUs, endUs) {
     const t2 = nowUs();
     const after = await read(instances);
     const scrapeMs = [Math.round((t1 - t0) / 1000), Math.round((nowUs() - t2) / 1000)];
-    return { ...batchSummary(before, after), scrapeMs };
+    const batches = batchSummary(
+      before.map((r) => r.hist),
+      after.map((r) => r.hist),
+    );
+    return { ...batches, relaysReceived: relaysReceived(before, after), scrapeMs };
   } catch (err) {
     return { error: String(err.message ?? err) };
   }

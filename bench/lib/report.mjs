@@ -431,6 +431,7 @@ function fanoutSection(fo) {
           fmt.us(m((r) => r.usPerDelivery)),
           String(m((r) => r.lost) ?? 0),
           ...storageCells(rs),
+          side === 'service' ? fmt.n1(m((r) => r.relayCopiesPerMessage)) : '–',
           ...cpuCells(rs, noisyMark(rs, `${fmt.k(rate)}/s ${side}`, notes)),
           `${validCell(rs)} (${rs.length} run${rs.length > 1 ? 's' : ''})`,
         ]);
@@ -449,6 +450,7 @@ function fanoutSection(fo) {
           'CPU µs/delivery',
           'lost',
           ...STORAGE_HEAD,
+          'Redis copies/msg',
           ...CPU_HEAD,
           'step',
         ],
@@ -753,6 +755,9 @@ export function renderMarkdown(results) {
       'read from `GET /metrics` of both instances 30 ms before and 5 ms after the window (the results keep how long each read took; a read at the start of the warm-up ' +
       "moves the instances' 5-s shared outbox-backlog query out of the window); the difference gives the transactions, messages per transaction " +
       '(mean) and the buckets holding the median, the 90th percentile and the largest transaction ("≤16" = 9 to 16 messages).',
+    '- "Redis copies/msg" (fan-out): `chat_relay_messages_received_total` from the same reads, all instances together, divided by the messages ' +
+      "stored in the window: how many instances' Redis subscribers received each message, the sender's own echo included. On one Redis " +
+      'server every instance receives every message (it grows with --instances); on a Redis Cluster only the instances with members in the room.',
     `- Quiet host before each step: the workers get a step at once and wait 1 s before sending; over that second the host's busy % is sampled ` +
       `(/proc/stat). Above ${NOISY_PCT}% the step is marked \`noisyBefore\` in the results and "†" here, with the figure and the bench's own share of it ` +
       "(its processes and its database's backends). Idle and storm runs are sampled the same way before they start.",

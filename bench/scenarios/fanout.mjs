@@ -43,6 +43,11 @@ function specsFor(ctx, side, transport, repeat, cfg) {
   return { specs, rooms };
 }
 
+function relayCopies(batches, stored) {
+  if (typeof batches?.relaysReceived !== 'number' || stored === 0) return null;
+  return Math.round((batches.relaysReceived / stored) * 100) / 100;
+}
+
 async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
   const sendRate = rate / cfg.roomSize; // every message reaches the roomSize members of its room
   const perSenderRate = sendRate / cfg.senders;
@@ -92,6 +97,9 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
     // Every message sent in the window is stored (the service's; the baseline stores nothing).
     pgCpuUsPerMessage: side === 'service' ? pgUsPerMessage(cpu, sum('sentInWin')) : null,
     batches,
+    // Copies of each stored message the instances' Redis subscribers received (own echoes included):
+    // on one Redis it grows with the instance count, on a cluster with the instances a room spans.
+    relayCopiesPerMessage: relayCopies(batches, sum('sentInWin')),
     ...quiet,
     ...validity(cpu, extra),
   };
@@ -99,7 +107,9 @@ async function step(ctx, { side, transport, group, k, rate, cfg, repeat }) {
     `fanout ${TRANSPORT_NAME[transport].padEnd(9)} r${repeat} ${fmt.k(rate).padStart(5)}/s ${side.padEnd(8)} ` +
       `delivered ${fmt.k(rec.deliveredPerSec).padStart(6)}/s  p50 ${fmt.ms(rec.lat.p50)} p95 ${fmt.ms(rec.lat.p95)} p99 ${fmt.ms(rec.lat.p99)} ms  ` +
       `${fmt.n1(rec.usPerDelivery)} µs/delivery  gen ${fmt.pct(cpu.genMaxWorkerPct)}/proc pg ${fmt.pct(cpu.pgPct)} redis ${fmt.pct(cpu.redisPct)} host ${fmt.pct(cpu.hostBusyPct)}` +
-      (side === 'service' ? `  pg ${fmt.us(rec.pgCpuUsPerMessage)} µs/msg  batches ${formatBatches(batches)}` : '') +
+      (side === 'service'
+        ? `  pg ${fmt.us(rec.pgCpuUsPerMessage)} µs/msg  batches ${formatBatches(batches)}  redis copies/msg ${fmt.n1(rec.relayCopiesPerMessage)}`
+        : '') +
       `${rec.lost ? `  lost ${rec.lost}` : ''}${noisyNote(rec)}${rec.valid ? '' : '  INVALID'}`,
   );
   return rec;

@@ -56,6 +56,12 @@ export class ChatMetrics {
     registers: [this.registry],
   });
 
+  readonly relayMessagesReceived = new Counter({
+    name: 'chat_relay_messages_received_total',
+    help: "pub/sub messages this instance's Redis subscriber received (relayed pushes, evictions, the adapter's requests; its own publishes included where Redis echoes them)",
+    registers: [this.registry],
+  });
+
   readonly presendHookCalls = new Histogram({
     name: 'chat_presend_hook_duration_seconds',
     help:

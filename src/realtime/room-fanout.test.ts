@@ -9,6 +9,8 @@ import type { RedisClients } from '../redis/redis-clients.js';
 import type { RoomAccessReconciler } from './room-access-reconciler.js';
 import { RedisNames } from '../redis/redis-names.js';
 import { RoomFanout } from './room-fanout.js';
+import { ChatMetrics } from '../metrics/chat-metrics.js';
+import type { DataSource } from 'typeorm';
 
 interface Push {
   event: string;
@@ -204,6 +206,21 @@ describe('RoomFanout', () => {
       relayed('r1', 'message.new', { n: 2 });
       assert.deepEqual(delivered.at(-1), ['r1', 'message.new', { n: 2 }]);
       assert.equal(emitted.length, 1, 'a relayed event is not sent back out');
+    });
+
+    it('counts every message the Redis subscriber receives, of any kind, and nothing else it emits', async () => {
+      const metrics = new ChatMetrics({ driver: {} } as unknown as DataSource);
+      const fanout = new RoomFanout(new LocalConnections(), fakeRelay().relay, metrics);
+      const sub = new EventEmitter();
+      fanout.relayThrough({ sub, pub: new EventEmitter(), subscriberGaps: ONE_SERVER } as unknown as RedisClients);
+      sub.emit('pmessageBuffer', Buffer.from('p#*'), Buffer.from('p#/#'), Buffer.from('x'));
+      sub.emit('messageBuffer', Buffer.from('p-request#/#'), Buffer.from('x'));
+      sub.emit('smessageBuffer', Buffer.from('p:room:r1'), Buffer.from('x'));
+      sub.emit('pmessage', 'p#*', 'p#/#', 'x');
+      sub.emit('ready');
+      const counted = await metrics.registry.getSingleMetricAsString('chat_relay_messages_received_total');
+      assert.match(counted, /^chat_relay_messages_received_total 3$/m);
+      fanout.onApplicationShutdown();
     });
   });
 });

@@ -14,6 +14,9 @@ import { Tracing } from '../tracing/tracing.js';
 /** The longest a moderator's answer waits for the other instances (the adapter's own request timeout is 5 s). */
 const MODERATION_CONFIRM_MS = 5_500;
 
+/** The subscriber's events for one received message: classic, pattern (the adapter's) and sharded. */
+const SUBSCRIBER_MESSAGES = ['messageBuffer', 'pmessageBuffer', 'smessageBuffer'] as const;
+
 /** Catches an eviction lost without a visible disconnect (a Redis that hangs instead of closing). */
 export const RECONCILE_EVERY_MS = 30_000;
 /** A reconcile that failed (Postgres unreachable) is tried again this soon, relayed events still held. */
@@ -77,6 +80,10 @@ export class RoomFanout extends RoomBroadcaster implements OnApplicationShutdown
       this.channels = new RoomChannels(redis.pub, redis.sub, redis.names, (roomId, relay) => this.receive(roomId, relay));
       this.local.watchRooms(this.channels);
     }
+    // What the subscriber receives, whoever it is for: on one server every instance gets every
+    // relayed message (its own too), on a cluster only the channels of rooms it has members in.
+    const counter = this.metrics?.relayMessagesReceived;
+    if (redis && counter) for (const event of SUBSCRIBER_MESSAGES) redis.sub.on(event, () => counter.inc());
     // Listened to on a cluster too: replicas of an older version relay this way during a rollout.
     relay.on('chat:room-event', (roomId, event, data) => this.receive(roomId, { kind: 'event', event, data }));
     relay.on('chat:room-evict', (roomId, who) => this.receive(roomId, { kind: 'evict', who }));
