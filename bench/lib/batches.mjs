@@ -2,7 +2,7 @@
 // histogram, messages per append transaction) from GET /metrics of every service instance, read
 // just before and just after the window, summed over the instances; from the same scrapes, the
 // pub/sub messages the instances' Redis subscribers received (chat_relay_messages_received_total).
-import { scrapeMetrics } from './infra.mjs';
+import { metricValue, scrapeMetrics } from './infra.mjs';
 import { nowUs } from './hist.mjs';
 import { until } from './measure.mjs';
 
@@ -27,12 +27,6 @@ export function parseHistogram(text, name) {
     else if (line.startsWith(`${name}_count `)) count = Number(line.slice(name.length + 7));
   }
   return count === null ? null : { buckets, sum, count };
-}
-
-/** The value of an unlabelled counter in Prometheus text, or null. */
-export function parseCounter(text, name) {
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : null;
 }
 
 const leOf = (cum, total, q) => {
@@ -72,7 +66,7 @@ async function read(instances) {
   return Promise.all(
     instances.map(async (inst) => {
       const text = await scrapeMetrics(inst);
-      return { hist: parseHistogram(text, BATCH_METRIC), relays: parseCounter(text, RELAY_METRIC) };
+      return { hist: parseHistogram(text, BATCH_METRIC), relays: metricValue(text, RELAY_METRIC) };
     }),
   );
 }

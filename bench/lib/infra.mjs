@@ -275,13 +275,16 @@ export async function scrapeMetrics(inst) {
   return (await fetch(`${inst.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
 }
 
+/** The first sample of `name` in Prometheus text (its labels, if any, ignored), or null. */
+export function metricValue(text, name) {
+  const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
+  return m ? Number(m[1]) : null;
+}
+
 /** The service's own view, as-is (no forced GC): resident memory and heap from /metrics. */
 export async function serviceMetrics(inst) {
   const text = await scrapeMetrics(inst);
-  const pick = (name) => {
-    const m = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm'));
-    return m ? Number(m[1]) : null;
-  };
+  const pick = (name) => metricValue(text, name);
   return {
     rss: pick('process_resident_memory_bytes'),
     heapUsed: pick('nodejs_heap_size_used_bytes'),
