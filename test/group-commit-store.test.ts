@@ -348,3 +348,60 @@ describe('append batcher linger (real Postgres)', () => {
     );
   });
 });
+
+/**
+ * A saturated room's backlog, queued while its batch is in flight: it is taken in arrival order
+ * and in batches of at most 500, and the other rooms' sends commit beside it instead of behind it.
+ */
+describe('append batcher backlog (real Postgres)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+
+  before(async () => ({ db, ds } = await migratedDataSource(4)));
+  after(() => closeDataSource(db, ds));
+
+  it('1,200 sends queued at once into one room plus 120 into 12 others: seqs in submission order, batches of at most 500, the others not behind the backlog', async () => {
+    const sizes: number[] = [];
+    const batcher = new AppendBatcher(ds, 2, 0, { batch: (n) => sizes.push(n) });
+    /** Rooms of the messages in the order their transactions committed. */
+    const committed: string[] = [];
+    const sends: Promise<AppendResult>[] = [];
+    for (let i = 0; i < 1320; i++) {
+      const roomId = i % 11 === 10 ? `backlog-cold-${i % 12}` : 'backlog-hot';
+      const input = { roomId, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };
+      sends.push(
+        new Promise((resolve, reject) =>
+          batcher.submit({
+            input,
+            trusted: true,
+            createRoom: true,
+            deadline: Date.now() + 30_000,
+            onCreated: (m) => committed.push(m.roomId),
+            resolve,
+            reject,
+          }),
+        ),
+      );
+    }
+    const results = await Promise.all(sends);
+    assert.ok(
+      results.every((r) => r.outcome === 'created'),
+      'every send stored',
+    );
+    assert.ok(Math.max(...sizes) <= 500, `no batch above 500 (saw ${Math.max(...sizes)})`);
+    assert.ok(sizes.includes(500), `the backlog filled a batch to 500 (sizes ${sizes.join(', ')})`);
+    const hot = await db.query<{ seq: string; body: string }>("SELECT seq, body FROM messages WHERE room_id = 'backlog-hot' ORDER BY seq");
+    assert.equal(hot.length, 1200);
+    const order = hot.map((r) => Number(r.body.slice(2)));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => a - b),
+      'the hot room stored its sends in the order they were submitted',
+    );
+    hot.forEach((r, i) => assert.equal(Number(r.seq), i + 1, 'seqs 1..1200 without gaps'));
+    const cold = await db.query<{ n: string }>("SELECT count(*) AS n FROM messages WHERE room_id LIKE 'backlog-cold-%'");
+    assert.equal(Number(cold[0]!.n), 120);
+    const lastCold = committed.findLastIndex((r) => r !== 'backlog-hot');
+    assert.ok(lastCold < committed.lastIndexOf('backlog-hot'), 'the other rooms were all stored before the backlog was');
+  });
+});

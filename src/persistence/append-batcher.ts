@@ -72,7 +72,13 @@ export interface AppendObserver {
  * bad message or the slow room, so only those callers fail.
  */
 export class AppendBatcher {
-  private queue: Queued[] = [];
+  /**
+   * Waiting sends, a queue per room in arrival order; a room is here while it has any. Kept per
+   * room so that taking a batch costs its size, not the backlog's: with one saturated room, a
+   * single queue of thousands was walked again by every batch to skip the room in flight.
+   */
+  private readonly waiting = new Map<string, Queued[]>();
+  private waitingCount = 0;
   private inFlight = 0;
   /** Moving average of the milliseconds between two submits; starts as "far apart". */
   private gapMs = Number.POSITIVE_INFINITY;
@@ -97,7 +103,11 @@ export class AppendBatcher {
     this.lastSubmit = at;
     this.gapMs = Number.isFinite(this.gapMs) ? this.gapMs + GAP_WEIGHT * (gap - this.gapMs) : gap;
     const traced = this.tracing.on ? this.tracing.startAppend(pending.input.roomId) : null;
-    this.queue.push(traced ? this.traced(pending, at, traced) : { ...pending, at });
+    const queued = traced ? this.traced(pending, at, traced) : { ...pending, at };
+    const room = this.waiting.get(pending.input.roomId);
+    if (room) room.push(queued);
+    else this.waiting.set(pending.input.roomId, [queued]);
+    this.waitingCount++;
     this.pump();
   }
 
@@ -141,17 +151,16 @@ export class AppendBatcher {
   /**
    * Whether the next batch should wait for company; if so, a timer pumps again when its oldest
    * send has waited lingerMs. Runs on every submit that finds a transaction slot free, so the
-   * cheap answers come first and the queue is read at most LINGER_FILL entries deep: a longer
-   * queue has company enough.
+   * cheap answers come first and fewer than LINGER_FILL rooms are read: more sends than that have
+   * company enough.
    */
   private lingering(): boolean {
     const due = this.lingerDue;
     this.lingerDue = false;
-    if (due || this.lingerMs === 0 || this.gapMs >= this.lingerMs || this.queue.length >= LINGER_FILL) return this.stopLinger();
-    // The queue is in arrival order: the first send of a room not in flight is the oldest ready one.
-    const oldest = this.queue.find((p) => !this.busyRooms.has(p.input.roomId));
-    if (!oldest) return this.stopLinger();
-    const waited = performance.now() - oldest.at;
+    if (due || this.lingerMs === 0 || this.gapMs >= this.lingerMs || this.waitingCount >= LINGER_FILL) return this.stopLinger();
+    const oldest = this.oldestReady();
+    if (oldest === undefined) return this.stopLinger();
+    const waited = performance.now() - oldest;
     if (waited >= this.lingerMs) return this.stopLinger();
     // The timer's clock is coarser than performance.now(): when it fires, the batch goes.
     this.lingerTimer ??= setTimeout(() => {
@@ -168,16 +177,31 @@ export class AppendBatcher {
     return false;
   }
 
+  /** When the oldest send of a room not in flight was submitted (each room's first send is its oldest). */
+  private oldestReady(): number | undefined {
+    let oldest: number | undefined;
+    for (const [roomId, sends] of this.waiting) {
+      if (!this.busyRooms.has(roomId) && (oldest === undefined || sends[0]!.at < oldest)) oldest = sends[0]!.at;
+    }
+    return oldest;
+  }
+
   /**
-   * The next batch, in queue order, leaving the sends of rooms already in flight queued (in
-   * order): a second batch of a room would only wait for the first one's lock, and a slow room
-   * (its row locked elsewhere) then holds one transaction slot, not all of them.
+   * The next batch: whole rooms in the order they started waiting, each room's sends in arrival
+   * order, up to MAX_BATCH. Rooms already in flight stay queued: a second batch of a room would
+   * only wait for the first one's lock, and a slow room (its row locked elsewhere) then holds one
+   * transaction slot, not all of them.
    */
   private take(): Queued[] {
     const batch: Queued[] = [];
-    const rest: Queued[] = [];
-    for (const p of this.queue) (batch.length < MAX_BATCH && !this.busyRooms.has(p.input.roomId) ? batch : rest).push(p);
-    this.queue = rest;
+    for (const [roomId, sends] of this.waiting) {
+      if (batch.length === MAX_BATCH) break;
+      if (this.busyRooms.has(roomId)) continue;
+      const taken = sends.length <= MAX_BATCH - batch.length ? sends : sends.splice(0, MAX_BATCH - batch.length);
+      if (taken === sends) this.waiting.delete(roomId);
+      for (const p of taken) batch.push(p);
+    }
+    this.waitingCount -= batch.length;
     return batch;
   }
 
