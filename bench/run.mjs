@@ -3,7 +3,8 @@
 // Starts 2 service instances (dist/main.js, on a scratch database bench_<random>), 2 instances of
 // each baseline and the load-generator processes; runs the scenarios with service and baseline
 // interleaved step by step; writes bench/results/<date>-<commit>.json, bench/results/latest.json
-// and docs/performance.md; stops everything it started (also on Ctrl-C and on errors).
+// and docs/performance.md (a run with --only: bench/results/<date>-<commit>-only-<keys>.json alone);
+// stops everything it started (also on Ctrl-C and on errors).
 //   Options: --quick, --only a,b,c,d, --repeats N, --workers N, --profile <dir> (service CPU profiles),
 //   --instances N (service and baseline instances, 1-8, default 2), --redis-cluster (the service on a Redis Cluster of the bench's own);
 //   --render <results.json> re-evaluates a stored run (its file, latest.json if it is that run, docs/performance.md);
@@ -33,6 +34,8 @@ const option = (name, fallback) => {
 const quick = flag('quick');
 const render = option('render', null);
 const only = new Set(option('only', 'a,b,c,d').split(','));
+/** Some scenarios left out: the run is written to a file of its own only. */
+const partial = ['a', 'b', 'c', 'd'].some((key) => !only.has(key));
 const repeats = Number(option('repeats', quick ? 1 : 3));
 const workers = Number(option('workers', 4));
 const profileDir = option('profile', null);
@@ -330,15 +333,21 @@ async function main() {
 
   mkdirSync(`${ROOT}bench/results`, { recursive: true });
   const date = new Date(started).toISOString().slice(0, 10);
-  const file = `bench/results/${date}-${commit}${quick ? '-quick' : ''}.json`;
+  const file = `bench/results/${date}-${commit}${quick ? '-quick' : ''}${partial ? `-only-${[...only].sort().join('')}` : ''}.json`;
   const full = withHeadline(results);
   writeFileSync(`${ROOT}${file}`, `${JSON.stringify(full, null, 1)}\n`);
-  // The last soak is a run of its own: latest.json keeps it (with its commit) next to this run.
-  const soakBefore = readLatest()?.scenarios?.soak;
-  const latest = soakBefore ? { ...full, scenarios: { ...full.scenarios, soak: soakBefore } } : full;
-  writeFileSync(LATEST, `${JSON.stringify(latest, null, 1)}\n`);
-  writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(latest));
-  log(`wrote ${file}, bench/results/latest.json and docs/performance.md`);
+  if (partial) {
+    // A run of some scenarios (an A/B, a profile) would leave latest.json without the others'
+    // headline figures and overwrite the commit's full run: it stays a file of its own.
+    log(`wrote ${file} (latest.json and docs/performance.md keep the last run of every scenario)`);
+  } else {
+    // The last soak is a run of its own: latest.json keeps it (with its commit) next to this run.
+    const soakBefore = readLatest()?.scenarios?.soak;
+    const latest = soakBefore ? { ...full, scenarios: { ...full.scenarios, soak: soakBefore } } : full;
+    writeFileSync(LATEST, `${JSON.stringify(latest, null, 1)}\n`);
+    writeFileSync(`${ROOT}docs/performance.md`, renderMarkdown(latest));
+    log(`wrote ${file}, bench/results/latest.json and docs/performance.md`);
+  }
   for (const t of results.targets)
     log(`target: ${t.label} ${t.threshold}: ${t.value ?? '–'} → ${t.met === true ? 'met' : t.met === false ? 'NOT met' : 'not evaluated'}`);
   await registry.cleanup();

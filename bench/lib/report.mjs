@@ -705,7 +705,7 @@ export function renderMarkdown(results) {
       'creates a scratch database `bench_<random>` on the local Postgres (dropped at the end), starts ' +
       `${meta.instances ?? 2} service instances${meta.redisCluster ? ' (on a Redis Cluster of its own)' : ''}, ${meta.instances ?? 2} of each baseline and ` +
       `${meta.workers} load-generator processes, runs the scenarios with service and baseline interleaved step by step, and writes ` +
-      '`bench/results/<date>-<commit>.json` (`…-quick.json` for a quick run), `bench/results/latest.json` and this file. Options: `--only a,b,c,d`, ' +
+      '`bench/results/<date>-<commit>.json` (`…-quick.json` for a quick run), `bench/results/latest.json` and this file. Options: `--only a,b,c,d` (such a run writes only `…-only-<keys>.json`), ' +
       '`--repeats N`, `--workers N`, `--profile <dir>` (V8 CPU profiles of the service instances; `node bench/lib/profile-summary.mjs <dir>/*.cpuprofile` ' +
       'summarises them), `--instances N`, `--redis-cluster` (bench/README.md); `--render <results.json>` rewrites this file from a stored run. `--soak <minutes>` (at most 240; `--soak-rate N`) is a separate run: ' +
       'see "e. Soak" and the method below.',
