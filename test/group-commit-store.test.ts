@@ -276,6 +276,23 @@ describe('group commit store (real Postgres, validation bypassed)', () => {
 });
 
 /**
+ * Send number `i` ("m i", clientMsgId "c-i") into `roomId`, straight to the batcher as a trusted
+ * sender allowed to create the room; it settles with the send's outcome.
+ */
+function submitted(
+  batcher: AppendBatcher,
+  roomId: string,
+  i: number,
+  timeoutMs: number,
+  onCreated: (message: Message) => void = () => undefined,
+): Promise<AppendResult> {
+  const input = { roomId, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };
+  return new Promise((resolve, reject) =>
+    batcher.submit({ input, trusted: true, createRoom: true, deadline: Date.now() + timeoutMs, onCreated, resolve, reject }),
+  );
+}
+
+/**
  * The linger of adaptive group commit, against the real Postgres: sends that arrive close together
  * share transactions although each would otherwise find a transaction slot free.
  */
@@ -292,20 +309,7 @@ describe('append batcher linger (real Postgres)', () => {
     const batcher = new AppendBatcher(ds, 2, lingerMs, { batch: (n) => sizes.push(n) });
     const sends: Promise<AppendResult>[] = [];
     for (let i = 0; i < count; i++) {
-      const input = { roomId: `${prefix}-${i % 4}`, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };
-      sends.push(
-        new Promise((resolve, reject) =>
-          batcher.submit({
-            input,
-            trusted: true,
-            createRoom: true,
-            deadline: Date.now() + TIMEOUT_MS,
-            onCreated: () => undefined,
-            resolve,
-            reject,
-          }),
-        ),
-      );
+      sends.push(submitted(batcher, `${prefix}-${i % 4}`, i, TIMEOUT_MS));
       const until = performance.now() + everyMs;
       while (performance.now() < until) await new Promise((r) => setImmediate(r));
     }
@@ -368,20 +372,7 @@ describe('append batcher backlog (real Postgres)', () => {
     const sends: Promise<AppendResult>[] = [];
     for (let i = 0; i < 1320; i++) {
       const roomId = i % 11 === 10 ? `backlog-cold-${i % 12}` : 'backlog-hot';
-      const input = { roomId, senderId: 'u', body: `m ${i}`, clientMsgId: `c-${i}`, parentSeq: null, mentions: [] };
-      sends.push(
-        new Promise((resolve, reject) =>
-          batcher.submit({
-            input,
-            trusted: true,
-            createRoom: true,
-            deadline: Date.now() + 30_000,
-            onCreated: (m) => committed.push(m.roomId),
-            resolve,
-            reject,
-          }),
-        ),
-      );
+      sends.push(submitted(batcher, roomId, i, 30_000, (m) => committed.push(m.roomId)));
     }
     const results = await Promise.all(sends);
     assert.ok(
