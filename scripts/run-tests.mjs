@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests (src/**/*.test.js) first, then the
 // end-to-end tests (test/**/*.test.js), which start real service processes one file at a time.
-// --unit runs the unit tests only; --faults runs the fault suite (test/faults/*.faults.js) only;
-// --without-browser leaves out the chat page's Chromium tests (test/browser-page*.test.js).
+// --unit runs the unit tests only; --faults runs the fault suite (test/faults/*.faults.js) only.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +9,6 @@ import { join } from 'node:path';
 const BUILD = '.test-build';
 const unitOnly = process.argv.includes('--unit');
 const faults = process.argv.includes('--faults');
-const withoutBrowser = process.argv.includes('--without-browser');
 
 function find(dir, suffix = '.test.js') {
   let out = [];
@@ -24,9 +22,7 @@ function find(dir, suffix = '.test.js') {
 
 const files = faults
   ? find(join(BUILD, 'test', 'faults'), '.faults.js')
-  : [...find(join(BUILD, 'src')), ...(unitOnly ? [] : find(join(BUILD, 'test')))].filter(
-      (file) => !(withoutBrowser && /[\\/]browser-page[^\\/]*\.test\.js$/.test(file)),
-    );
+  : [...find(join(BUILD, 'src')), ...(unitOnly ? [] : find(join(BUILD, 'test')))];
 if (files.length === 0) {
   console.error('no compiled tests found: run tsc -p tsconfig.test.json first');
   process.exit(1);

@@ -23,8 +23,11 @@ const CHROMIUM_ARGS = [
 export const WAIT_MS = 15_000;
 /** The instances run with the development secret (the name sign-in needs it), so tests' own tokens use it too. */
 export const DEV_KEY = { secret: DEV_JWT_SECRET };
-/** Why the browser tests are skipped here, if they are. */
-export const NO_CHROMIUM = !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+/** Why the browser tests are skipped here, if they are: no Chromium, or CHROMIUM_PATH set empty to leave them out. */
+export const NO_CHROMIUM =
+  CHROMIUM === ''
+    ? 'CHROMIUM_PATH is empty: browser tests left out'
+    : !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
 /** The main list's message elements, and the thread panel's (the same message may be in both). */
 export const MAIN = '[data-testid="messages"] > [data-testid="message"]';
 export const THREAD = '[data-testid="thread"] [data-testid="message"]';
