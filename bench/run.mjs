@@ -33,9 +33,10 @@ const option = (name, fallback) => {
 };
 const quick = flag('quick');
 const render = option('render', null);
-const only = new Set(option('only', 'a,b,c,d').split(','));
+const SCENARIOS = ['a', 'b', 'c', 'd'];
+const only = new Set(option('only', SCENARIOS.join(',')).split(','));
 /** Some scenarios left out: the run is written to a file of its own only. */
-const partial = ['a', 'b', 'c', 'd'].some((key) => !only.has(key));
+const partial = SCENARIOS.some((key) => !only.has(key));
 const repeats = Number(option('repeats', quick ? 1 : 3));
 const workers = Number(option('workers', 4));
 const profileDir = option('profile', null);
@@ -197,6 +198,8 @@ async function main() {
   process.on('uncaughtException', (err) => void abort(1, `uncaught: ${err.stack ?? err}`));
   process.on('unhandledRejection', (err) => void abort(1, `unhandled rejection: ${err?.stack ?? err}`));
 
+  if ([...only].some((key) => !SCENARIOS.includes(key)))
+    throw new Error(`--only takes scenario keys from ${SCENARIOS.join(', ')}, comma-separated (a fan-out, b durable sends, c idle, d storm)`);
   if (!(Number.isInteger(instances) && instances >= 1 && instances <= MAX_INSTANCES))
     throw new Error(`--instances takes a whole number of service instances, 1 to ${MAX_INSTANCES}`);
   if (soakMinutes !== null && (args.includes('--instances') || redisCluster))
